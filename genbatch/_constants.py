@@ -36,3 +36,96 @@ SIM_DEFAULT_PORT: Final = 8787
 # --------------------------------------------------------------------------
 # ENGINE — owned by genbatch/engine (add engine defaults below this line)
 # --------------------------------------------------------------------------
+# --- input table (engine/table.py) ---
+#: Rows per polars batch while streaming a table: bounds the Python objects
+#: alive at once, whatever the table's length.
+ENGINE_TABLE_BATCH_ROWS: Final = 2_000
+#: A row_id names output files and journal keys; longer ids are a data error.
+ENGINE_ROW_ID_MAX_CHARS: Final = 128
+#: Longest recipe-variable value accepted (the reference's longest documented
+#: text field, Agent Core `personality`, is 20,000 chars).
+ENGINE_VALUE_MAX_CHARS: Final = 20_000
+
+# --- safe output names (engine/naming.py) ---
+#: UTF-8 bytes kept of a name's stem (ext4/APFS allow 255 per component; the
+#: rest is headroom for the hash suffix, the extension and `.part`).
+ENGINE_NAME_MAX_BYTES: Final = 120
+#: Hex chars of the sha256 suffix that keeps sanitised names distinct.
+ENGINE_NAME_HASH_CHARS: Final = 10
+#: Output directory layout.
+ENGINE_VIDEOS_DIR: Final = "videos"
+ENGINE_JOURNAL_FILE: Final = "journal.sqlite"
+ENGINE_LOCK_FILE: Final = ".genbatch.lock"
+
+# --- recipes (engine/recipe.py) ---
+#: Default download name pattern; `{column}` placeholders from the row.
+ENGINE_DEFAULT_OUTPUT_NAME: Final = "{row_id}.mp4"
+#: The template cell that carries the layer stack and gets rendered.
+ENGINE_FINAL_VIDEO_CELL: Final = "final_video"
+#: TikTok caption limit; a longer description fails the row before any spend.
+ENGINE_PUBLISH_DESCRIPTION_MAX_CHARS: Final = 2_200
+
+# --- rate gate and concurrency caps (engine/limits.py) ---
+#: Requests/second per host when neither --rate nor the server says otherwise.
+ENGINE_RATE_DEFAULT: Final = 10.0
+#: Back-to-back requests allowed after idle time.  1 = strictly spaced, which
+#: never trips a server token bucket whose rate is at least ours.
+ENGINE_RATE_BURST: Final = 1.0
+#: Floor of the adaptive rate (requests/second) however many 429s arrive.
+ENGINE_RATE_MIN: Final = 0.5
+#: Multiplicative decrease applied on a 429 (AIMD "MD").
+ENGINE_RATE_DECREASE: Final = 0.5
+#: Additive increase per successful request, as a fraction of the max rate
+#: (AIMD "AI"): ~1/0.02 = 50 successes climb back from half to full rate.
+ENGINE_RATE_INCREASE_FRACTION: Final = 0.02
+#: Pause assumed when a 429 carries no Retry-After (seconds).
+ENGINE_RETRY_AFTER_DEFAULT: Final = 1.0
+#: Caps on work in flight; rows-in-flight bounds memory however long the table.
+ENGINE_ROWS_IN_FLIGHT: Final = 256
+ENGINE_CAP_GENERATIONS: Final = 512
+ENGINE_CAP_RENDERS: Final = 128
+ENGINE_CAP_UPLOADS: Final = 4
+ENGINE_CAP_DOWNLOADS: Final = 8
+
+# --- credits (engine/credits.py) ---
+#: Package-data pricing table (genbatch/recipes/), user-overridable.
+ENGINE_PRICING_FILE: Final = "pricing.toml"
+
+# --- poll hub (engine/poller.py) ---
+#: Expected seconds to completion per job kind at time_scale 1.0 (the middle
+#: of the documented latency ranges); learning replaces them within a run.
+ENGINE_POLL_SEED_SECONDS: Final[dict[str, float]] = {
+    "text": 5.0,
+    "speech_from_text": 10.0,
+    "image_from_text": 20.0,
+    "video_from_text": 90.0,
+    "video_from_image": 90.0,
+    "video_from_ingredients": 90.0,
+    "lipsync": 60.0,
+    "captions": 10.0,
+    "media": 1.5,
+    "render": 40.0,
+    "publish_content": 10.0,
+    "train_social": 20.0,
+    "agent_run": 30.0,
+}
+#: Seed for a kind not listed above.
+ENGINE_POLL_SEED_DEFAULT: Final = 30.0
+#: The first poll aims at this quantile of the kind's completion time: high,
+#: so most jobs are done at the first look (polls spend the shared rate budget).
+ENGINE_POLL_FIRST_QUANTILE: Final = 0.85
+#: Step size of the quantile tracker (fraction of the estimate per job), and
+#: the larger step used for the first few jobs of a kind to converge fast.
+ENGINE_POLL_LEARN_RATE: Final = 0.05
+ENGINE_POLL_LEARN_RATE_BOOTSTRAP: Final = 0.3
+ENGINE_POLL_BOOTSTRAP_JOBS: Final = 8
+#: After a miss, the next poll comes this fraction of the estimate later, then
+#: the interval grows geometrically by the factor, within [min, max] seconds.
+ENGINE_POLL_BACKOFF_START: Final = 0.1
+ENGINE_POLL_BACKOFF_FACTOR: Final = 1.6
+ENGINE_POLL_MIN_INTERVAL: Final = 0.5
+ENGINE_POLL_MAX_INTERVAL: Final = 30.0
+#: Relative jitter (+/-) on every delay, so jobs started together spread out.
+ENGINE_POLL_JITTER: Final = 0.1
+#: Polls running concurrently; bounds tasks alive however many jobs wait.
+ENGINE_POLL_MAX_INFLIGHT: Final = 64
