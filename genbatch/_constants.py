@@ -29,6 +29,13 @@ SIM_DEFAULT_PORT: Final = 8787
 # SIM — owned by genbatch/sim (add sim defaults below this line)
 # --------------------------------------------------------------------------
 
+#: Storage/CDN (sim/storage.py): path prefix of presigned upload URLs, the
+#: streaming chunk (flat memory for 1 GiB bodies), and the share of a body a
+#: `truncate` fault delivers before it drops the connection.
+SIM_STORAGE_PREFIX: Final = "/_storage/uploads/"
+SIM_STORAGE_CHUNK: Final = 1 << 20
+SIM_TRUNCATE_FRACTION: Final = 0.5
+
 # --------------------------------------------------------------------------
 # CLIENT — owned by genbatch/client (add client defaults below this line)
 # --------------------------------------------------------------------------
