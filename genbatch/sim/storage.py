@@ -14,6 +14,7 @@ Why each piece exists:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import calendar
@@ -21,16 +22,19 @@ import contextlib
 import hashlib
 import hmac
 import math
+import os
 import re
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape
 
 import aiofiles
 import aiofiles.os
+from aiofiles.threadpool.binary import AsyncBufferedReader
 from aiohttp import web
 
 from genbatch._constants import SIM_STORAGE_CHUNK, SIM_STORAGE_PREFIX, SIM_TRUNCATE_FRACTION
@@ -44,10 +48,13 @@ __all__ = [
     "Presigner",
     "RangeNotSatisfiableError",
     "parse_range",
+    "redact_signature",
     "s3_error",
     "serve_bytes",
     "validate_key",
 ]
+
+T = TypeVar("T")
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 SIGNED_HEADERS = "content-md5;content-type"
@@ -217,20 +224,25 @@ class BlobStore:
         part = final.with_name(f"{final.name}.{secrets.token_hex(6)}.part")
         md5 = hashlib.md5(usedforsecurity=False)
         received = 0
+        pending: list[bytes] = []
+        pending_size = 0
+        # Open/close/rename/unlink are quick metadata calls made inline on purpose:
+        # aiohttp cancels the handler when the client goes away, and cleanup that
+        # awaits could itself be cancelled and leave a .part behind.
+        out = part.open("wb", buffering=0)
         try:
-            async with aiofiles.open(part, "wb") as out:
-                buffer = bytearray()
-                async for chunk in request.content.iter_chunked(SIM_STORAGE_CHUNK):
-                    received += len(chunk)
-                    if received > expected_size:
-                        return _incomplete(received, expected_size)
-                    md5.update(chunk)
-                    buffer += chunk
-                    if len(buffer) >= SIM_STORAGE_CHUNK:
-                        await out.write(bytes(buffer))
-                        buffer.clear()
-                if buffer:
-                    await out.write(bytes(buffer))
+            async for chunk in request.content.iter_any():
+                received += len(chunk)
+                if received > expected_size:
+                    return _incomplete(received, expected_size)
+                pending.append(chunk)
+                pending_size += len(chunk)
+                if pending_size >= SIM_STORAGE_CHUNK:
+                    await _settled(asyncio.to_thread(_absorb, out, md5, pending))
+                    pending, pending_size = [], 0
+            if pending:
+                await _settled(asyncio.to_thread(_absorb, out, md5, pending))
+            out.close()
             if received != expected_size:
                 return _incomplete(received, expected_size)
             if md5.digest() != expected_digest:
@@ -239,11 +251,33 @@ class BlobStore:
                     "BadDigest",
                     "The Content-MD5 you specified did not match what we received.",
                 )
-            await aiofiles.os.replace(part, final)
+            os.replace(part, final)
         finally:
+            out.close()
             with contextlib.suppress(FileNotFoundError):
-                await aiofiles.os.remove(part)
+                os.remove(part)
         return web.Response(status=200, headers={"ETag": f'"{md5.hexdigest()}"'})
+
+
+def _absorb(out: BinaryIO, md5: hashlib._Hash, chunks: list[bytes]) -> None:
+    """Hash and write a batch of chunks — in a worker thread, so neither the MD5
+    of a 1 GiB body nor disk writes stall the event loop (hashlib drops the GIL)."""
+    for chunk in chunks:
+        md5.update(chunk)
+        out.write(chunk)
+
+
+async def _settled(job: Coroutine[Any, Any, T]) -> T:
+    """Await a worker-thread job; if cancelled meanwhile, first let the thread end
+    (threads cannot be stopped) so the caller's cleanup never races it."""
+    task = asyncio.ensure_future(job)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        while not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([task])
+        raise
 
 
 def _incomplete(received: int, expected: int) -> web.Response:
@@ -297,11 +331,53 @@ async def serve_bytes(
 ) -> web.StreamResponse:
     """Serve ``data`` (in memory, or a file streamed in chunks) with Range support.
 
+    A file is opened before its size is read, so a blob replaced mid-request is
+    served consistently from the old inode; a missing one is a 404 ``NoSuchKey``.
     ``truncate=True`` is the CDN fault: headers promise the full length, about half
     the bytes are sent, then the connection is dropped so the client sees a short
     body (aiohttp: ``ClientPayloadError``) rather than waiting forever.
     """
-    total = len(data) if isinstance(data, bytes) else (await aiofiles.os.stat(data)).st_size
+    if isinstance(data, bytes):
+        return await _serve(request, _memory_chunks(data), len(data), content_type, truncate)
+    try:
+        src = await aiofiles.open(data, "rb")
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return s3_error(404, "NoSuchKey", "The specified key does not exist.")
+    try:
+        total = os.fstat(src.fileno()).st_size
+        return await _serve(request, _file_chunks(src), total, content_type, truncate)
+    finally:
+        await src.close()
+
+
+ChunkReader = Callable[[int, int], AsyncIterator[bytes | memoryview]]
+
+
+def _memory_chunks(data: bytes) -> ChunkReader:
+    async def read(start: int, count: int) -> AsyncIterator[bytes | memoryview]:
+        view = memoryview(data)[start : start + count]
+        for offset in range(0, len(view), SIM_STORAGE_CHUNK):
+            yield view[offset : offset + SIM_STORAGE_CHUNK]
+
+    return read
+
+
+def _file_chunks(src: AsyncBufferedReader) -> ChunkReader:
+    async def read(start: int, count: int) -> AsyncIterator[bytes | memoryview]:
+        await src.seek(start)
+        while count > 0:
+            chunk = await src.read(min(SIM_STORAGE_CHUNK, count))
+            if not chunk:
+                return
+            yield chunk
+            count -= len(chunk)
+
+    return read
+
+
+async def _serve(
+    request: web.Request, read: ChunkReader, total: int, content_type: str, truncate: bool
+) -> web.StreamResponse:
     try:
         selected = parse_range(request.headers.get("Range"), total)
     except RangeNotSatisfiableError:
@@ -326,23 +402,24 @@ async def serve_bytes(
     await response.prepare(request)
     if request.method == "HEAD":
         return response
-    if isinstance(data, bytes):
-        view = memoryview(data)[start : start + to_send]
-        for offset in range(0, len(view), SIM_STORAGE_CHUNK):
-            await response.write(view[offset : offset + SIM_STORAGE_CHUNK])
-    else:
-        async with aiofiles.open(data, "rb") as src:
-            await src.seek(start)
-            remaining = to_send
-            while remaining > 0:
-                chunk = await src.read(min(SIM_STORAGE_CHUNK, remaining))
-                if not chunk:
-                    break
-                await response.write(chunk)
-                remaining -= len(chunk)
-    if truncate:
+    sent = 0
+    async for chunk in read(start, to_send):
+        await response.write(chunk)
+        sent += len(chunk)
+    if sent < length:
+        # Short on purpose (truncate) or because the file shrank: drop the
+        # connection, or a keep-alive client would wait for the missing bytes.
         if request.transport is not None:
             request.transport.close()
         return response
     await response.write_eof()
     return response
+
+
+_SIGNATURE_RE = re.compile(r"(X-Amz-Signature=)[0-9A-Fa-f]+")
+
+
+def redact_signature(text: str) -> str:
+    """``text`` (a URL, a path with query, a log line) with any presigned URL
+    signature masked: signatures must never reach a log."""
+    return _SIGNATURE_RE.sub(r"\1REDACTED", text)
