@@ -28,6 +28,81 @@ SIM_DEFAULT_PORT: Final = 8787
 # --------------------------------------------------------------------------
 # SIM — owned by genbatch/sim (add sim defaults below this line)
 # --------------------------------------------------------------------------
+#: A second, seeded workspace the demo key does NOT belong to: its agent and
+#: engine answer 403 `forbidden` to the demo key (the reference's error table).
+SIM_OTHER_API_KEY: Final = "gen_other_key_9876543210"
+SIM_OTHER_USER_ID: Final = 2
+SIM_OTHER_WORKSPACE_ID: Final = 200
+SIM_OTHER_AGENT_ID: Final = 2000
+#: The demo agent's own TikTok account (publish needs one).
+SIM_DEMO_TIKTOK_URL: Final = "https://tiktok.com/@genbatch_demo"
+
+#: CLI defaults of `genbatch sim`.  Rate/burst are per API key (token bucket);
+#: GEN publishes no limit, so these are a plausible guess a user can change.
+SIM_DEFAULT_RATE: Final = 50.0
+SIM_DEFAULT_BURST: Final = 100
+SIM_DEFAULT_CREDITS: Final = 10_000.0
+SIM_DEFAULT_TIME_SCALE: Final = 1.0
+SIM_DEFAULT_SEED: Final = 0
+
+#: Credits charged per generation type (contract "Prices"); render included.
+SIM_PRICES: Final[dict[str, float]] = {
+    "text": 1.0,
+    "image_from_text": 4.0,
+    "video_from_text": 20.0,
+    "video_from_image": 20.0,
+    "video_from_ingredients": 20.0,
+    "speech_from_text": 2.0,
+    "lipsync": 10.0,
+    "captions": 2.0,
+    "media": 0.0,
+    "render": 5.0,
+}
+
+#: Latency ranges in seconds at time_scale 1.0 (contract "Latency profile").
+SIM_LATENCY: Final[dict[str, tuple[float, float]]] = {
+    "text": (3.0, 7.0),
+    "speech_from_text": (6.0, 14.0),
+    "image_from_text": (12.0, 28.0),
+    "video_from_text": (60.0, 120.0),
+    "video_from_image": (60.0, 120.0),
+    "video_from_ingredients": (60.0, 120.0),
+    "lipsync": (40.0, 80.0),
+    "captions": (5.0, 15.0),
+    "media": (1.0, 2.0),
+    "render": (25.0, 55.0),
+    "publish_content": (5.0, 15.0),
+    "train_social": (10.0, 30.0),
+    "agent_run": (20.0, 40.0),
+    "voice_preview": (3.0, 6.0),
+}
+#: Research runs take a fixed time per depth (seconds at scale 1.0).
+SIM_RESEARCH_LATENCY: Final[dict[str, float]] = {"quick": 10.0, "default": 30.0, "deep": 90.0}
+#: A job reads `pending` for this first fraction of its latency, then `processing`.
+SIM_PENDING_FRACTION: Final = 0.10
+
+#: Agent core limits from the reference (Step 1).
+SIM_DESCRIPTION_MAX_CHARS: Final = 500
+SIM_PERSONALITY_MAX_CHARS: Final = 20_000
+#: Upload ceilings from the reference (Step 4): multipart vs direct upload.
+SIM_MULTIPART_MAX_BYTES: Final = 50 * 1024 * 1024
+SIM_DIRECT_UPLOAD_MAX_BYTES: Final = 1024 * 1024 * 1024
+#: Lifetime of a presigned storage URL (seconds, wall clock, not scaled).
+SIM_UPLOAD_URL_TTL: Final = 3600.0
+#: Ideas per run when the message names no number, and the cap.
+SIM_IDEAS_DEFAULT: Final = 5
+SIM_IDEAS_MAX: Final = 20
+#: Recent requests kept in the ledger's `log` (a ring; counters are unbounded).
+SIM_LEDGER_LOG_SIZE: Final = 200
+#: Page size of paginated list endpoints (templates, content resources).
+SIM_PAGE_SIZE: Final = 50
+#: Extension and content type of generated media per object type (matches sim.media).
+SIM_MEDIA_EXT: Final[dict[str, str]] = {"video": "mp4", "image": "jpg", "audio": "m4a"}
+SIM_MEDIA_TYPES: Final[dict[str, str]] = {
+    "video": "video/mp4",
+    "image": "image/jpeg",
+    "audio": "audio/mp4",
+}
 
 #: Storage/CDN (sim/storage.py): path prefix of presigned upload URLs, the
 #: streaming chunk (flat memory for 1 GiB bodies), and the share of a body a
@@ -39,6 +114,48 @@ SIM_TRUNCATE_FRACTION: Final = 0.5
 # --------------------------------------------------------------------------
 # CLIENT — owned by genbatch/client (add client defaults below this line)
 # --------------------------------------------------------------------------
+#: Environment variables the settings model reads.
+CLIENT_ENV_API_KEY: Final = "GEN_API_KEY"
+CLIENT_ENV_API_URL: Final = "GEN_API_URL"
+CLIENT_ENV_AGENT_URL: Final = "GEN_AGENT_URL"
+CLIENT_ENV_AUTH: Final = "GEN_AUTH"
+#: Auth header scheme: the reference recommends X-API-Key; Bearer also works.
+CLIENT_DEFAULT_AUTH: Final = "x-api-key"
+CLIENT_USER_AGENT: Final = "genbatch/0.1"
+#: Whole-request timeout for API calls (seconds); transfers use their own.
+CLIENT_TIMEOUT: Final = 60.0
+#: TCP connect (+ pool wait) timeout: a connect timeout proves nothing was sent.
+CLIENT_CONNECT_TIMEOUT: Final = 10.0
+#: Retries after the first attempt (so up to 1 + this many attempts).
+CLIENT_MAX_RETRIES: Final = 4
+#: Exponential backoff with full jitter: min(max, initial * 2**attempt) * U(0,1).
+CLIENT_BACKOFF_INITIAL: Final = 0.5
+CLIENT_BACKOFF_MAX: Final = 8.0
+#: A server-given Retry-After longer than this is not slept on; it surfaces as a
+#: RateLimitError carrying retry_after, so a batch can defer the work instead.
+CLIENT_RETRY_AFTER_CAP: Final = 60.0
+#: Connection pool: total sockets and per-host sockets (aiohttp TCPConnector).
+CLIENT_POOL_LIMIT: Final = 100
+CLIENT_POOL_LIMIT_PER_HOST: Final = 50
+#: DNS cache TTL for the pooled connector (seconds).
+CLIENT_DNS_TTL: Final = 300
+#: Keys shorter than this are too short to mask by value without mangling logs
+#: (header-based redaction still applies).
+CLIENT_REDACT_MIN_SECRET_LEN: Final = 6
+#: Transfer chunk: big enough for few executor hops, small enough for flat RSS.
+CLIENT_TRANSFER_CHUNK: Final = 1 << 20
+#: Read timeout between bytes of a transfer (no total: a 1 GiB file takes a while).
+CLIENT_TRANSFER_SOCK_READ_TIMEOUT: Final = 60.0
+#: Resumes (Range requests) a single download may make after short bodies.
+CLIENT_DOWNLOAD_MAX_RESUMES: Final = 5
+#: The reference: multipart "small files", direct upload "> 50 MB, up to 1 GB".
+#: Decimal 50 MB for multipart (the stricter reading); 1 GiB for the hard cap.
+CLIENT_MULTIPART_MAX_BYTES: Final = 50_000_000
+CLIENT_DIRECT_UPLOAD_MAX_BYTES: Final = 1 << 30
+#: wait() helpers: first poll delay, geometric growth, cap (seconds).
+CLIENT_WAIT_INITIAL: Final = 1.0
+CLIENT_WAIT_FACTOR: Final = 1.5
+CLIENT_WAIT_MAX: Final = 10.0
 
 # --------------------------------------------------------------------------
 # ENGINE — owned by genbatch/engine (add engine defaults below this line)

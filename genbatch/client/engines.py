@@ -1,0 +1,357 @@
+"""Steps 3–4 — engines (vidsheets) and their rows, columns, cells, layers, variables.
+
+Every engine-scoped call takes ``agent_id`` as the reference's ``?agent_id=``.
+Generating and rendering live in ``generations.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import aiohttp
+
+from genbatch.client import routes as R
+from genbatch.client._resource import Resource
+from genbatch.client.base import mapping_body, validate_body
+from genbatch.client.models import (
+    GENERATION_CARD,
+    Cell,
+    Column,
+    Engine,
+    EngineCreate,
+    GenerationCard,
+    GlobalVariable,
+    Layer,
+    Row,
+)
+from genbatch.errors import RequestValidationError
+
+__all__ = ["Cells", "Columns", "Engines", "GlobalVariables", "Layers", "Rows"]
+
+AgentId = str | int
+_XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _q(agent_id: AgentId) -> dict[str, object]:
+    return {"agent_id": agent_id}
+
+
+class Engines(Resource):
+    async def create(
+        self, agent_id: AgentId, title: str, *, idempotency_key: str | None = None
+    ) -> Engine:
+        """A blank engine (the rare custom path: columns, layers, cells follow by hand)."""
+        spreadsheet = validate_body(EngineCreate, {"title": title}).to_body()
+        return await self._client.request_model(
+            Engine,
+            R.ENGINES_CREATE,
+            params=_q(agent_id),
+            json={"spreadsheet": spreadsheet},
+            idempotency_key=idempotency_key,
+        )
+
+    async def get(self, engine_id: str | int, agent_id: AgentId) -> Engine:
+        """The engine with all nested data (columns, rows, cells, layers)."""
+        return await self._client.request_model(
+            Engine, R.ENGINES_GET, path={"id": engine_id}, params=_q(agent_id)
+        )
+
+    async def clone(
+        self,
+        engine_id: str | int,
+        agent_id: AgentId,
+        *,
+        target_agent_id: AgentId | None = None,
+        idempotency_key: str | None = None,
+    ) -> Engine:
+        """Clone an engine, into the same agent or ``target_agent_id`` (ASSUMPTION body)."""
+        body = {"target_agent_id": target_agent_id} if target_agent_id is not None else None
+        return await self._client.request_model(
+            Engine,
+            R.ENGINES_CLONE,
+            path={"id": engine_id},
+            params=_q(agent_id),
+            json=body,
+            idempotency_key=idempotency_key,
+        )
+
+
+class Rows(Resource):
+    async def list(self, engine_id: str | int, agent_id: AgentId) -> list[Row]:
+        return await self._client.request_list(
+            Row, R.ROWS_LIST, path={"id": engine_id}, params=_q(agent_id)
+        )
+
+    async def create(
+        self, engine_id: str | int, agent_id: AgentId, body: Mapping[str, Any] | None = None
+    ) -> Row:
+        return await self._client.request_model(
+            Row,
+            R.ROWS_CREATE,
+            path={"id": engine_id},
+            params=_q(agent_id),
+            json=mapping_body(body, "rows.create"),
+        )
+
+    async def get(self, engine_id: str | int, row_id: str | int, agent_id: AgentId) -> Row:
+        return await self._client.request_model(
+            Row, R.ROWS_GET, path={"id": engine_id, "row_id": row_id}, params=_q(agent_id)
+        )
+
+    async def duplicate(self, engine_id: str | int, row_id: str | int, agent_id: AgentId) -> Row:
+        return await self._client.request_model(
+            Row, R.ROWS_DUPLICATE, path={"id": engine_id, "row_id": row_id}, params=_q(agent_id)
+        )
+
+    async def update_positions(
+        self, engine_id: str | int, agent_id: AgentId, body: Mapping[str, Any]
+    ) -> Any:
+        resp = await self._client.request(
+            R.ROWS_UPDATE_POSITIONS,
+            path={"id": engine_id},
+            params=_q(agent_id),
+            json=mapping_body(body, "rows.update_positions"),
+        )
+        return resp.data
+
+    async def mass_update(
+        self, engine_id: str | int, agent_id: AgentId, body: Mapping[str, Any]
+    ) -> Any:
+        resp = await self._client.request(
+            R.ROWS_MASS_UPDATE,
+            path={"id": engine_id},
+            params=_q(agent_id),
+            json=mapping_body(body, "rows.mass_update"),
+        )
+        return resp.data
+
+
+class Columns(Resource):
+    """Ingredient columns only; system roles are read-only on the server."""
+
+    async def list(self, engine_id: str | int, agent_id: AgentId) -> list[Column]:
+        return await self._client.request_list(
+            Column, R.COLUMNS_LIST, path={"id": engine_id}, params=_q(agent_id)
+        )
+
+    async def create(
+        self, engine_id: str | int, agent_id: AgentId, body: Mapping[str, Any]
+    ) -> Column:
+        return await self._client.request_model(
+            Column,
+            R.COLUMNS_CREATE,
+            path={"id": engine_id},
+            params=_q(agent_id),
+            json=mapping_body(body, "columns.create"),
+        )
+
+    async def duplicate(self, engine_id: str | int, col_id: str | int, agent_id: AgentId) -> Column:
+        return await self._client.request_model(
+            Column,
+            R.COLUMNS_DUPLICATE,
+            path={"id": engine_id, "col_id": col_id},
+            params=_q(agent_id),
+        )
+
+    async def update_positions(
+        self, engine_id: str | int, agent_id: AgentId, body: Mapping[str, Any]
+    ) -> Any:
+        resp = await self._client.request(
+            R.COLUMNS_UPDATE_POSITIONS,
+            path={"id": engine_id},
+            params=_q(agent_id),
+            json=mapping_body(body, "columns.update_positions"),
+        )
+        return resp.data
+
+    async def mass_update(
+        self, engine_id: str | int, agent_id: AgentId, body: Mapping[str, Any]
+    ) -> Any:
+        resp = await self._client.request(
+            R.COLUMNS_MASS_UPDATE,
+            path={"id": engine_id},
+            params=_q(agent_id),
+            json=mapping_body(body, "columns.mass_update"),
+        )
+        return resp.data
+
+
+class Cells(Resource):
+    async def get(self, engine_id: str | int, cell_id: str | int, agent_id: AgentId) -> Cell:
+        """The cell, with its latest ``generation_id`` / ``generation_status``."""
+        return await self._client.request_model(
+            Cell, R.CELLS_GET, path={"id": engine_id, "cell_id": cell_id}, params=_q(agent_id)
+        )
+
+    async def update(
+        self, engine_id: str | int, cell_id: str | int, agent_id: AgentId, value: Any
+    ) -> Cell:
+        """Set the cell's value: ``{"spreadsheet_cell": {"value": …}}``."""
+        return await self._client.request_model(
+            Cell,
+            R.CELLS_UPDATE,
+            path={"id": engine_id, "cell_id": cell_id},
+            params=_q(agent_id),
+            json={"spreadsheet_cell": {"value": value}},
+        )
+
+    async def set_card(
+        self,
+        engine_id: str | int,
+        cell_id: str | int,
+        agent_id: AgentId,
+        card: GenerationCard | Mapping[str, Any],
+    ) -> Cell:
+        """Save the cell's creation card (validated locally; ASSUMPTION body shape)."""
+        try:
+            typed = card if not isinstance(card, Mapping) else GENERATION_CARD.validate_python(card)
+        except ValueError as exc:
+            raise RequestValidationError(f"invalid creation card: {exc}") from None
+        return await self._client.request_model(
+            Cell,
+            R.CELLS_UPDATE,
+            path={"id": engine_id, "cell_id": cell_id},
+            params=_q(agent_id),
+            json={"spreadsheet_cell": {"creation_card": typed.to_body()}},
+        )
+
+    async def mass_update(
+        self, engine_id: str | int, agent_id: AgentId, body: Mapping[str, Any]
+    ) -> Any:
+        resp = await self._client.request(
+            R.CELLS_MASS_UPDATE,
+            path={"id": engine_id},
+            params=_q(agent_id),
+            json=mapping_body(body, "cells.mass_update"),
+        )
+        return resp.data
+
+    async def set_default_user_job(
+        self,
+        engine_id: str | int,
+        cell_id: str | int,
+        agent_id: AgentId,
+        body: Mapping[str, Any],
+    ) -> Any:
+        resp = await self._client.request(
+            R.CELLS_SET_DEFAULT_USER_JOB,
+            path={"id": engine_id, "cell_id": cell_id},
+            params=_q(agent_id),
+            json=mapping_body(body, "cells.set_default_user_job"),
+        )
+        return resp.data
+
+
+class Layers(Resource):
+    """The layer stack of a video-role cell (composited by render)."""
+
+    async def create(
+        self,
+        engine_id: str | int,
+        cell_id: str | int,
+        agent_id: AgentId,
+        body: Mapping[str, Any],
+    ) -> Layer:
+        return await self._client.request_model(
+            Layer,
+            R.LAYERS_CREATE,
+            path={"id": engine_id, "cell_id": cell_id},
+            params=_q(agent_id),
+            json=mapping_body(body, "layers.create"),
+        )
+
+    async def get(
+        self, engine_id: str | int, cell_id: str | int, layer_id: str | int, agent_id: AgentId
+    ) -> Layer:
+        return await self._client.request_model(
+            Layer,
+            R.LAYERS_GET,
+            path={"id": engine_id, "cell_id": cell_id, "layer_id": layer_id},
+            params=_q(agent_id),
+        )
+
+    async def update(
+        self,
+        engine_id: str | int,
+        cell_id: str | int,
+        layer_id: str | int,
+        agent_id: AgentId,
+        body: Mapping[str, Any],
+    ) -> Layer:
+        return await self._client.request_model(
+            Layer,
+            R.LAYERS_UPDATE,
+            path={"id": engine_id, "cell_id": cell_id, "layer_id": layer_id},
+            params=_q(agent_id),
+            json=mapping_body(body, "layers.update"),
+        )
+
+    async def delete(
+        self, engine_id: str | int, cell_id: str | int, layer_id: str | int, agent_id: AgentId
+    ) -> None:
+        await self._client.request(
+            R.LAYERS_DELETE,
+            path={"id": engine_id, "cell_id": cell_id, "layer_id": layer_id},
+            params=_q(agent_id),
+        )
+
+    async def duplicate(
+        self, engine_id: str | int, cell_id: str | int, layer_id: str | int, agent_id: AgentId
+    ) -> Layer:
+        return await self._client.request_model(
+            Layer,
+            R.LAYERS_DUPLICATE,
+            path={"id": engine_id, "cell_id": cell_id, "layer_id": layer_id},
+            params=_q(agent_id),
+        )
+
+    async def update_positions(
+        self,
+        engine_id: str | int,
+        cell_id: str | int,
+        agent_id: AgentId,
+        body: Mapping[str, Any],
+    ) -> Any:
+        resp = await self._client.request(
+            R.LAYERS_UPDATE_POSITIONS,
+            path={"id": engine_id, "cell_id": cell_id},
+            params=_q(agent_id),
+            json=mapping_body(body, "layers.update_positions"),
+        )
+        return resp.data
+
+
+class GlobalVariables(Resource):
+    async def list(self, engine_id: str | int, agent_id: AgentId) -> list[GlobalVariable]:
+        return await self._client.request_list(
+            GlobalVariable, R.GLOBAL_VARIABLES_LIST, path={"id": engine_id}, params=_q(agent_id)
+        )
+
+    async def import_xlsx(
+        self, engine_id: str | int, agent_id: AgentId, path: str | os.PathLike[str]
+    ) -> Any:
+        """Upload an XLSX of variables (multipart ``file``; ASSUMPTION field name)."""
+        p = Path(path)
+        if not await asyncio.to_thread(p.is_file):
+            raise RequestValidationError(f"no such file: {p.name}")
+
+        def form() -> tuple[aiohttp.FormData, list[IO[bytes]]]:
+            f = open(p, "rb")  # noqa: SIM115 — closed by the request loop
+            fd = aiohttp.FormData()
+            fd.add_field("file", f, filename=p.name, content_type=_XLSX)
+            return fd, [f]
+
+        resp = await self._client.request(
+            R.GLOBAL_VARIABLES_IMPORT, path={"id": engine_id}, params=_q(agent_id), form=form
+        )
+        return resp.data
+
+    async def template(self) -> bytes:
+        """The XLSX template for variable imports (raw bytes)."""
+        resp = await self._client.request(R.GLOBAL_VARIABLES_TEMPLATE, raw=True)
+        data: bytes = resp.data
+        return data
