@@ -36,7 +36,7 @@ def _manifest(row: int) -> dict[str, Any]:
 
 def _decode_video(data: bytes) -> tuple[str, int, int, int]:
     """(codec, width, height, decoded frame count) of the first video stream."""
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         stream = container.streams.video[0]
         frames = list(container.decode(stream))
         assert frames, "no frame decoded"
@@ -50,7 +50,7 @@ def test_render_is_playable_h264_with_the_aspect_ratio(aspect: str) -> None:
     assert codec == "h264"
     assert Fraction(width, height) == ASPECTS[aspect]
     assert n_frames >= 2
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         assert container.duration is not None
         assert 0.5 <= container.duration / av.time_base <= 2.0
 
@@ -106,7 +106,7 @@ def test_large_manifest_round_trips_in_mp4_and_jpeg() -> None:
     assert read_manifest(render_mp4(manifest, "1:1")) == manifest
     image, _, _ = sample_media("image", "1:1", manifest)
     assert read_manifest(image) == manifest
-    with av.open(io.BytesIO(image)) as container:
+    with av.open(io.BytesIO(image), "r") as container:
         assert len(list(container.decode(video=0))) == 1
 
 
@@ -142,7 +142,7 @@ def test_iter_boxes_handles_64bit_and_to_end_sizes() -> None:
 def test_thumbnail_is_a_real_jpeg_of_the_aspect(aspect: str) -> None:
     data = thumbnail_jpeg(aspect)
     assert data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9"
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         assert container.streams.video[0].codec_context.name == "mjpeg"
         frames = list(container.decode(video=0))
     assert len(frames) == 1
@@ -164,7 +164,7 @@ def test_sample_media_kinds_are_real_and_carry_the_manifest() -> None:
 
     audio, ctype, ext = sample_media("audio", "9:16", manifest)
     assert (ctype, ext) == ("audio/mp4", "m4a")
-    with av.open(io.BytesIO(audio)) as container:
+    with av.open(io.BytesIO(audio), "r") as container:
         stream = container.streams.audio[0]
         frames = list(container.decode(stream))
         assert stream.codec_context.name == "aac"
