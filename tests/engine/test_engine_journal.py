@@ -1,0 +1,305 @@
+"""Journal: state machine, durable intents, crash consistency, the lock."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from genbatch.engine.journal import (
+    Journal,
+    JournalError,
+    JournalLocked,
+    idempotency_key,
+)
+
+
+@pytest.fixture
+def journal(tmp_path: Path) -> Iterator[Journal]:
+    with Journal.open(tmp_path / "out", meta={"table": "t.csv"}) as j:
+        yield j
+
+
+def run_child(code: str, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_new_run_then_resume_then_fresh(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with Journal.open(out, meta={"table": "t.csv"}) as first:
+        assert not first.resumed and first.meta == {"table": "t.csv"}
+        run_id = first.run_id
+        first.add_rows(["a"])
+    with Journal.open(out) as again:
+        assert again.resumed and again.run_id == run_id
+        assert again.row("a") is not None
+    with Journal.open(out, fresh=True) as fresh:
+        assert not fresh.resumed and fresh.run_id != run_id
+        assert fresh.row("a") is None  # a fresh run starts from nothing
+    with Journal.open(out) as latest:
+        assert latest.run_id == fresh.run_id
+
+
+def test_journal_files_land_in_the_output_dir(journal: Journal, tmp_path: Path) -> None:
+    assert journal.path == (tmp_path / "out" / "journal.sqlite").resolve()
+    assert (tmp_path / "out" / ".genbatch.lock").is_file()
+
+
+def test_row_lifecycle_has_exactly_one_terminal_status(journal: Journal) -> None:
+    assert journal.add_rows(["a", "b", "c"]) == 3
+    assert journal.add_rows(["a", "d"]) == 1  # known rows are left alone
+    journal.start_row("a", "clone")
+    journal.set_step("a", "render")
+    rec = journal.row("a")
+    assert rec is not None and rec.status == "running" and rec.step == "render"
+    journal.finish_row("a", "completed")
+    with pytest.raises(JournalError, match="already ended completed"):
+        journal.finish_row("a", "failed", "late failure")
+    with pytest.raises(JournalError, match="already completed"):
+        journal.start_row("a")
+    journal.finish_row("b", "skipped", "insufficient credits", "insufficient_credits_for_job")
+    journal.start_row("c")
+    journal.finish_row("c", "failed", "hook: is empty")
+    assert journal.counts() == {
+        "pending": 1,
+        "running": 0,
+        "completed": 1,
+        "failed": 1,
+        "skipped": 1,
+    }
+    assert [r.row_id for r in journal.rows()] == ["a", "b", "c", "d"]  # table order
+    assert [r.row_id for r in journal.rows("skipped")] == ["b"]
+    b = journal.row("b")
+    assert b is not None and b.reason == "insufficient credits"
+    assert b.error_code == "insufficient_credits_for_job" and b.terminal
+
+
+def test_reopen_only_failed_or_skipped(journal: Journal) -> None:
+    journal.add_rows(["a", "b"])
+    journal.finish_row("a", "skipped", "insufficient credits")
+    journal.reopen_row("a")
+    rec = journal.row("a")
+    assert rec is not None and rec.status == "pending" and rec.reason is None
+    journal.start_row("a")
+    journal.finish_row("a", "completed")
+    with pytest.raises(JournalError, match="only failed/skipped"):
+        journal.reopen_row("a")
+    with pytest.raises(JournalError, match="not in the journal"):
+        journal.start_row("zzz")
+    with pytest.raises(JournalError, match="not running"):
+        journal.set_step("b", "clone")
+    with pytest.raises(JournalError, match="terminal"):
+        journal.finish_row("b", "running")  # type: ignore[arg-type]
+
+
+def test_attempts_count_row_starts(journal: Journal) -> None:
+    journal.add_rows(["a"])
+    journal.start_row("a")
+    journal.start_row("a")  # resumed after a crash
+    rec = journal.row("a")
+    assert rec is not None and rec.attempts == 2
+
+
+def test_intent_keys_are_deterministic_and_resends_reuse_them(journal: Journal) -> None:
+    journal.add_rows(["a"])
+    first = journal.record_intent("a", "generate:broll")
+    assert first.attempt == 1
+    assert first.idempotency_key == idempotency_key(journal.run_id, "a", "generate:broll", 1)
+    again = journal.record_intent("a", "generate:broll")
+    assert again == first  # a resend after a crash sends the same key
+    journal.record_remote_id("a", "generate:broll", 789)
+    assert journal.pending_intents() == []
+    journal.finish_step("a", "generate:broll", "failed", error_code="generation_failed")
+    retry = journal.record_intent("a", "generate:broll", retry=True)
+    assert retry.attempt == 2 and retry.idempotency_key != first.idempotency_key
+    assert retry.remote_id is None
+    step = journal.step("a", "generate:broll")
+    assert step is not None and step.status == "intent" and step.remote_id is None
+
+
+def test_keys_differ_by_run_row_step_attempt() -> None:
+    base = idempotency_key("run", "row", "step", 1)
+    others = {
+        idempotency_key("run2", "row", "step", 1),
+        idempotency_key("run", "row2", "step", 1),
+        idempotency_key("run", "row", "step2", 1),
+        idempotency_key("run", "row", "step", 2),
+    }
+    assert base not in others and len(others) == 4
+    assert base.startswith("gb-") and len(base) == 35
+
+
+def test_step_records_and_timings(tmp_path: Path) -> None:
+    now = [1000.0]
+    with Journal.open(tmp_path, clock=lambda: now[0]) as j:
+        j.add_rows(["a"])
+        j.begin_step("a", "render")
+        now[0] = 1002.0
+        j.record_intent("a", "render")
+        now[0] = 1002.5
+        j.record_remote_id("a", "render", "56789")
+        now[0] = 1030.0
+        j.finish_step("a", "render", "completed", result={"url": "https://cdn/x.mp4"}, credits=5)
+        step = j.step("a", "render")
+        assert step is not None and step.done
+        assert step.remote_id == "56789" and step.result == {"url": "https://cdn/x.mp4"}
+        assert (step.started_at, step.intent_at, step.remote_at) == (1000.0, 1002.0, 1002.5)
+        assert step.seconds == 30.0
+        j.finish_step("a", "download", "completed")
+        assert set(j.steps("a")) == {"render", "download"}
+        assert j.credits_total() == 5.0
+        assert j.step("a", "nothing") is None
+
+
+def test_credits_add_up_over_attempts(journal: Journal) -> None:
+    journal.add_rows(["a"])
+    journal.record_intent("a", "generate:x")
+    journal.finish_step("a", "generate:x", "failed", credits=0)
+    journal.record_intent("a", "generate:x", retry=True)
+    journal.finish_step("a", "generate:x", "completed", credits=20)
+    step = journal.step("a", "generate:x")
+    assert step is not None and step.credits == 20 and step.attempt == 2
+
+
+def test_remote_id_without_intent_is_refused(journal: Journal) -> None:
+    journal.add_rows(["a"])
+    with pytest.raises(JournalError, match="no intent"):
+        journal.record_remote_id("a", "render", "1")
+
+
+def test_update_row_fields_and_extra(journal: Journal) -> None:
+    journal.add_rows(["a"])
+    journal.update_row("a", {"engine_id": "42", "bytes": 1234, "generation_ids": {"broll": "7"}})
+    journal.update_row("a", {"sha256": "ab" * 32, "post_id": "p1", "seconds": {"render": 3.5}})
+    rec = journal.row("a")
+    assert rec is not None
+    assert rec.fields == {"engine_id": "42", "bytes": 1234, "sha256": "ab" * 32, "post_id": "p1"}
+    assert rec.extra == {"generation_ids": {"broll": "7"}, "seconds": {"render": 3.5}}
+
+
+def test_closed_journal_refuses_use(tmp_path: Path) -> None:
+    j = Journal.open(tmp_path)
+    j.close()
+    j.close()  # idempotent
+    with pytest.raises(JournalError, match="closed"):
+        j.add_rows(["a"])
+
+
+CRASH_AFTER_INTENT = """
+import os, signal, sys
+from genbatch.engine.journal import Journal
+j = Journal.open(sys.argv[1])
+j.add_rows(["r1", "r2"])
+j.start_row("r1", "generate:broll")
+j.record_intent("r1", "generate:voiceover")
+j.record_remote_id("r1", "generate:voiceover", 11)
+key = j.record_intent("r1", "generate:broll").idempotency_key
+print(j.run_id, key, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)  # crash before the POST's answer arrives
+"""
+
+
+def test_crash_after_intent_leaves_a_pending_intent(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    child = run_child(CRASH_AFTER_INTENT, str(out))
+    stdout, stderr = child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGKILL, stderr
+    run_id, key = stdout.split()
+    # The dead process's lock is gone; the same command resumes the run.
+    with Journal.open(out) as j:
+        assert j.resumed and j.run_id == run_id
+        (pending,) = j.pending_intents()
+        assert (pending.row_id, pending.step) == ("r1", "generate:broll")
+        assert pending.idempotency_key == key and pending.remote_id is None
+        # The reconcile found nothing was created: resend with the same key.
+        assert j.record_intent("r1", "generate:broll").idempotency_key == key
+        voice = j.step("r1", "generate:voiceover")
+        assert voice is not None and voice.remote_id == "11"
+        row = j.row("r1")
+        assert row is not None and row.status == "running" and row.step == "generate:broll"
+
+
+HOLD_LOCK = """
+import sys
+from genbatch.engine.journal import Journal
+j = Journal.open(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()
+j.close()
+print("released", flush=True)
+"""
+
+
+def test_a_second_process_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    child = run_child(HOLD_LOCK, str(out))
+    try:
+        assert child.stdout is not None and child.stdin is not None
+        assert child.stdout.readline().strip() == "ready"
+        with pytest.raises(JournalLocked, match=rf"pid {child.pid}\b.*another --out"):
+            Journal.open(out)
+        # Read-only access (genbatch status) works beside the live process.
+        with Journal.open(out, read_only=True) as ro:
+            assert ro.counts()["pending"] == 0
+        child.stdin.write("\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "released"
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    with Journal.open(out) as j:
+        assert j.resumed
+
+
+def test_lock_is_per_open_even_in_one_process(tmp_path: Path) -> None:
+    with Journal.open(tmp_path), pytest.raises(JournalLocked):
+        Journal.open(tmp_path)
+
+
+def test_read_only_without_journal(tmp_path: Path) -> None:
+    with pytest.raises(JournalError, match="no journal"):
+        Journal.open(tmp_path, read_only=True)
+
+
+def test_planted_symlinks_are_refused(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "journal.sqlite").symlink_to(victim)
+    with pytest.raises(JournalError, match="symlink"):
+        Journal.open(out)
+    (out / "journal.sqlite").unlink()
+    (out / ".genbatch.lock").unlink()
+    (out / ".genbatch.lock").symlink_to(victim)
+    with pytest.raises(JournalError, match="symlink"):
+        Journal.open(out)
+    assert victim.read_text() == "keep"
+
+
+def test_durable_intent_uses_full_sync(journal: Journal) -> None:
+    journal.add_rows(["a"])
+    journal.record_intent("a", "render")
+    # After the durable transaction the connection is back to NORMAL.
+    (mode,) = journal._db.execute("PRAGMA synchronous").fetchone()
+    assert mode == 1  # NORMAL
+    (jm,) = journal._db.execute("PRAGMA journal_mode").fetchone()
+    assert jm == "wal"
+
+
+def test_many_rows_register_quickly(journal: Journal) -> None:
+    assert journal.add_rows(f"r{i}" for i in range(20_000)) == 20_000
+    assert journal.counts()["pending"] == 20_000
+    assert os.path.getsize(journal.path) > 0
