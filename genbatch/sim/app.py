@@ -1,0 +1,277 @@
+"""The simulator's aiohttp application: one middleware in front of every route.
+
+One middleware (not a chain) keeps the hot path short: settle due jobs,
+authenticate, take a rate-limit token, roll the request faults, replay an
+idempotent POST, run the handler, count the request in the ledger.  The
+3,000 req/s target for ``GET /v1/generations/:id`` depends on it.
+
+Order matters: 401 before the bucket (an unknown key spends nothing), the
+bucket before faults (a 429 storm is "on top of" it), faults before the
+handler (500/503/reset happen before any side effect), ``reset_after`` after
+it (the side effect is committed and the answer never arrives).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import math
+import socket
+import struct
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from genbatch._constants import (
+    SIM_DEFAULT_BURST,
+    SIM_DEFAULT_CREDITS,
+    SIM_DEFAULT_RATE,
+    SIM_DEFAULT_SEED,
+    SIM_DEFAULT_TIME_SCALE,
+    SIM_DIRECT_UPLOAD_MAX_BYTES,
+)
+from genbatch.sim import (
+    routes_admin,
+    routes_assets,
+    routes_engines,
+    routes_generations,
+    routes_ideas,
+    routes_jobs,
+    routes_setup,
+)
+from genbatch.sim.routes_common import (
+    ADMIN_KEY,
+    PRESIGNER,
+    STORE,
+    WORLD,
+    error_response,
+    jresp,
+)
+from genbatch.sim.storage import BlobStore, Presigner
+from genbatch.sim.world import ApiError, World, key_hash
+
+log = logging.getLogger("genbatch.sim")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+#: Header a replayed idempotent answer carries (ASSUMPTION: Stripe's name).
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def _api_key(request: web.Request) -> str | None:
+    key = request.headers.get("X-API-Key")
+    if key:
+        return key
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return None
+
+
+def drop_connection(request: web.Request) -> web.Response:
+    """Reset the TCP connection (RST via SO_LINGER 0): the client gets no answer.
+
+    Returning a response afterwards is harmless: aiohttp's write fails with a
+    ConnectionError, which it treats as a client disconnect.
+    """
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+    return web.Response(status=599)
+
+
+def _rate_headers(resp: web.StreamResponse, limit: int, remaining: int, reset: int) -> None:
+    h = resp.headers
+    h["X-RateLimit-Limit"] = str(limit)
+    h["X-RateLimit-Remaining"] = str(remaining)
+    h["X-RateLimit-Reset"] = str(reset)
+
+
+def _is_loopback(remote: str | None) -> bool:
+    if not remote:
+        return False
+    try:
+        return ipaddress.ip_address(remote).is_loopback
+    except ValueError:
+        return False
+
+
+async def _api(request: web.Request, handler: Handler, world: World) -> web.StreamResponse:
+    key = _api_key(request)
+    user = world.user_for_key(key) if key else None
+    if user is None or key is None:
+        raise ApiError(401, "unauthorized", "missing or invalid API key")
+    request["user"] = user
+    request["api_key"] = key
+    verdict = world.bucket.take(key)
+    faults = world.faults
+    resp: web.StreamResponse
+    if faults.any_request:
+        storm = world.storms.get(key, 0.0)
+        t = time.monotonic()
+        if storm <= t and faults.roll("429"):
+            storm = world.storms[key] = t + faults.arg("429")
+        if storm > t:
+            resp = error_response(429, "rate_limited", "rate limit exceeded (storm); retry later")
+            resp.headers["Retry-After"] = str(max(1, math.ceil(storm - t)))
+            _rate_headers(resp, verdict.limit, 0, max(1, math.ceil(storm - t)))
+            return resp
+    if not verdict.allowed:
+        resp = error_response(
+            429, "rate_limited", f"rate limit exceeded: {world.bucket.rate:g} requests/s per key"
+        )
+        resp.headers["Retry-After"] = str(verdict.retry_after)
+        _rate_headers(resp, verdict.limit, 0, verdict.reset)
+        return resp
+    if faults.any_request:
+        if faults.roll("500"):
+            raise ApiError(500, "internal_error", "simulated internal error")
+        if faults.roll("503"):
+            raise ApiError(503, "service_unavailable", "simulated service unavailable")
+        if faults.roll("reset"):
+            request["dropped"] = True
+            return drop_connection(request)
+        if faults.roll("slow"):
+            await asyncio.sleep(faults.arg("slow"))
+    idem = request.headers.get("Idempotency-Key") if request.method == "POST" else None
+    if idem:
+        resp = await _idempotent(request, handler, world, (key, idem))
+    else:
+        resp = await handler(request)
+    _rate_headers(resp, verdict.limit, verdict.remaining, verdict.reset)
+    if faults.any_request and faults.roll("reset_after"):
+        request["dropped"] = True
+        return drop_connection(request)
+    return resp
+
+
+async def _idempotent(
+    request: web.Request, handler: Handler, world: World, slot: tuple[str, str]
+) -> web.StreamResponse:
+    """First answer for (api key, Idempotency-Key) is kept; repeats replay it."""
+    seen = world.idempotent.get(slot)
+    if isinstance(seen, asyncio.Future):
+        await asyncio.shield(seen)
+        seen = world.idempotent.get(slot)
+    if isinstance(seen, tuple):
+        status, body = seen
+        replay = web.Response(body=body, status=status, content_type="application/json")
+        replay.headers[REPLAYED_HEADER] = "true"
+        return replay
+    fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    world.idempotent[slot] = fut
+    try:
+        resp = await handler(request)
+    except BaseException:
+        world.idempotent.pop(slot, None)
+        raise
+    finally:
+        fut.set_result(None)
+    if isinstance(resp, web.Response) and resp.status < 400 and resp.body is not None:
+        world.idempotent[slot] = (resp.status, bytes(resp.body))  # type: ignore[arg-type]
+    else:
+        world.idempotent.pop(slot, None)
+    return resp
+
+
+def _admin_allowed(request: web.Request) -> bool:
+    admin_key = request.app.get(ADMIN_KEY)
+    if admin_key:
+        return request.headers.get("X-Sim-Admin-Key") == admin_key
+    return _is_loopback(request.remote)
+
+
+@web.middleware
+async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    world = request.app[WORLD]
+    world.maybe_settle(time.time())
+    if not world.base_url:
+        world.base_url = f"{request.scheme}://{request.host}"
+    path = request.path
+    resp: web.StreamResponse
+    resource = request.match_info.route.resource
+    route = f"{request.method} {resource.canonical if resource is not None else '<unmatched>'}"
+    status = 500
+    try:
+        if path.startswith("/v1/"):
+            resp = await _api(request, handler, world)
+        elif path.startswith("/_sim/"):
+            if not _admin_allowed(request):
+                raise ApiError(403, "forbidden", "admin API: loopback only or X-Sim-Admin-Key")
+            resp = await handler(request)
+        else:
+            resp = await handler(request)
+        status = resp.status
+        return resp
+    except ApiError as exc:
+        status = exc.status
+        return error_response(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        status = exc.status
+        if exc.status == 404:
+            return error_response(404, "not_found", f"no route {request.method} {path}")
+        if exc.status == 405:
+            return error_response(405, "method_not_allowed", f"{request.method} not allowed here")
+        if exc.status == 413:
+            return error_response(413, "validation_error", "request body too large")
+        raise
+    except (asyncio.CancelledError, ConnectionError):
+        status = 499
+        raise
+    except Exception:
+        log.exception("sim handler crashed on %s", route)
+        status = 500
+        return error_response(500, "internal_error", "internal simulator error")
+    finally:
+        status_key = "reset" if request.get("dropped") else str(status)
+        c = world.counters
+        c.by_route[route] += 1
+        c.by_status[status_key] += 1
+        key = request.get("api_key")
+        c.log.append((time.time(), request.method, route, status_key, key_hash(key) if key else ""))
+
+
+def create_app(
+    world: World | None = None,
+    *,
+    store: BlobStore | None = None,
+    admin_key: str | None = None,
+) -> web.Application:
+    """The GEN simulator as an aiohttp application (both hosts, CDN, storage, admin)."""
+    if world is None:
+        world = World(
+            credits=SIM_DEFAULT_CREDITS,
+            time_scale=SIM_DEFAULT_TIME_SCALE,
+            seed=SIM_DEFAULT_SEED,
+            rate=SIM_DEFAULT_RATE,
+            burst=SIM_DEFAULT_BURST,
+            faults="",
+            data_dir=Path(tempfile.mkdtemp(prefix="genbatch-sim-")),
+        )
+    app = web.Application(middlewares=[sim_middleware], client_max_size=SIM_DIRECT_UPLOAD_MAX_BYTES)
+    app[WORLD] = world
+    app[STORE] = store or BlobStore(world.data_dir / "blobs")
+    app[PRESIGNER] = Presigner(world.secret)
+    if admin_key:
+        app[ADMIN_KEY] = admin_key
+    for module in (
+        routes_setup,
+        routes_ideas,
+        routes_jobs,
+        routes_engines,
+        routes_generations,
+        routes_assets,
+        routes_admin,
+    ):
+        app.add_routes(module.routes)
+    return app
+
+
+__all__ = ["create_app", "drop_connection", "jresp"]

@@ -1,0 +1,92 @@
+"""Simulated time: scaled, seeded latencies and a due-queue instead of sleeping tasks.
+
+A job's status is a pure function of (started_at, latency, now), so ten
+thousand pending jobs cost a few bytes each and no task per job.  The one
+thing that must happen at a moment (credits refunded on failure, outputs
+created, a scheduled post made) goes into :class:`DueQueue`, which the world
+drains on every request and every ledger read.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+import time
+from datetime import UTC, datetime
+from typing import Literal
+
+from genbatch._constants import SIM_LATENCY, SIM_PENDING_FRACTION
+
+Phase = Literal["pending", "processing", "due"]
+
+
+def iso(t: float) -> str:
+    """Epoch seconds → ISO 8601 UTC with milliseconds and a Z suffix."""
+    dt = datetime.fromtimestamp(t, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> float:
+    """ISO 8601 (with Z or an offset) → epoch seconds; ValueError when malformed."""
+    dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        raise ValueError("timestamp needs a timezone (e.g. Z)")
+    return dt.timestamp()
+
+
+def phase(pending_until: float, due_at: float, now: float) -> Phase:
+    """Where a job is in its life: the documented pending → processing → terminal."""
+    if now >= due_at:
+        return "due"
+    return "pending" if now < pending_until else "processing"
+
+
+def pending_until(start: float, latency: float) -> float:
+    """End of the `pending` stretch: the first ~10 % of a job's latency."""
+    return start + latency * SIM_PENDING_FRACTION
+
+
+class Clock:
+    """Wall clock plus a seeded latency draw, multiplied by ``time_scale``."""
+
+    def __init__(self, time_scale: float, seed: int) -> None:
+        self.time_scale = time_scale
+        self._rng = random.Random(seed)
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
+
+    def latency(self, kind: str) -> float:
+        lo, hi = SIM_LATENCY[kind]
+        return self._rng.uniform(lo, hi) * self.time_scale
+
+    def fixed(self, seconds: float) -> float:
+        return seconds * self.time_scale
+
+
+class DueQueue:
+    """Min-heap of (due time, key); :meth:`pop_due` hands back what has come due."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, tuple[str, int]]] = []
+        self._seq = itertools.count()
+
+    def push(self, due: float, key: tuple[str, int]) -> None:
+        heapq.heappush(self._heap, (due, next(self._seq), key))
+
+    @property
+    def next_due(self) -> float:
+        return self._heap[0][0] if self._heap else float("inf")
+
+    def pop_due(self, now: float) -> list[tuple[float, tuple[str, int]]]:
+        out: list[tuple[float, tuple[str, int]]] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            due, _, key = heapq.heappop(heap)
+            out.append((due, key))
+        return out
+
+    def __len__(self) -> int:
+        return len(self._heap)

@@ -1,0 +1,135 @@
+"""Step 4 generate/poll/stop/continue and Step 5 render: the paid, async calls."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from genbatch.sim import templates
+from genbatch.sim.routes_common import (
+    api_key_of,
+    generation_view,
+    jbody,
+    jresp,
+    now,
+    user_of,
+    world_of,
+)
+from genbatch.sim.routes_engines import ENGINE, cell_of
+from genbatch.sim.world import Cell, Engine, Generation, Json, Layer, World, invalid
+
+routes = web.RouteTableDef()
+
+
+def _accepted(gen: Generation) -> web.Response:
+    return jresp({"generation_id": gen.id, "status": "pending"}, 201)
+
+
+async def _card(request: web.Request, stored: Json | None) -> tuple[Json, bool]:
+    """The card to run: the body's ``{generation_type, data}``, else the stored one."""
+    body = await jbody(request)
+    if body:
+        unknown = set(body) - {"generation_type", "data"}
+        if unknown:
+            raise invalid(f"unknown fields: {', '.join(sorted(unknown))}")
+        return {"generation_type": body.get("generation_type"), "data": body.get("data", {})}, True
+    if stored is None or not stored.get("generation_type"):
+        raise invalid(
+            "no creation card: send {generation_type, data} or PATCH the cell's card first"
+        )
+    return stored, False
+
+
+def _start(
+    request: web.Request, w: World, eng: Engine, cell: Cell, layer: Layer | None, card: Json
+) -> Generation:
+    data = card.get("data")
+    if not isinstance(data, dict):
+        raise invalid("data must be an object")
+    resolved = w.resolve_card(eng, w.rows[cell.row_id], data)
+    try:
+        gtype, checked = templates.validate_card(card.get("generation_type"), resolved)
+    except ValueError as exc:
+        raise invalid(str(exc)) from None
+    ws = w.workspaces.get(eng.workspace_id)
+    if ws is None:
+        raise invalid("the engine's workspace no longer exists")
+    return w.start_generation(
+        ws=ws,
+        eng=eng,
+        cell=cell,
+        layer=layer,
+        generation_type=gtype,
+        data=checked,
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        api_key=api_key_of(request),
+        now=now(),
+    )
+
+
+@routes.post(ENGINE + r"/cells/{cell_id:\d+}/generate")
+async def generate_cell(request: web.Request) -> web.Response:
+    w, (eng, cell) = world_of(request), cell_of(request)
+    if w.columns[cell.column_id].role == "final_video":
+        raise invalid("the final_video cell is rendered, not generated: POST …/render")
+    card, from_body = await _card(request, cell.card)
+    gen = _start(request, w, eng, cell, None, card)
+    if from_body:  # ASSUMPTION: a card sent with generate becomes the cell's card
+        cell.card = {"generation_type": card["generation_type"], "data": dict(card["data"])}
+    return _accepted(gen)
+
+
+@routes.post(ENGINE + r"/cells/{cell_id:\d+}/layers/{layer_id:\d+}/generate")
+async def generate_layer(request: web.Request) -> web.Response:
+    w, (eng, cell) = world_of(request), cell_of(request)
+    layer = w.layer(cell, request.match_info["layer_id"])
+    card, from_body = await _card(request, layer.card)
+    gen = _start(request, w, eng, cell, layer, card)
+    if from_body:
+        layer.card = {"generation_type": card["generation_type"], "data": dict(card["data"])}
+    return _accepted(gen)
+
+
+@routes.post(ENGINE + r"/cells/{cell_id:\d+}/render")
+async def render(request: web.Request) -> web.Response:
+    w, (eng, cell) = world_of(request), cell_of(request)
+    if w.columns[cell.column_id].role != "final_video":
+        raise invalid("render works on the final_video cell only")
+    ws = w.workspaces.get(eng.workspace_id)
+    if ws is None:
+        raise invalid("the engine's workspace no longer exists")
+    gen = w.start_generation(
+        ws=ws,
+        eng=eng,
+        cell=cell,
+        layer=None,
+        generation_type="render",
+        data={"aspect_ratio": eng.aspect_ratio},
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        api_key=api_key_of(request),
+        now=now(),
+        manifest=w.render_manifest(eng, cell),
+    )
+    return _accepted(gen)
+
+
+@routes.get(r"/v1/generations/{id:\d+}")
+async def read_generation(request: web.Request) -> web.Response:
+    w = world_of(request)
+    gen = w.generation(user_of(request), request.match_info["id"])
+    return jresp(generation_view(w, gen, now()))
+
+
+@routes.post(r"/v1/generations/{id:\d+}/stop")
+async def stop_generation(request: web.Request) -> web.Response:
+    w, t = world_of(request), now()
+    gen = w.generation(user_of(request), request.match_info["id"])
+    w.stop_generation(gen, t)
+    return jresp(generation_view(w, gen, t))
+
+
+@routes.post(r"/v1/generations/{id:\d+}/continue")
+async def continue_generation(request: web.Request) -> web.Response:
+    w, t = world_of(request), now()
+    gen = w.generation(user_of(request), request.match_info["id"])
+    w.continue_generation(gen, t)
+    return jresp(generation_view(w, gen, t))

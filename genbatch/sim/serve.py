@@ -1,0 +1,190 @@
+"""Run the simulator: in-process (:class:`SimServer`) or as ``genbatch sim``.
+
+In-process use (tests, ``genbatch run --sim``)::
+
+    async with SimServer(SimConfig(api_keys=("k1",), time_scale=0.002)) as sim:
+        sim.url     # "http://127.0.0.1:PORT"  (api/agent base = sim.url + "/v1")
+        sim.world   # live state and ledger, for white-box assertions
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from genbatch._constants import (
+    SIM_DEFAULT_BURST,
+    SIM_DEFAULT_CREDITS,
+    SIM_DEFAULT_HOST,
+    SIM_DEFAULT_PORT,
+    SIM_DEFAULT_RATE,
+    SIM_DEFAULT_SEED,
+    SIM_DEFAULT_TIME_SCALE,
+)
+from genbatch.sim.app import create_app
+from genbatch.sim.faults import parse_faults
+from genbatch.sim.world import World
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Everything a simulator run is parametrised by (the CLI flags, as data)."""
+
+    api_keys: tuple[str, ...] = ()
+    rate: float = SIM_DEFAULT_RATE
+    burst: int = SIM_DEFAULT_BURST
+    credits: float = SIM_DEFAULT_CREDITS
+    time_scale: float = SIM_DEFAULT_TIME_SCALE
+    faults: str = ""
+    seed: int = SIM_DEFAULT_SEED
+    admin_key: str | None = None
+    host: str = SIM_DEFAULT_HOST
+    port: int = 0
+    data_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        parse_faults(self.faults)  # fail at construction, not at the first request
+        if self.rate <= 0 or self.burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        if self.time_scale < 0:
+            raise ValueError("time_scale must be >= 0")
+
+
+class SimServer:
+    """A running simulator bound to ``config.host`` (port 0: a free port)."""
+
+    def __init__(self, config: SimConfig | None = None) -> None:
+        self.config = config or SimConfig()
+        self._runner: web.AppRunner | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.port = 0
+        data_dir = self.config.data_dir
+        if data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="genbatch-sim-")
+            data_dir = Path(self._tmp.name)
+        c = self.config
+        self.world = World(
+            api_keys=c.api_keys,
+            credits=c.credits,
+            time_scale=c.time_scale,
+            seed=c.seed,
+            rate=c.rate,
+            burst=c.burst,
+            faults=c.faults,
+            data_dir=data_dir,
+        )
+        self.app = create_app(self.world, admin_key=c.admin_key)
+
+    @property
+    def url(self) -> str:
+        host = self.config.host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - display only
+        return f"http://{shown}:{self.port}"
+
+    async def start(self) -> SimServer:
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=1024)
+        await site.start()
+        addr: Any = self._runner.addresses[0]
+        self.port = int(addr[1])
+        self.world.base_url = self.url
+        return self
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    async def __aenter__(self) -> SimServer:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+# ------------------------------------------------------------------ CLI
+def register(subparsers: Any) -> None:
+    """Add ``genbatch sim`` to the CLI."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "sim",
+        help="run the offline GEN simulator (both hosts on one port)",
+        description="Serve a stateful GEN API simulator: both hosts, CDN, storage, /_sim admin.",
+    )
+    p.add_argument("--host", default=SIM_DEFAULT_HOST, help="bind address (default %(default)s)")
+    p.add_argument("--port", type=int, default=SIM_DEFAULT_PORT, help="0 picks a free port")
+    p.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        dest="api_keys",
+        metavar="KEY",
+        help="accept this API key (repeatable); the demo key is always accepted",
+    )
+    p.add_argument("--rate", type=float, default=SIM_DEFAULT_RATE, help="requests/s per key")
+    p.add_argument("--burst", type=int, default=SIM_DEFAULT_BURST, help="token bucket size")
+    p.add_argument("--credits", type=float, default=SIM_DEFAULT_CREDITS, help="starting balance")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        default=SIM_DEFAULT_TIME_SCALE,
+        help="multiply every job latency (0.01 = 100x faster)",
+    )
+    p.add_argument("--faults", default="", help="e.g. 500:0.02,reset_after:0.01,slow:0.05@2")
+    p.add_argument("--seed", type=int, default=SIM_DEFAULT_SEED, help="RNG seed (reproducible)")
+    p.add_argument("--admin-key", default=None, help="require X-Sim-Admin-Key on /_sim/")
+    p.set_defaults(func=func)
+
+
+def func(args: argparse.Namespace) -> int:
+    try:
+        config = SimConfig(
+            api_keys=tuple(args.api_keys),
+            rate=args.rate,
+            burst=args.burst,
+            credits=args.credits,
+            time_scale=args.time_scale,
+            faults=args.faults,
+            seed=args.seed,
+            admin_key=args.admin_key,
+            host=args.host,
+            port=args.port,
+        )
+    except ValueError as exc:
+        print(f"genbatch sim: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(config))
+    except OSError as exc:
+        print(f"genbatch sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+async def _serve(config: SimConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with SimServer(config) as sim:
+        print(f"genbatch sim listening on {sim.url}", flush=True)
+        await stop.wait()
