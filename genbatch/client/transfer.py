@@ -44,6 +44,7 @@ log = get_logger("genbatch.client.transfer")
 
 _S3_CODE = re.compile(rb"<Code>\s*([^<]*?)\s*</Code>")
 _S3_MESSAGE = re.compile(rb"<Message>\s*([^<]*?)\s*</Message>")
+_PLAIN_MD5_ETAG = re.compile(r'^"?([0-9a-fA-F]{32})"?$')
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 #: aiohttp adds these by itself; storage needs none of them.
 _SKIP_AUTO = frozenset({"User-Agent", "Accept", "Accept-Encoding"})
@@ -104,6 +105,39 @@ def _storage_error(status: int, body: bytes, url: str, what: str) -> TransferErr
     return cls(message, url=redact_url(url), status=status, code=code)
 
 
+def _etag_mismatch(
+    sent: Mapping[str, str], got: Mapping[str, str], url: str
+) -> ChecksumMismatch | None:
+    """A second net behind storage's own Content-MD5 check.
+
+    S3 answers a plain PUT with ``ETag: "<md5 hex>"``; when storage did not
+    verify Content-MD5 itself (some S3-compatibles and emulators do not), a
+    different ETag still reveals that other bytes were stored.  Skipped for
+    ETags that are not an MD5 (multipart ``-N``, SSE-KMS / SSE-C, other clouds).
+    """
+    md5_b64 = next((v for k, v in sent.items() if k.lower() == "content-md5"), None)
+    m = _PLAIN_MD5_ETAG.match(got.get("ETag", ""))
+    if md5_b64 is None or m is None:
+        return None
+    if got.get("x-amz-server-side-encryption") == "aws:kms" or got.get(
+        "x-amz-server-side-encryption-customer-algorithm"
+    ):
+        return None
+    try:
+        expected = base64.b64decode(md5_b64, validate=True).hex()
+    except ValueError:
+        return None
+    if m.group(1).lower() == expected:
+        return None
+    safe = redact_url(url)
+    return ChecksumMismatch(
+        f"upload {safe}: storage ETag {m.group(1)} is not the MD5 we signed ({expected})",
+        url=safe,
+        status=200,
+        code="ETagMismatch",
+    )
+
+
 async def put_file(
     session: aiohttp.ClientSession,
     url: str,
@@ -121,7 +155,8 @@ async def put_file(
 
     A PUT of the same bytes to the same key is idempotent, so connection
     errors and 5xx are retried per ``policy``; a ``BadDigest`` (MD5 mismatch,
-    e.g. a flaky hop) is retried ``digest_retries`` times, then raised as
+    e.g. a flaky hop) — or a success whose plain-MD5 ETag differs from the
+    signed Content-MD5 — is resent ``digest_retries`` times, then raised as
     ``ChecksumMismatch``.  403 (bad signature, ``Request has expired``) is
     raised at once as ``TransferError`` with ``code`` — get a new URL.
     """
@@ -159,7 +194,15 @@ async def put_file(
         if status is not None:
             stats.status_counts[status] += 1
             if status < 300:
-                return size
+                mismatch = _etag_mismatch(send_headers, resp_headers, url)
+                if mismatch is None:
+                    return size
+                if digest_failures < digest_retries:
+                    digest_failures += 1
+                    stats.retries_by_reason["etag_mismatch"] += 1
+                    log.info("upload stored bytes with another MD5; resending once")
+                    continue
+                raise mismatch
             if 300 <= status < 400:
                 raise TransferError(
                     f"upload {redact_url(url)} -> {status}: storage redirect not followed",
