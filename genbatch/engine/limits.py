@@ -1,0 +1,343 @@
+"""Gates in front of every call: small primitives that compose (aiometer's idea).
+
+Each primitive does one thing and is used as ``async with gate.slot(prio):``;
+:func:`through` enters several in order.  Put concurrency caps before the
+rate gate, so a task never holds a rate token while it waits for a cap::
+
+    async with through(limits.renders, limits.api, priority=Priority.FINISH):
+        await client.render(...)
+
+* :class:`ConcurrencyCap` — at most N holders; waiters are served by
+  priority (lower first), FIFO within a priority.  Also the rows-in-flight
+  cap that keeps memory flat however long the table is.
+* :class:`RateGate` — one per host: an aiolimiter leaky bucket whose rate
+  adapts (AIMD).  A 429 pauses *everyone* until Retry-After has passed and
+  halves the rate; each success adds back a little, never above the
+  configured max (``--rate``).  Waiters pass in priority order.
+
+Priorities (:class:`Priority`): finishing work first — learning a job's
+outcome, downloads, renders — then the next step of a started row, and only
+then a new row.  The first videos land early and in-flight state stays small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Protocol
+
+from aiolimiter import AsyncLimiter
+
+from genbatch._constants import (
+    ENGINE_CAP_DOWNLOADS,
+    ENGINE_CAP_GENERATIONS,
+    ENGINE_CAP_RENDERS,
+    ENGINE_CAP_UPLOADS,
+    ENGINE_RATE_BURST,
+    ENGINE_RATE_DECREASE,
+    ENGINE_RATE_DEFAULT,
+    ENGINE_RATE_INCREASE_FRACTION,
+    ENGINE_RATE_MIN,
+    ENGINE_RETRY_AFTER_DEFAULT,
+    ENGINE_ROWS_IN_FLIGHT,
+)
+
+__all__ = [
+    "ConcurrencyCap",
+    "Gate",
+    "Limits",
+    "Priority",
+    "RateGate",
+    "through",
+]
+
+
+class Priority(IntEnum):
+    """Lower is served first."""
+
+    POLL = 0  # learn a pending job's outcome
+    FINISH = 1  # render, download, publish: a row's last steps
+    CONTINUE = 2  # the next step of a row already started
+    START = 3  # clone for a new row
+
+
+class Gate(Protocol):
+    """Anything usable as ``async with gate.slot(priority):``."""
+
+    def slot(self, priority: int = Priority.CONTINUE) -> AbstractAsyncContextManager[None]: ...
+
+
+@asynccontextmanager
+async def through(*gates: Gate, priority: int = Priority.CONTINUE) -> AsyncIterator[None]:
+    """Enter ``gates`` in order at ``priority``; leave them in reverse."""
+    async with AsyncExitStack() as stack:
+        for gate in gates:
+            await stack.enter_async_context(gate.slot(priority))
+        yield
+
+
+class ConcurrencyCap:
+    """A semaphore whose waiters are served by priority, then arrival.
+
+    Cancellation-safe: a waiter cancelled after being granted passes its
+    slot on; one cancelled before is skipped lazily (no O(n) removal).
+    """
+
+    def __init__(self, limit: int, name: str = "") -> None:
+        if limit < 1:
+            raise ValueError("a concurrency cap needs limit >= 1")
+        self.name = name
+        self._limit = limit
+        self._in_use = 0
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def in_use(self) -> int:
+        return self._in_use
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for _, _, fut in self._waiters if not fut.done())
+
+    def set_limit(self, limit: int) -> None:
+        """Change the cap live (raising it admits waiters at once)."""
+        if limit < 1:
+            raise ValueError("a concurrency cap needs limit >= 1")
+        self._limit = limit
+        self._wake()
+
+    def locked(self) -> bool:
+        return self._in_use >= self._limit
+
+    async def acquire(self, priority: int = Priority.CONTINUE) -> None:
+        if self._in_use < self._limit and not self._waiters:
+            self._in_use += 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (priority, next(self._seq), fut))
+        self._wake()
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # granted just as we were cancelled: pass it on
+            raise
+
+    def release(self) -> None:
+        if self._in_use <= 0:
+            raise RuntimeError(f"cap {self.name!r} released more than acquired")
+        self._in_use -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._in_use < self._limit:
+            _, _, fut = heapq.heappop(self._waiters)
+            if fut.done():
+                continue  # cancelled while waiting
+            self._in_use += 1
+            fut.set_result(None)
+
+    @asynccontextmanager
+    async def slot(self, priority: int = Priority.CONTINUE) -> AsyncIterator[None]:
+        await self.acquire(priority)
+        try:
+            yield
+        finally:
+            self.release()
+
+    def __repr__(self) -> str:
+        return f"<ConcurrencyCap {self.name!r} {self._in_use}/{self._limit} waiting={self.waiting}>"
+
+
+class _AdjustableLimiter(AsyncLimiter):
+    """aiolimiter's bucket with a rate that can change while tasks wait.
+
+    AsyncLimiter derives its drip rate once, in ``__init__``; we keep the
+    capacity (the burst) and change the drip rate and period together, then
+    let it recompute its wake-up timer.
+    """
+
+    def set_rate(self, rate: float) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass  # configured before the loop runs: nothing has leaked yet
+        else:
+            self._leak()  # settle the level at the old rate first
+        self.time_period = self.max_rate / rate
+        self._rate_per_sec = rate
+        if self._waiters:
+            self._wake_next()
+
+
+@dataclass(slots=True)
+class RateStats:
+    acquired: int = 0
+    rate_limited: int = 0
+    decreases: int = 0
+    paused_seconds: float = 0.0
+    by_priority: dict[int, int] = field(default_factory=dict)
+
+
+class RateGate:
+    """Adaptive per-host rate gate (AIMD on top of aiolimiter).
+
+    * ``on_rate_limited(retry_after)`` — a 429: block every acquirer until
+      ``retry_after`` has passed, and multiply the rate by ``decrease`` —
+      once per pause window, since the burst of 429s that one overload
+      produces is one congestion signal, not many.
+    * ``on_success()`` — add ``increase * max_rate`` back, capped at
+      ``max_rate``: roughly 1/increase successes from half to full speed.
+    * ``on_quota(remaining, reset_after)`` — the server said the window is
+      spent: pause until it resets, without lowering the rate.
+
+    One acquirer at a time stands at the bucket (a priority-ordered cap of
+    1 in front), so a burst of low-priority waiters cannot overtake a poll.
+    """
+
+    def __init__(
+        self,
+        rate: float = ENGINE_RATE_DEFAULT,
+        *,
+        max_rate: float | None = None,
+        burst: float = ENGINE_RATE_BURST,
+        min_rate: float = ENGINE_RATE_MIN,
+        decrease: float = ENGINE_RATE_DECREASE,
+        increase: float = ENGINE_RATE_INCREASE_FRACTION,
+        name: str = "",
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        if not 0 < decrease < 1:
+            raise ValueError("decrease must be in (0, 1)")
+        self.name = name
+        self.max_rate = max_rate if max_rate is not None else rate
+        self.min_rate = min(min_rate, self.max_rate)
+        self._rate = min(rate, self.max_rate)
+        self._decrease = decrease
+        self._increase = increase
+        self._limiter = _AdjustableLimiter(burst, burst / self._rate)
+        self._queue = ConcurrencyCap(1, name=f"{name}-queue")
+        self._paused_until = 0.0
+        self.stats = RateStats()
+
+    @property
+    def rate(self) -> float:
+        """The current (adapted) requests per second."""
+        return self._rate
+
+    @property
+    def waiting(self) -> int:
+        return self._queue.waiting + self._queue.in_use
+
+    def paused_for(self) -> float:
+        """Seconds until the current Retry-After pause ends (0 if none)."""
+        return max(0.0, self._paused_until - self._now())
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+    def _set_rate(self, rate: float) -> None:
+        rate = min(self.max_rate, max(self.min_rate, rate))
+        if rate != self._rate:
+            self._rate = rate
+            self._limiter.set_rate(rate)
+
+    def set_max_rate(self, max_rate: float) -> None:
+        """A newly known limit (e.g. ``--rate`` or a server header)."""
+        if max_rate <= 0:
+            raise ValueError("max_rate must be > 0")
+        self.max_rate = max_rate
+        self.min_rate = min(self.min_rate, max_rate)
+        self._set_rate(min(self._rate, max_rate))
+
+    async def acquire(self, priority: int = Priority.CONTINUE) -> None:
+        async with self._queue.slot(priority):
+            await self._wait_pause()
+            await self._limiter.acquire()
+            # A 429 may have arrived while we waited for the bucket.
+            await self._wait_pause()
+        self.stats.acquired += 1
+        self.stats.by_priority[priority] = self.stats.by_priority.get(priority, 0) + 1
+
+    async def _wait_pause(self) -> None:
+        # A deadline that later 429s may push out, not an event: re-check
+        # after each sleep (asyncio may also wake a hair early).
+        while (delay := self._paused_until - self._now()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(delay)
+
+    @asynccontextmanager
+    async def slot(self, priority: int = Priority.CONTINUE) -> AsyncIterator[None]:
+        """Take one request's worth of rate (nothing to give back)."""
+        await self.acquire(priority)
+        yield
+
+    def on_success(self) -> None:
+        self._set_rate(self._rate + self._increase * self.max_rate)
+
+    def on_rate_limited(self, retry_after: float | None = None) -> None:
+        now = self._now()
+        wait = retry_after if retry_after is not None and retry_after >= 0 else None
+        until = now + (wait if wait is not None else ENGINE_RETRY_AFTER_DEFAULT)
+        self.stats.rate_limited += 1
+        if now >= self._paused_until:  # first 429 of this congestion episode
+            self._set_rate(self._rate * self._decrease)
+            self.stats.decreases += 1
+        if until > self._paused_until:
+            self.stats.paused_seconds += until - max(now, self._paused_until)
+            self._paused_until = until
+
+    def on_quota(self, remaining: int | None, reset_after: float | None) -> None:
+        if remaining is not None and remaining <= 0 and reset_after is not None:
+            until = self._now() + max(0.0, reset_after)
+            self._paused_until = max(self._paused_until, until)
+
+    def __repr__(self) -> str:
+        return f"<RateGate {self.name!r} {self._rate:.2f}/{self.max_rate:.2f} rps>"
+
+
+@dataclass(slots=True)
+class Limits:
+    """Every gate one run uses, built from the CLI's numbers."""
+
+    api: RateGate
+    agent: RateGate
+    rows: ConcurrencyCap
+    generations: ConcurrencyCap
+    renders: ConcurrencyCap
+    uploads: ConcurrencyCap
+    downloads: ConcurrencyCap
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        rate: float | None = None,
+        agent_rate: float | None = None,
+        rows_in_flight: int = ENGINE_ROWS_IN_FLIGHT,
+        generations: int = ENGINE_CAP_GENERATIONS,
+        renders: int = ENGINE_CAP_RENDERS,
+        uploads: int = ENGINE_CAP_UPLOADS,
+        downloads: int = ENGINE_CAP_DOWNLOADS,
+    ) -> Limits:
+        api_rate = rate if rate is not None else ENGINE_RATE_DEFAULT
+        return cls(
+            api=RateGate(api_rate, name="api"),
+            agent=RateGate(agent_rate if agent_rate is not None else api_rate, name="agent"),
+            rows=ConcurrencyCap(rows_in_flight, "rows"),
+            generations=ConcurrencyCap(generations, "generations"),
+            renders=ConcurrencyCap(renders, "renders"),
+            uploads=ConcurrencyCap(uploads, "uploads"),
+            downloads=ConcurrencyCap(downloads, "downloads"),
+        )

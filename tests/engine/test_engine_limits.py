@@ -1,0 +1,257 @@
+"""Gates: caps never exceeded, priority order, 429 pauses everyone, AIMD.
+
+Assertions are about order and counts (and "not before" bounds, which
+cannot flake), never about how long something took.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from genbatch.engine.limits import ConcurrencyCap, Limits, Priority, RateGate, through
+
+
+async def settle() -> None:
+    """Let every ready task run until all are blocked again."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+# -- ConcurrencyCap ----------------------------------------------------------
+async def test_cap_is_never_exceeded() -> None:
+    cap = ConcurrencyCap(3, "t")
+    active = peak = done = 0
+
+    async def work() -> None:
+        nonlocal active, peak, done
+        async with cap.slot():
+            active += 1
+            peak = max(peak, active)
+            await asyncio.sleep(0.001)
+            active -= 1
+            done += 1
+
+    await asyncio.gather(*(work() for _ in range(40)))
+    assert peak == 3 and done == 40 and cap.in_use == 0
+
+
+async def test_cap_serves_lower_priority_numbers_first_fifo_within() -> None:
+    cap = ConcurrencyCap(1)
+    await cap.acquire()
+    order: list[str] = []
+
+    async def waiter(name: str, prio: int) -> None:
+        async with cap.slot(prio):
+            order.append(name)
+
+    arrivals = [("start1", 3), ("poll1", 0), ("cont", 2), ("finish", 1), ("poll2", 0)]
+    tasks = [asyncio.create_task(waiter(n, p)) for n, p in arrivals]
+    await settle()
+    assert cap.waiting == 5
+    cap.release()
+    await asyncio.gather(*tasks)
+    assert order == ["poll1", "poll2", "finish", "cont", "start1"]
+
+
+async def test_cap_cancelled_waiters_do_not_leak_slots() -> None:
+    cap = ConcurrencyCap(1)
+    await cap.acquire()
+    got: list[str] = []
+
+    async def waiter(name: str) -> None:
+        async with cap.slot():
+            got.append(name)
+
+    a = asyncio.create_task(waiter("a"))
+    b = asyncio.create_task(waiter("b"))
+    c = asyncio.create_task(waiter("c"))
+    await settle()
+    a.cancel()  # cancelled while waiting: skipped
+    await settle()
+    cap.release()  # grants b ...
+    b.cancel()  # ... which is cancelled before it runs: must pass the slot on
+    await asyncio.gather(a, b, c, return_exceptions=True)
+    assert got == ["c"]
+    assert cap.in_use == 0 and cap.waiting == 0
+
+
+async def test_cap_set_limit_admits_waiters() -> None:
+    cap = ConcurrencyCap(1)
+    await cap.acquire()
+    entered = asyncio.Event()
+
+    async def waiter() -> None:
+        await cap.acquire()
+        entered.set()
+
+    task = asyncio.create_task(waiter())
+    await settle()
+    assert not entered.is_set()
+    cap.set_limit(2)
+    await asyncio.wait_for(entered.wait(), 5)
+    assert cap.in_use == 2
+    await task
+
+
+def test_cap_misuse() -> None:
+    with pytest.raises(ValueError):
+        ConcurrencyCap(0)
+    with pytest.raises(RuntimeError):
+        ConcurrencyCap(1).release()
+
+
+# -- RateGate ----------------------------------------------------------------
+async def test_rate_gate_serves_by_priority() -> None:
+    gate = RateGate(200.0, burst=1)
+    order: list[str] = []
+
+    async def call(name: str, prio: int) -> None:
+        await gate.acquire(prio)
+        order.append(name)
+
+    await call("first", Priority.START)  # burst of 1: the bucket is now full
+    arrivals = [("start", Priority.START), ("poll", Priority.POLL), ("cont", Priority.CONTINUE)]
+    arrivals += [("finish", Priority.FINISH), ("poll2", Priority.POLL)]
+    await asyncio.gather(*(call(n, p) for n, p in arrivals))
+    # "start" reached the bucket first (nobody was queued); then by priority.
+    assert order == ["first", "start", "poll", "poll2", "finish", "cont"]
+    assert gate.stats.acquired == 6
+    assert gate.stats.by_priority[Priority.POLL] == 2
+
+
+async def test_a_429_blocks_everyone_until_retry_after() -> None:
+    loop = asyncio.get_running_loop()
+    gate = RateGate(1000.0)
+    await gate.acquire()
+    gate.on_rate_limited(0.05)
+    until = loop.time() + 0.05 - 1e-3  # lower bound on the pause end
+    times: list[float] = []
+
+    async def call() -> None:
+        await gate.acquire()
+        times.append(loop.time())
+
+    await asyncio.gather(*(call() for _ in range(5)))
+    assert len(times) == 5
+    assert min(times) >= until  # nobody went early
+    assert gate.paused_for() == 0.0
+
+
+async def test_retry_after_reaches_waiters_already_at_the_bucket() -> None:
+    loop = asyncio.get_running_loop()
+    gate = RateGate(20.0)
+    await gate.acquire()  # next token in ~50 ms
+    waiter = asyncio.create_task(gate.acquire())
+    await settle()
+    gate.on_rate_limited(0.2)  # arrives while the waiter sleeps on the bucket
+    pause_end = loop.time() + 0.2 - 1e-3
+    await waiter
+    assert loop.time() >= pause_end
+
+
+async def test_aimd_decrease_once_per_pause_then_additive_climb() -> None:
+    gate = RateGate(10.0, min_rate=1.0, decrease=0.5, increase=0.1)
+    gate.on_rate_limited(0.01)
+    assert gate.rate == 5.0
+    gate.on_rate_limited(0.01)  # same congestion episode: pause extends, rate holds
+    assert gate.rate == 5.0 and gate.stats.rate_limited == 2 and gate.stats.decreases == 1
+    await asyncio.sleep(0.02)
+    gate.on_rate_limited(0.0)  # a new episode
+    assert gate.rate == 2.5
+    for _ in range(3):
+        await asyncio.sleep(0.001)  # each a new episode (the last pause was 0 s)
+        gate.on_rate_limited(0.0)
+    assert gate.rate == 1.0  # floored at min_rate
+    for _ in range(5):
+        gate.on_success()
+    assert gate.rate == pytest.approx(6.0)  # +0.1 * max per success
+    for _ in range(50):
+        gate.on_success()
+    assert gate.rate == 10.0  # never above the configured max
+
+
+async def test_default_pause_when_no_retry_after() -> None:
+    gate = RateGate(10.0)
+    gate.on_rate_limited(None)
+    assert 0.5 < gate.paused_for() <= 1.0
+
+
+async def test_quota_exhausted_pauses_without_slowing_down() -> None:
+    gate = RateGate(10.0)
+    gate.on_quota(remaining=0, reset_after=0.5)
+    assert gate.paused_for() > 0.4 and gate.rate == 10.0
+    gate.on_quota(remaining=3, reset_after=5)
+    assert gate.paused_for() <= 0.5
+
+
+async def test_set_max_rate_lowers_the_current_rate() -> None:
+    gate = RateGate(50.0)
+    gate.set_max_rate(5.0)
+    assert gate.rate == 5.0 and gate.max_rate == 5.0
+    for _ in range(10):
+        gate.on_success()
+    assert gate.rate == 5.0
+    await gate.acquire()
+
+
+async def test_rate_change_while_waiting_still_admits_everyone() -> None:
+    gate = RateGate(0.01, max_rate=1000.0, increase=1.0, min_rate=0.01)  # next token: 100 s
+    await gate.acquire()
+    waiter = asyncio.create_task(gate.acquire())
+    await settle()
+    gate.on_success()  # climbs to 1000/s: the bucket's wake-up timer is re-armed
+    assert gate.rate == 1000.0
+    await asyncio.wait_for(waiter, 30)  # without the re-arm it would sleep 100 s
+    assert gate.stats.acquired == 2
+
+
+def test_rate_gate_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        RateGate(0)
+    with pytest.raises(ValueError):
+        RateGate(1, decrease=1.5)
+    with pytest.raises(ValueError):
+        RateGate(1).set_max_rate(0)
+
+
+def test_rate_gate_configurable_outside_a_loop() -> None:
+    gate = RateGate(10.0)
+    gate.set_max_rate(4.0)
+    assert gate.rate == 4.0
+
+
+# -- composition ---------------------------------------------------------------
+async def test_through_enters_in_order_and_releases() -> None:
+    limits = Limits.create(rate=1000.0, renders=1)
+    inside = 0
+    peak = 0
+
+    async def render() -> None:
+        nonlocal inside, peak
+        async with through(limits.renders, limits.api, priority=Priority.FINISH):
+            inside += 1
+            peak = max(peak, inside)
+            await asyncio.sleep(0.001)
+            inside -= 1
+
+    await asyncio.gather(*(render() for _ in range(6)))
+    assert peak == 1
+    assert limits.renders.in_use == 0
+    assert limits.api.stats.acquired == 6
+    assert limits.api.stats.by_priority == {Priority.FINISH: 6}
+
+
+async def test_exception_inside_through_releases_caps() -> None:
+    cap = ConcurrencyCap(1)
+    with pytest.raises(RuntimeError):
+        async with through(cap):
+            raise RuntimeError("boom")
+    assert cap.in_use == 0
+
+
+def test_limits_defaults() -> None:
+    limits = Limits.create(rate=7.0)
+    assert limits.api.max_rate == 7.0 and limits.agent.max_rate == 7.0
+    assert limits.rows.limit > 0 and limits.downloads.limit > 0
