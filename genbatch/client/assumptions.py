@@ -115,7 +115,8 @@ PREVIEW_FAILED: Final = frozenset({"failed", "error"})
 # for redaction like our own key.
 
 # ASSUMPTION: ``POST /v1/autocontentengine/:id/clone?agent_id=`` takes an
-# optional ``{"target_agent_id": …}`` body for cloning into a different agent.
+# optional ``{"agent_id": …}`` body naming the agent to clone into (the query's
+# ``agent_id`` names the source engine's agent).
 
 # ASSUMPTION: train_social and the user-jobs endpoints live on the api host
 # (the reference's curl uses api.gen.pro although the list says "agent.gen.pro

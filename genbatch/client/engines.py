@@ -69,7 +69,7 @@ class Engines(Resource):
         idempotency_key: str | None = None,
     ) -> Engine:
         """Clone an engine, into the same agent or ``target_agent_id`` (ASSUMPTION body)."""
-        body = {"target_agent_id": target_agent_id} if target_agent_id is not None else None
+        body = {"agent_id": target_agent_id} if target_agent_id is not None else None
         return await self._client.request_model(
             Engine,
             R.ENGINES_CLONE,

@@ -169,7 +169,7 @@ class VoicePreview(APIModel):
     job_id: Id | None = None
     id: Id | None = None
     status: str = "pending"
-    url: str | None = None
+    audio_url: str | None = None
     error: Any = None
 
     @property
@@ -372,11 +372,6 @@ class Column(APIModel):
     position: int | None = None
 
 
-class Row(APIModel):
-    id: Id
-    position: int | None = None
-
-
 class CreationCardInfo(APIModel):
     """A card as the server stores it (lenient; the typed cards are for sending)."""
 
@@ -413,6 +408,12 @@ class Cell(APIModel):
     generation_status: str | None = None
     output_resources: list[OutputResource] = Field(default_factory=list)
     layers: list[Layer] = Field(default_factory=list)
+
+
+class Row(APIModel):
+    id: Id
+    position: int | None = None
+    cells: list[Cell] = Field(default_factory=list)
 
 
 class Engine(APIModel):
