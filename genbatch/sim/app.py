@@ -47,6 +47,9 @@ from genbatch.sim import (
 from genbatch.sim.routes_common import (
     ADMIN_KEY,
     PRESIGNER,
+    REQ_API_KEY,
+    REQ_DROPPED,
+    REQ_USER,
     STORE,
     WORLD,
     error_response,
@@ -108,8 +111,8 @@ async def _api(request: web.Request, handler: Handler, world: World) -> web.Stre
     user = world.user_for_key(key) if key else None
     if user is None or key is None:
         raise ApiError(401, "unauthorized", "missing or invalid API key")
-    request["user"] = user
-    request["api_key"] = key
+    request[REQ_USER] = user
+    request[REQ_API_KEY] = key
     verdict = world.bucket.take(key)
     faults = world.faults
     resp: web.StreamResponse
@@ -136,7 +139,7 @@ async def _api(request: web.Request, handler: Handler, world: World) -> web.Stre
         if faults.roll("503"):
             raise ApiError(503, "service_unavailable", "simulated service unavailable")
         if faults.roll("reset"):
-            request["dropped"] = True
+            request[REQ_DROPPED] = True
             return drop_connection(request)
         if faults.roll("slow"):
             await asyncio.sleep(faults.arg("slow"))
@@ -147,7 +150,7 @@ async def _api(request: web.Request, handler: Handler, world: World) -> web.Stre
         resp = await handler(request)
     _rate_headers(resp, verdict.limit, verdict.remaining, verdict.reset)
     if faults.any_request and faults.roll("reset_after"):
-        request["dropped"] = True
+        request[REQ_DROPPED] = True
         return drop_connection(request)
     return resp
 
@@ -230,11 +233,11 @@ async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamRe
         status = 500
         return error_response(500, "internal_error", "internal simulator error")
     finally:
-        status_key = "reset" if request.get("dropped") else str(status)
+        status_key = "reset" if request.get(REQ_DROPPED) else str(status)
         c = world.counters
         c.by_route[route] += 1
         c.by_status[status_key] += 1
-        key = request.get("api_key")
+        key = request.get(REQ_API_KEY)
         c.log.append((time.time(), request.method, route, status_key, key_hash(key) if key else ""))
 
 

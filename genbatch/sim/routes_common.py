@@ -40,8 +40,22 @@ WORLD = web.AppKey("world", World)
 STORE = web.AppKey("store", BlobStore)
 PRESIGNER = web.AppKey("presigner", Presigner)
 ADMIN_KEY = web.AppKey("admin_key", str)
+#: Per-request storage the middleware fills for handlers.
+REQ_USER = web.RequestKey("user", User)
+REQ_API_KEY = web.RequestKey("api_key", str)
+REQ_DROPPED = web.RequestKey("dropped", bool)
 
-__all__ = ["ADMIN_KEY", "PRESIGNER", "STORE", "WORLD", "ApiError", "Json"]
+__all__ = [
+    "ADMIN_KEY",
+    "PRESIGNER",
+    "REQ_API_KEY",
+    "REQ_DROPPED",
+    "REQ_USER",
+    "STORE",
+    "WORLD",
+    "ApiError",
+    "Json",
+]
 
 
 def now() -> float:
@@ -53,13 +67,11 @@ def world_of(request: web.Request) -> World:
 
 
 def user_of(request: web.Request) -> User:
-    user: User = request["user"]
-    return user
+    return request[REQ_USER]
 
 
 def api_key_of(request: web.Request) -> str:
-    key: str = request["api_key"]
-    return key
+    return request[REQ_API_KEY]
 
 
 def agent_q(request: web.Request) -> Agent:
