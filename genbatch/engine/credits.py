@@ -1,0 +1,297 @@
+"""Credits: estimate before spending, reserve, settle what was really charged.
+
+GEN does not document prices (DESIGN §3), so a user-editable pricing table
+(:class:`Pricing`, default ``genbatch/recipes/pricing.toml``) estimates each
+paid POST.  The :class:`CreditLedger` turns estimates into reservations:
+
+* :meth:`CreditLedger.reserve` before a paid POST — refused at once when the
+  budget (``--max-credits``) or the known workspace balance can *never*
+  cover it; when only other in-flight reservations stand in the way it waits
+  for them to settle or release (their actual cost may be lower, or they
+  fail and are refunded);
+* :meth:`Reservation.settle` with the actual cost once the job completed;
+  :meth:`Reservation.release` when it failed or was stopped (GEN refunds);
+* :meth:`CreditLedger.exhaust` on ``insufficient_credits_for_job``: no new
+  paid work starts, in-flight work finishes, waiting reservations are
+  refused so their rows end ``skipped``.
+
+Everything runs on the event loop thread and no method awaits between a check
+and its update, so the ledger is race-free without locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from genbatch._constants import ENGINE_PRICING_FILE
+
+__all__ = [
+    "CreditLedger",
+    "CreditsRefused",
+    "LedgerSnapshot",
+    "Pricing",
+    "PricingError",
+    "Reservation",
+]
+
+
+class PricingError(ValueError):
+    """The pricing table is unreadable or lacks a price we need."""
+
+
+class Pricing:
+    """Credits per paid POST, by generation type with optional per-model overrides."""
+
+    def __init__(
+        self,
+        generation_types: Mapping[str, float],
+        models: Mapping[str, float] | None = None,
+        source: str = "<pricing>",
+    ) -> None:
+        self.source = source
+        self.generation_types = dict(generation_types)
+        self.models = dict(models or {})
+        for name, value in [*self.generation_types.items(), *self.models.items()]:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise PricingError(f"{source}: price of {name!r} must be a number >= 0")
+
+    @classmethod
+    def load(cls, path: Path | str | None = None) -> Pricing:
+        """Read a pricing TOML; ``None`` reads the packaged default."""
+        if path is None:
+            res = resources.files("genbatch") / "recipes" / ENGINE_PRICING_FILE
+            text, source = res.read_text(encoding="utf-8"), f"default {ENGINE_PRICING_FILE}"
+        else:
+            source = str(path)
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise PricingError(f"{source}: cannot read pricing: {exc.strerror}") from None
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise PricingError(f"{source}: not valid TOML: {exc}") from None
+        unknown = set(raw) - {"generation_types", "models"}
+        if unknown:
+            raise PricingError(f"{source}: unknown section(s) {sorted(unknown)}")
+        types = raw.get("generation_types")
+        if not isinstance(types, dict) or not types:
+            raise PricingError(f"{source}: needs a [generation_types] table")
+        models = raw.get("models", {})
+        if not isinstance(models, dict):
+            raise PricingError(f"{source}: [models] must be a table")
+        return cls(types, models, source)
+
+    def price(self, generation_type: str, model: str | None = None) -> float:
+        """Estimated credits for one POST (``"render"`` for a render)."""
+        if model is not None and model in self.models:
+            return float(self.models[model])
+        try:
+            return float(self.generation_types[generation_type])
+        except KeyError:
+            raise PricingError(
+                f"{self.source}: no price for generation type {generation_type!r}"
+            ) from None
+
+    def total(self, steps: Iterable[tuple[str, str | None]]) -> float:
+        """Sum of :meth:`price` over ``(generation_type, model)`` pairs."""
+        return sum(self.price(kind, model) for kind, model in steps)
+
+
+class CreditsRefused(RuntimeError):
+    """A reservation cannot be granted; the row is ``skipped`` with this reason."""
+
+    def __init__(self, reason: Literal["budget", "balance", "exhausted"], message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSnapshot:
+    charged: float
+    reserved: float
+    in_flight: int
+    max_credits: float | None
+    balance_left: float | None
+    exhausted: bool
+    refused: int
+
+
+class Reservation:
+    """Credits held for one paid POST until it settles or is released."""
+
+    __slots__ = ("_ledger", "amount", "state", "tag")
+
+    def __init__(self, ledger: CreditLedger, amount: float, tag: str) -> None:
+        self._ledger = ledger
+        self.amount = amount
+        self.tag = tag
+        self.state: Literal["held", "settled", "released"] = "held"
+
+    def settle(self, actual: float | None = None) -> float:
+        """The job completed: charge ``actual`` (the estimate if unknown).
+
+        Returns what was charged, for the journal.
+        """
+        self._close("settled")
+        charged = self.amount if actual is None else float(actual)
+        self._ledger._settle(self.amount, charged)
+        return charged
+
+    def release(self) -> None:
+        """The job failed, was stopped or never sent: nothing was charged."""
+        if self.state == "held":
+            self._close("released")
+            self._ledger._settle(self.amount, 0.0)
+
+    def _close(self, state: Literal["settled", "released"]) -> None:
+        if self.state != "held":
+            raise RuntimeError(f"reservation {self.tag!r} already {self.state}")
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"<Reservation {self.tag!r} {self.amount:g} {self.state}>"
+
+
+class CreditLedger:
+    """Budget and balance accounting for one run (see the module docstring)."""
+
+    def __init__(self, *, max_credits: float | None = None, balance: float | None = None) -> None:
+        if max_credits is not None and max_credits < 0:
+            raise ValueError("max_credits must be >= 0")
+        self.max_credits = max_credits
+        self._charged = 0.0
+        self._reserved = 0.0
+        self._in_flight = 0
+        self._refused = 0
+        self._balance_base: float | None = None
+        self._charged_at_base = 0.0
+        self._exhausted: str | None = None
+        self._changed = asyncio.Event()
+        if balance is not None:
+            self.set_balance(balance)
+
+    # -- state ---------------------------------------------------------------
+    @property
+    def charged(self) -> float:
+        """Credits charged by settled jobs: what genbatch reports as spent."""
+        return self._charged
+
+    @property
+    def reserved(self) -> float:
+        return self._reserved
+
+    @property
+    def exhausted(self) -> bool:
+        return self._exhausted is not None
+
+    @property
+    def exhausted_reason(self) -> str | None:
+        return self._exhausted
+
+    def balance_left(self) -> float | None:
+        """Known balance minus charges since it was read and open reservations."""
+        if self._balance_base is None:
+            return None
+        return self._balance_base - (self._charged - self._charged_at_base) - self._reserved
+
+    def snapshot(self) -> LedgerSnapshot:
+        return LedgerSnapshot(
+            charged=self._charged,
+            reserved=self._reserved,
+            in_flight=self._in_flight,
+            max_credits=self.max_credits,
+            balance_left=self.balance_left(),
+            exhausted=self.exhausted,
+            refused=self._refused,
+        )
+
+    def set_balance(self, balance: float) -> None:
+        """Record the workspace balance as read now (organization read).
+
+        Open reservations are assumed not yet charged by the server, which
+        errs on the safe side if it already took them.
+        """
+        self._balance_base = float(balance)
+        self._charged_at_base = self._charged
+        self._notify()
+
+    def exhaust(self, reason: str = "insufficient credits") -> None:
+        """Stop granting paid work (``insufficient_credits_for_job`` seen)."""
+        if self._exhausted is None:
+            self._exhausted = reason
+        self._notify()
+
+    # -- reservations ----------------------------------------------------------
+    def _verdict(self, amount: float) -> Literal["ok", "wait"] | CreditsRefused:
+        if amount <= 0:
+            return "ok"  # free steps (media, clone) are never paid work
+        if self._exhausted is not None:
+            return CreditsRefused("exhausted", self._exhausted)
+        if self.max_credits is not None:
+            if self._charged + amount > self.max_credits + 1e-9:
+                return CreditsRefused(
+                    "budget",
+                    f"budget exhausted: {self._charged:g} of --max-credits "
+                    f"{self.max_credits:g} spent, next step needs {amount:g}",
+                )
+            if self._charged + self._reserved + amount > self.max_credits + 1e-9:
+                return "wait"
+        left = self.balance_left()
+        if left is not None:
+            if left + self._reserved < amount - 1e-9:
+                return CreditsRefused(
+                    "balance",
+                    f"insufficient credits: balance {left + self._reserved:g}, "
+                    f"next step needs {amount:g}",
+                )
+            if left < amount - 1e-9:
+                return "wait"
+        return "ok"
+
+    def try_reserve(self, amount: float, tag: str = "") -> Reservation | None:
+        """Reserve now, or ``None`` if it must wait; raises if it never fits."""
+        verdict = self._verdict(amount)
+        if isinstance(verdict, CreditsRefused):
+            self._refused += 1
+            raise verdict
+        if verdict == "wait":
+            return None
+        self._reserved += amount
+        self._in_flight += 1
+        return Reservation(self, amount, tag)
+
+    async def reserve(self, amount: float, tag: str = "") -> Reservation:
+        """Reserve ``amount`` for one paid POST, waiting for room if needed.
+
+        Raises :class:`CreditsRefused` when it can never be granted (budget
+        or balance too small, or the ledger is exhausted — also while waiting).
+        """
+        while True:
+            reservation = self.try_reserve(amount, tag)
+            if reservation is not None:
+                return reservation
+            await self._changed.wait()
+
+    def _settle(self, amount: float, charged: float) -> None:
+        self._reserved = max(0.0, self._reserved - amount)
+        self._in_flight -= 1
+        self._charged += charged
+        self._notify()
+
+    def _notify(self) -> None:
+        # Wake every waiter to re-check; a fresh event for the next round.
+        self._changed.set()
+        self._changed = asyncio.Event()

@@ -1,0 +1,199 @@
+"""Pricing table and credit ledger: reserve, settle, release, exhaust."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from genbatch.engine.credits import CreditLedger, CreditsRefused, Pricing, PricingError
+from genbatch.engine.recipe import Recipe
+
+CONTRACT_PRICES = {
+    "text": 1,
+    "image_from_text": 4,
+    "video_from_text": 20,
+    "video_from_image": 20,
+    "video_from_ingredients": 20,
+    "speech_from_text": 2,
+    "lipsync": 10,
+    "captions": 2,
+    "media": 0,
+    "render": 5,
+}
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+# -- pricing -----------------------------------------------------------------
+def test_default_pricing_matches_the_contract() -> None:
+    pricing = Pricing.load()
+    assert {k: pricing.price(k) for k in CONTRACT_PRICES} == CONTRACT_PRICES
+    assert pricing.total([("video_from_text", "veo_3"), ("render", None)]) == 25
+
+
+def test_default_recipe_estimates() -> None:
+    pricing = Pricing.load()
+    row = {"row_id": "r", "hook": "h", "script": "s"}
+    assert Recipe.default("tiktok-vo-broll").plan_row(row).credit_estimate(pricing) == 27
+    assert Recipe.default("tiktok-talking-avatar").plan_row(row).credit_estimate(pricing) == 39
+
+
+def test_user_pricing_with_model_override(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text("[generation_types]\nvideo_from_text = 20\nrender = 5\n[models]\nveo_3 = 30\n")
+    pricing = Pricing.load(path)
+    assert pricing.price("video_from_text", "veo_3") == 30
+    assert pricing.price("video_from_text", "sora_2") == 20
+    with pytest.raises(PricingError, match="no price for generation type 'lipsync'"):
+        pricing.price("lipsync")
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("nope", "TOML"),
+        ("[generation_types]\n", "needs a"),
+        ("[generation_types]\ntext = -1\n", ">= 0"),
+        ("[generation_types]\ntext = 'cheap'\n", "number"),
+        ("[generation_types]\ntext = 1\n[extras]\n", "unknown section"),
+    ],
+)
+def test_bad_pricing_files(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(PricingError, match=match):
+        Pricing.load(path)
+    with pytest.raises(PricingError, match="cannot read"):
+        Pricing.load(tmp_path / "missing.toml")
+
+
+# -- ledger ------------------------------------------------------------------
+async def test_reserve_settle_release_accounting() -> None:
+    ledger = CreditLedger(max_credits=100)
+    a = await ledger.reserve(20, "r1/broll")
+    b = await ledger.reserve(5, "r1/render")
+    assert ledger.reserved == 25 and ledger.charged == 0
+    assert a.settle(18) == 18  # the generation reported its cost
+    b.release()  # the render failed and was refunded
+    b.release()  # releasing twice is harmless
+    assert ledger.charged == 18 and ledger.reserved == 0
+    snap = ledger.snapshot()
+    assert snap.in_flight == 0 and snap.charged == 18
+    with pytest.raises(RuntimeError, match="already settled"):
+        a.settle()
+    c = await ledger.reserve(2)
+    assert c.settle() == 2  # no reported cost: the estimate is charged
+    assert ledger.charged == 20
+
+
+async def test_budget_refuses_what_can_never_fit() -> None:
+    ledger = CreditLedger(max_credits=30)
+    (await ledger.reserve(20)).settle()
+    with pytest.raises(CreditsRefused) as info:
+        await ledger.reserve(20)
+    assert info.value.reason == "budget" and "--max-credits 30" in str(info.value)
+    assert ledger.snapshot().refused == 1
+    small = await ledger.reserve(10)  # exactly fits
+    small.settle()
+    assert ledger.charged == 30
+
+
+async def test_waits_for_in_flight_reservations_then_proceeds() -> None:
+    ledger = CreditLedger(max_credits=40)
+    first = await ledger.reserve(20)
+    second = await ledger.reserve(20)
+    waiter = asyncio.create_task(ledger.reserve(20))
+    await settle()
+    assert not waiter.done()  # could fit if one in-flight job is refunded
+    second.release()
+    third = await asyncio.wait_for(waiter, 5)
+    assert ledger.reserved == 40
+    first.settle()
+    third.settle()
+    assert ledger.charged == 40
+
+
+async def test_waiter_is_refused_when_the_wait_cannot_pay_off() -> None:
+    ledger = CreditLedger(max_credits=40)
+    first = await ledger.reserve(30)
+    waiter = asyncio.create_task(ledger.reserve(20))
+    await settle()
+    first.settle(30)  # charged in full: 10 left, 20 can never fit
+    with pytest.raises(CreditsRefused, match="budget"):
+        await asyncio.wait_for(waiter, 5)
+
+
+async def test_known_balance_limits_spending() -> None:
+    ledger = CreditLedger(balance=25)
+    broll = await ledger.reserve(20)
+    assert ledger.balance_left() == 5
+    with pytest.raises(CreditsRefused) as info:
+        await ledger.reserve(30)
+    assert info.value.reason == "balance"
+    broll.settle(20)
+    render = await ledger.reserve(5)
+    render.settle()
+    assert ledger.balance_left() == 0
+    ledger.set_balance(100)  # topped up, re-read
+    assert ledger.balance_left() == 100
+    (await ledger.reserve(50)).settle()
+    assert ledger.balance_left() == 50 and ledger.charged == 75
+
+
+async def test_exhaustion_stops_new_paid_work_and_refuses_waiters() -> None:
+    ledger = CreditLedger(max_credits=20)
+    in_flight = await ledger.reserve(20)
+    waiter = asyncio.create_task(ledger.reserve(20))
+    await settle()
+    ledger.exhaust("insufficient_credits_for_job")
+    with pytest.raises(CreditsRefused) as info:
+        await asyncio.wait_for(waiter, 5)
+    assert info.value.reason == "exhausted" and ledger.exhausted
+    assert ledger.exhausted_reason == "insufficient_credits_for_job"
+    with pytest.raises(CreditsRefused):
+        ledger.try_reserve(1)
+    # Work already in flight still settles and is reported.
+    in_flight.settle(20)
+    assert ledger.charged == 20
+    # Free steps are not paid work: they still pass.
+    free = await ledger.reserve(0, "media")
+    free.settle(0)
+
+
+async def test_many_concurrent_reservations_never_overspend() -> None:
+    ledger = CreditLedger(max_credits=100)
+    granted: list[float] = []
+    refused = 0
+
+    async def job(i: int) -> None:
+        nonlocal refused
+        try:
+            r = await ledger.reserve(7, f"job{i}")
+        except CreditsRefused:
+            refused += 1
+            return
+        await asyncio.sleep(0.001 * (i % 3))
+        if i % 4 == 0:
+            r.release()  # failed, refunded
+        else:
+            granted.append(r.settle())
+
+    await asyncio.gather(*(job(i) for i in range(60)))
+    assert ledger.charged == sum(granted) <= 100
+    assert ledger.reserved == 0
+    assert refused + len(granted) + sum(1 for i in range(60) if i % 4 == 0) == 60
+    assert ledger.charged > 100 - 7  # the budget was used up, not abandoned early
+
+
+def test_try_reserve_without_a_loop() -> None:
+    ledger = CreditLedger()
+    r = ledger.try_reserve(5)
+    assert r is not None and ledger.reserved == 5
+    assert ledger.balance_left() is None
+    with pytest.raises(ValueError):
+        CreditLedger(max_credits=-1)
