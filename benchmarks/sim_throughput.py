@@ -1,0 +1,116 @@
+"""How many ``GET /v1/generations/:id`` a second the simulator answers as its own process.
+
+Starts ``python -m genbatch sim`` as a subprocess on 127.0.0.1 (rate limit
+out of the way), creates one generation, then this process hammers
+``GET /v1/generations/:id`` with aiohttp for a fixed duration, several runs,
+and prints the median.  The sim must never be a client benchmark's
+bottleneck: the target is >= 3,000 req/s on a 2-core machine.
+
+    .venv/bin/python benchmarks/sim_throughput.py [--seconds 5] [--runs 3] [--concurrency 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import aiohttp
+
+KEY = "bench-key"
+
+
+def start_sim() -> tuple[subprocess.Popen[str], str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "genbatch",
+        "sim",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--api-key",
+        KEY,
+        "--rate",
+        "1000000000",
+        "--burst",
+        "1000000000",
+        "--time-scale",
+        "0.001",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if "listening on" not in line:
+        proc.kill()
+        raise SystemExit(f"sim did not start: {line!r}")
+    return proc, line.rsplit(" ", 1)[-1]
+
+
+async def make_generation(session: aiohttp.ClientSession, url: str) -> int:
+    agent = 1000
+    async with session.post(
+        f"{url}/v1/templates/spreadsheets/tiktok-vo-broll/clone", json={"agent_id": agent}
+    ) as r:
+        eng = await r.json()
+    hook = next(c for c in eng["spreadsheet_cells"] if c["column_name"] == "hook")
+    gen_url = f"{url}/v1/autocontentengine/{eng['id']}/cells/{hook['id']}/generate?agent_id={agent}"
+    async with session.post(gen_url, json={}) as r:
+        body = await r.json()
+    return int(body["generation_id"])
+
+
+async def hammer(url: str, seconds: float, concurrency: int) -> tuple[float, int]:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers={"X-API-Key": KEY}) as session:
+        gid = await make_generation(session, url)
+        target = f"{url}/v1/generations/{gid}"
+        ok = errors = 0
+        stop_at = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal ok, errors
+            while time.perf_counter() < stop_at:
+                async with session.get(target) as r:
+                    await r.read()
+                    if r.status == 200:
+                        ok += 1
+                    else:
+                        errors += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return ok / (time.perf_counter() - t0), errors
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=64)
+    args = parser.parse_args()
+    proc, url = start_sim()
+    try:
+        rates = []
+        for i in range(args.runs):
+            rate, errors = asyncio.run(hammer(url, args.seconds, args.concurrency))
+            rates.append(rate)
+            print(f"run {i + 1}: {rate:,.0f} req/s ({errors} non-200)", flush=True)
+        print(
+            f"median: {statistics.median(rates):,.0f} req/s "
+            f"(GET /v1/generations/:id, {args.runs} x {args.seconds:g} s, "
+            f"concurrency {args.concurrency}, nproc {os.cpu_count()})"
+        )
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
