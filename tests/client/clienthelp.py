@@ -48,6 +48,11 @@ class Sim:
             data: dict[str, Any] = await r.json()
             return data
 
+    async def api_requests(self) -> int:
+        """Requests the sim saw on /v1 (the admin API's own reads excluded)."""
+        by_route: dict[str, int] = (await self.ledger())["requests"]["by_route"]
+        return sum(n for r, n in by_route.items() if " /v1/" in r)
+
     async def count(self, route: str) -> int:
         """Requests the sim saw for a route pattern, e.g. "GET /v1/generations/{id}"."""
         by_route: dict[str, int] = (await self.ledger())["requests"]["by_route"]
