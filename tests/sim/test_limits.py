@@ -63,3 +63,24 @@ async def test_rate_is_configurable_at_runtime(sim_factory: SimFactory) -> None:
         await asyncio.sleep(0.01)
         for _ in range(5):
             await call(http, "GET", "/v1/me", 200)
+
+
+async def test_admin_reset_and_admin_key(sim_factory: SimFactory) -> None:
+    sim = await sim_factory(admin_key="s3cret")
+    async with aiohttp.ClientSession(base_url=sim.url, headers={"X-API-Key": KEY}) as http:
+        denied = await call(http, "GET", "/_sim/ledger", 403)
+        assert denied["error_code"] == "forbidden"
+        admin = {"X-Sim-Admin-Key": "s3cret"}
+        await call(http, "POST", "/v1/persisted_tokens", 201, json={"name": "x"})
+        await call(http, "POST", "/_sim/config", 200, json={"balance": 5}, headers=admin)
+        book = await call(http, "GET", "/_sim/ledger", 200, headers=admin)
+        assert book["credits"]["balance"] == 5 and book["requests"]["total"] >= 3
+        err = await call(
+            http, "POST", "/_sim/config", 422, json={"faults": "bogus:1"}, headers=admin
+        )
+        assert "bogus" in err["error"]
+        await call(http, "POST", "/_sim/reset", 200, headers=admin)
+        book = await call(http, "GET", "/_sim/ledger", 200, headers=admin)
+    assert book["credits"]["balance"] == 100_000 and book["generations"] == []
+    assert book["requests"]["by_route"] == {"GET /_sim/ledger": 1}
+    assert sim.world.tokens == {}
