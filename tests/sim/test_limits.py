@@ -82,5 +82,5 @@ async def test_admin_reset_and_admin_key(sim_factory: SimFactory) -> None:
         await call(http, "POST", "/_sim/reset", 200, headers=admin)
         book = await call(http, "GET", "/_sim/ledger", 200, headers=admin)
     assert book["credits"]["balance"] == 100_000 and book["generations"] == []
-    assert book["requests"]["by_route"] == {"GET /_sim/ledger": 1}
+    assert book["requests"]["by_route"] == {"POST /_sim/reset": 1}  # counted once done
     assert sim.world.tokens == {}
