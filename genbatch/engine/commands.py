@@ -1,0 +1,441 @@
+"""``genbatch run | plan | status | templates`` — the batch engine's command line.
+
+Exit codes (DESIGN §6): 0 every row completed; 1 some rows failed, were
+skipped or are still pending (the result table says why); 2 the run could
+not start (bad table or recipe, no key, 401, output dir in use) — always
+with one line saying what to do.
+
+``--sim`` runs an in-process simulator (the seeded demo key, workspace and
+agent) with a fast time scale (``--sim-time-scale``, default
+``ENGINE_SIM_TIME_SCALE``: a 90 s video takes under a second), so a table
+can be rehearsed offline.  Against a separate ``genbatch sim --time-scale S``
+pass ``--base-url`` and the same ``--sim-time-scale S``: the poll hub then
+expects jobs to be that much faster.
+
+Test hook (crash tests only): ``GENBATCH_TEST_HALT_AT=<milestone>`` makes the
+first row that reaches that journal milestone (``clone_intent``,
+``generate:<cell>:intent``, ``generate:<cell>:submitted``, ``render:intent``,
+``render:submitted``, ``download:start``) print ``GENBATCH-TEST-HALT ...`` to
+stderr and stop there, so a test can SIGKILL the process at a known point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from genbatch._constants import (
+    CLIENT_ENV_API_KEY,
+    ENGINE_DEFAULT_OUT_ROOT,
+    ENGINE_RATE_DEFAULT,
+    ENGINE_SIM_RATE,
+    ENGINE_SIM_TIME_SCALE,
+    SIM_DEMO_AGENT_ID,
+    SIM_DEMO_API_KEY,
+)
+from genbatch.client import GenClient
+from genbatch.engine.credits import Pricing, PricingError
+from genbatch.engine.journal import Journal, JournalError
+from genbatch.engine.recipe import RecipeError, default_recipe_slugs
+from genbatch.engine.runner import (
+    RecipeBook,
+    RunOptions,
+    RunSummary,
+    StartError,
+    execute,
+    plan_rows,
+)
+from genbatch.engine.table import Table, TableError
+from genbatch.errors import APIError, AuthenticationError, GenError
+from genbatch.settings import Settings
+
+__all__ = ["register"]
+
+_HALT_ENV = "GENBATCH_TEST_HALT_AT"
+_NO_KEY = (
+    f"genbatch: no API key. Set it with `export {CLIENT_ENV_API_KEY}=...` "
+    "(GEN dashboard > your agent > API > Create API Key), "
+    "or add --sim to rehearse against the built-in simulator."
+)
+
+
+def _fail(message: str) -> int:
+    print(f"genbatch: {message}", file=sys.stderr)
+    return 2
+
+
+# --------------------------------------------------------------------------
+# Where the API is: --sim, --base-url, or the environment
+# --------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Target:
+    api_key: str
+    api_url: str
+    agent_url: str
+    agent: str | None
+    rate: float | None
+    time_scale: float
+
+
+class NoKey(GenError):
+    """Neither GEN_API_KEY nor --sim."""
+
+
+@asynccontextmanager
+async def target(args: argparse.Namespace) -> AsyncIterator[Target]:
+    """The API to talk to; with ``--sim``, a simulator running for the block."""
+    scale = args.sim_time_scale
+    if args.sim:
+        from genbatch.sim.serve import SimConfig, SimServer
+
+        cfg = SimConfig(
+            time_scale=scale if scale is not None else ENGINE_SIM_TIME_SCALE,
+            rate=ENGINE_SIM_RATE,
+            burst=int(ENGINE_SIM_RATE),
+        )
+        async with SimServer(cfg) as sim:
+            base = sim.url + "/v1"
+            yield Target(
+                SIM_DEMO_API_KEY,
+                base,
+                base,
+                getattr(args, "agent", None) or str(SIM_DEMO_AGENT_ID),
+                args.rate if args.rate is not None else ENGINE_SIM_RATE,
+                cfg.time_scale,
+            )
+        return
+    try:
+        settings = Settings.from_env(
+            api_url=args.base_url, agent_url=args.agent_url or args.base_url
+        )
+    except ValueError as exc:
+        raise GenError(f"bad --base-url/--agent-url: {exc}") from None
+    key = settings.key()
+    if not key:
+        raise NoKey(_NO_KEY)
+    yield Target(
+        key,
+        settings.api_url,
+        settings.agent_url,
+        getattr(args, "agent", None),
+        args.rate,
+        scale if scale is not None else 1.0,
+    )
+
+
+def _add_target_args(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--sim", action="store_true", help="run against an in-process simulator (no key needed)"
+    )
+    where.add_argument("--base-url", metavar="URL", help="API base URL (default: GEN_API_URL)")
+    p.add_argument("--agent-url", metavar="URL", help="agent host base URL (default: --base-url)")
+    p.add_argument(
+        "--sim-time-scale",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"simulator time scale: --sim runs at S (default {ENGINE_SIM_TIME_SCALE}); with "
+        "--base-url, the scale of that `genbatch sim --time-scale S` (for poll timing)",
+    )
+
+
+def _add_table_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("table", type=Path, help="input table (.csv or .parquet)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--recipe", type=Path, metavar="F", help="recipe TOML for every row")
+    which.add_argument(
+        "--template", metavar="SLUG", help="template (default recipe) for rows without one"
+    )
+    p.add_argument("--agent", metavar="ID", help="agent id for rows without an agent_id")
+    p.add_argument("--pricing", type=Path, metavar="F", help="pricing TOML (credits per type)")
+    p.add_argument("--limit", type=int, metavar="N", help="run only the first N rows")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+
+
+# --------------------------------------------------------------------------
+# run
+# --------------------------------------------------------------------------
+def _halt_hook() -> Callable[[str, str], Awaitable[None]] | None:
+    where = os.environ.get(_HALT_ENV)
+    if not where:
+        return None
+    fired = False
+
+    async def milestone(row_id: str, what: str) -> None:
+        nonlocal fired
+        if fired or what != where:
+            return
+        fired = True
+        print(f"GENBATCH-TEST-HALT row={row_id} at={what}", file=sys.stderr, flush=True)
+        await asyncio.Event().wait()
+
+    return milestone
+
+
+def default_out(table: Path) -> Path:
+    return Path(ENGINE_DEFAULT_OUT_ROOT) / (table.stem or "run")
+
+
+async def _run(args: argparse.Namespace) -> RunSummary:
+    async with target(args) as t:
+        opts = RunOptions(
+            table=args.table,
+            out_dir=args.out or default_out(args.table),
+            api_key=t.api_key,
+            api_url=t.api_url,
+            agent_url=t.agent_url,
+            recipe=args.recipe,
+            template=args.template,
+            agent=t.agent,
+            rate=t.rate,
+            max_concurrency=args.max_concurrency,
+            max_credits=args.max_credits,
+            pricing=args.pricing,
+            fresh=args.fresh,
+            limit=args.limit,
+            time_scale=t.time_scale,
+            progress=not args.json and not args.quiet,
+            milestone=_halt_hook(),
+        )
+        return await execute(opts)
+
+
+def print_summary(summary: RunSummary, console: Console | None = None) -> None:
+    """The end-of-run table and where everything is."""
+    console = console or Console()
+    table = RichTable(
+        title=f"genbatch run {summary.run_id}" + (" (resumed)" if summary.resumed else "")
+    )
+    for name in (
+        "rows",
+        "completed",
+        "failed",
+        "skipped",
+        "pending",
+        "credits",
+        "requests",
+        "429s",
+        "seconds",
+    ):
+        table.add_column(name, justify="right")
+    c = summary.counts
+    table.add_row(
+        str(summary.total),
+        str(c.get("completed", 0)),
+        str(c.get("failed", 0)),
+        str(c.get("skipped", 0)),
+        str(c.get("pending", 0)),
+        f"{summary.credits:g}",
+        str(summary.requests),
+        str(summary.rate_limited),
+        f"{summary.seconds:.1f}",
+    )
+    console.print(table)
+    out = summary.out_dir
+    console.print(f"videos:  {out / 'videos'}", highlight=False)
+    if summary.results is not None:
+        console.print(
+            f"results: {summary.results.csv}  ({summary.results.parquet.name})", highlight=False
+        )
+    if summary.aborted:
+        console.print(f"[red]aborted:[/red] {summary.aborted}")
+    elif summary.interrupted:
+        console.print("interrupted: rerun the same command to resume")
+    elif summary.exit_code:
+        console.print("some rows did not complete: see the reason column; rerun to retry them")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 0:
+        return _fail("--limit must be >= 0")
+    try:
+        summary = asyncio.run(_run(args))
+    except NoKey as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except StartError as exc:
+        return _fail(str(exc))
+    except GenError as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps(summary.to_json(), indent=2))
+    else:
+        print_summary(summary)
+    if summary.aborted:
+        print(f"genbatch: {summary.aborted}; check {CLIENT_ENV_API_KEY}", file=sys.stderr)
+    return summary.exit_code
+
+
+# --------------------------------------------------------------------------
+# plan
+# --------------------------------------------------------------------------
+def cmd_plan(args: argparse.Namespace) -> int:
+    try:
+        table = Table.open(
+            args.table,
+            default_agent=args.agent or (str(SIM_DEMO_AGENT_ID) if args.sim else None),
+            default_template=args.template,
+            known_templates=RecipeBook.known_templates(args.recipe),
+        )
+        book = RecipeBook.create(args.recipe, args.template, table)
+        pricing = Pricing.load(args.pricing)
+        report = plan_rows(table, book, pricing, args.limit)
+    except (TableError, RecipeError, PricingError) as exc:
+        return _fail(str(exc))
+    rate = args.rate or (ENGINE_SIM_RATE if args.sim else ENGINE_RATE_DEFAULT)
+    data: dict[str, Any] = {
+        "rows": report.rows,
+        "valid": report.valid,
+        "invalid": [{"row_id": r, "reason": why} for r, why in report.invalid],
+        "credits": report.credits,
+        "requests": report.requests,
+        "rate": rate,
+        "lower_bound_seconds": round(report.lower_bound(rate), 1),
+    }
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(f"{report.rows} rows: {report.valid} valid, {len(report.invalid)} invalid")
+        for row_id, why in report.invalid[:20]:
+            print(f"  {row_id}: {why}")
+        if len(report.invalid) > 20:
+            print(f"  ... and {len(report.invalid) - 20} more")
+        print(f"credits (estimate): {report.credits:g}")
+        print(
+            f"requests (at least): {report.requests}; at {rate:g}/s that is "
+            f">= {report.lower_bound(rate):.0f} s"
+        )
+    return 0 if not report.invalid else 1
+
+
+# --------------------------------------------------------------------------
+# status
+# --------------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace) -> int:
+    try:
+        journal = Journal.open(args.dir, read_only=True)
+    except (JournalError, OSError) as exc:
+        return _fail(str(exc))
+    with journal:
+        counts = journal.counts()
+        credits = journal.credits_total()
+        problems = [
+            {"row_id": r.row_id, "status": r.status, "reason": r.reason, "step": r.step}
+            for status in ("failed", "skipped", "running")
+            for r in journal.rows(status)
+        ]
+        run_id = journal.run_id
+    total = sum(counts.values())
+    if args.json:
+        print(
+            json.dumps(
+                {"run_id": run_id, "counts": counts, "credits": credits, "rows": problems}, indent=2
+            )
+        )
+    else:
+        print(f"run {run_id}: {total} rows, credits {credits:g}")
+        print("  " + "  ".join(f"{k}={v}" for k, v in counts.items()))
+        for p in problems[:20]:
+            print(f"  {p['row_id']}: {p['status']} {p['reason'] or ('at ' + str(p['step']))}")
+        if len(problems) > 20:
+            print(f"  ... and {len(problems) - 20} more (see results.csv)")
+    return 0 if counts.get("completed", 0) == total else 1
+
+
+# --------------------------------------------------------------------------
+# templates
+# --------------------------------------------------------------------------
+async def _templates(args: argparse.Namespace) -> list[dict[str, Any]]:
+    async with (
+        target(args) as t,
+        GenClient(t.api_key, api_url=t.api_url, agent_url=t.agent_url) as client,
+    ):
+        found = await client.templates.list()
+    recipes = set(default_recipe_slugs())
+    return [
+        {
+            "slug": tpl.slug,
+            "title": tpl.title,
+            "tags": tpl.tags,
+            "default_recipe": tpl.slug in recipes,
+        }
+        for tpl in found
+    ]
+
+
+def cmd_templates(args: argparse.Namespace) -> int:
+    try:
+        rows = asyncio.run(_templates(args))
+    except NoKey as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    except AuthenticationError as exc:
+        return _fail(f"the API key was refused (401): {exc}; check {CLIENT_ENV_API_KEY}")
+    except (APIError, GenError) as exc:
+        return _fail(str(exc))
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = RichTable(title="GEN templates")
+    for name in ("slug", "title", "tags", "default recipe"):
+        table.add_column(name)
+    for r in rows:
+        table.add_row(
+            r["slug"], r["title"] or "", ", ".join(r["tags"]), "yes" if r["default_recipe"] else ""
+        )
+    Console().print(table)
+    return 0
+
+
+# --------------------------------------------------------------------------
+# registration
+# --------------------------------------------------------------------------
+def register(subparsers: Any) -> None:
+    """Add ``run``, ``plan``, ``status`` and ``templates`` to the CLI."""
+    p = subparsers.add_parser(
+        "run",
+        help="turn every row of a table into a video (resumable)",
+        description="Clone, fill, generate, render, download (and publish) one video per row. "
+        "Rerunning the same command resumes; --fresh starts over.",
+    )
+    _add_table_args(p)
+    _add_target_args(p)
+    p.add_argument("--out", type=Path, metavar="DIR", help="output dir (default outputs/<table>/)")
+    p.add_argument("--rate", type=float, metavar="R", help="requests/s to the API (known limit)")
+    p.add_argument("--max-concurrency", type=int, metavar="N", help="rows in flight at once")
+    p.add_argument("--max-credits", type=float, metavar="C", help="never spend more than C credits")
+    p.add_argument("--fresh", action="store_true", help="start a new run instead of resuming")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser(
+        "plan",
+        help="validate a table and estimate credits, requests and time (spends nothing)",
+    )
+    _add_table_args(p)
+    p.add_argument("--sim", action="store_true", help="assume the simulator's agent and rate")
+    p.add_argument("--rate", type=float, metavar="R", help="requests/s for the time bound")
+    p.set_defaults(func=cmd_plan)
+
+    p = subparsers.add_parser("status", help="rows by state of a run's output dir")
+    p.add_argument("dir", type=Path, help="the run's output dir")
+    p.add_argument("--json", action="store_true", help="JSON on stdout")
+    p.set_defaults(func=cmd_status)
+
+    p = subparsers.add_parser("templates", help="list the templates you can clone")
+    _add_target_args(p)
+    p.add_argument("--rate", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--json", action="store_true", help="JSON on stdout")
+    p.set_defaults(func=cmd_templates)

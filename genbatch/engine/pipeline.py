@@ -1,0 +1,859 @@
+"""One row, start to finish: clone → fill → upload → generate → render → download → publish.
+
+Every step is journaled, so a rerun of the same command picks each row up
+where it stopped.  The money rule (DESIGN §5) shapes the paid steps
+(generate, render):
+
+1. the journal commits an *intent* (row, step, idempotency key) before the
+   POST leaves, and the generation id the moment it arrives;
+2. a POST is resent only when it provably never reached the server (connect
+   error, 429), or when a read of the cell's latest generation proves that
+   nothing was created (the *reconcile read*) — after an ambiguous failure
+   now, or an intent without an id found after a crash;
+3. a generation that *ended* failed (refunded) may be tried again, as a new
+   intent with a new key, a bounded number of times.
+
+The client would resend an ambiguous POST by itself when it carries our key
+(the simulator honours keys; GEN may not), so :class:`PaidCallGuard` stops
+such a resend at the rate-gate hook and hands the decision back here.
+
+Free steps (clone, upload, publish) have no read that could find what an
+in-doubt POST created; they are resent with the *same* key (ASSUMPTION: the
+server dedups; at worst a duplicate free engine / resource, or — for publish
+only — a duplicate post, which is why publish keys are never rotated).
+
+What the pipeline needs from the rest of the run is passed in as
+:class:`RowServices`; how jobs are polled and credits counted stays behind
+two small protocols (:class:`JobWatcher`, :class:`Budget`) the runner fills.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from genbatch._constants import (
+    ENGINE_MAX_GENERATION_ATTEMPTS,
+    ENGINE_MAX_STEP_ATTEMPTS,
+    ENGINE_STEP_RETRY_DELAY,
+    ENGINE_VIDEOS_DIR,
+)
+from genbatch.client import GenClient
+from genbatch.client.base import AttemptInfo
+from genbatch.client.models import Cell, Engine, Generation, GenerationStarted, UserJob
+from genbatch.client.retry import Failure
+from genbatch.engine.credits import CreditLedger, CreditsRefused, Pricing, Reservation
+from genbatch.engine.journal import Journal, StepRecord
+from genbatch.engine.limits import Limits, Priority
+from genbatch.engine.naming import UnsafePathError, resolve_inside, safe_join
+from genbatch.engine.progress import RunLog
+from genbatch.engine.recipe import (
+    STEP_CLONE,
+    STEP_DOWNLOAD,
+    STEP_FILL,
+    STEP_PUBLISH,
+    STEP_RENDER,
+    AssetPlan,
+    GenerationPlan,
+    RowPlan,
+)
+from genbatch.engine.table import InputRow
+from genbatch.errors import (
+    AgentNotFoundError,
+    APIConnectionError,
+    APIError,
+    APIResponseValidationError,
+    APIStatusError,
+    AuthenticationError,
+    GenError,
+    InsufficientCreditsError,
+    NoActiveCreditsError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestValidationError,
+    ServerError,
+    TransferError,
+    UnprocessableError,
+)
+
+__all__ = [
+    "PRIORITY",
+    "JobWatcher",
+    "PaidCallGuard",
+    "RowServices",
+    "RunAborted",
+    "run_row",
+]
+
+#: Priority of the calls made in the current task (read by the rate-gate hook).
+PRIORITY: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "genbatch_priority", default=Priority.CONTINUE
+)
+
+_Terminal = Literal["completed", "failed", "skipped"]
+_CREDITS_CODES = ("insufficient_credits_for_job", "usable_gen_credit_required")
+REASON_NO_CREDITS = "insufficient credits"
+
+
+# --------------------------------------------------------------------------
+# Outcomes
+# --------------------------------------------------------------------------
+class RunAborted(GenError):
+    """The whole run must stop (401): rows in flight stay resumable."""
+
+
+class _RowEnd(Exception):
+    """Internal: end the row now with this terminal status."""
+
+    def __init__(self, status: _Terminal, reason: str, error_code: str | None = None) -> None:
+        super().__init__(reason)
+        self.status: _Terminal = status
+        self.reason = reason
+        self.error_code = error_code
+
+
+class _AmbiguousResend(GenError):
+    """Raised by :class:`PaidCallGuard` to stop the client resending a paid POST."""
+
+
+# --------------------------------------------------------------------------
+# Collaborators (the runner provides them)
+# --------------------------------------------------------------------------
+class JobWatcher(Protocol):
+    """Waits for jobs through the poll hub (no sleeping task per job)."""
+
+    async def generation(self, generation_id: str, kind: str, elapsed: float = 0.0) -> Generation:
+        """The generation once it is completed, failed or stopped.
+
+        ``elapsed``: seconds it has been running already (found after a restart).
+        """
+        ...
+
+    async def user_job(
+        self, job_id: str, agent_id: str, kind: str, elapsed: float = 0.0
+    ) -> UserJob:
+        """The user job once it is completed or failed."""
+        ...
+
+
+@dataclass(slots=True)
+class RowServices:
+    """What every row shares: built once by the runner."""
+
+    client: GenClient
+    journal: Journal
+    limits: Limits
+    ledger: CreditLedger
+    pricing: Pricing
+    watcher: JobWatcher
+    out_dir: Path
+    assets_root: Path
+    log: RunLog
+    max_generation_attempts: int = ENGINE_MAX_GENERATION_ATTEMPTS
+    max_step_attempts: int = ENGINE_MAX_STEP_ATTEMPTS
+    step_retry_delay: float = ENGINE_STEP_RETRY_DELAY
+    #: Steps in flight by group (for the progress view).
+    busy: dict[str, int] = field(default_factory=dict)
+    #: Optional test hook: awaited after each journal milestone (crash tests).
+    milestone: Callable[[str, str], Awaitable[None]] | None = None
+
+
+# --------------------------------------------------------------------------
+# The paid-POST guard
+# --------------------------------------------------------------------------
+class PaidCallGuard:
+    """Turns the client's own resend of an ambiguous paid POST into an error.
+
+    Installed on the client's attempt hooks by the runner.  Inside
+    :meth:`active`, an attempt that failed in a way that may have reached the
+    server (reset, timeout, 5xx) marks the call; the next attempt's
+    ``before_attempt`` then raises instead of sending, so the pipeline can do
+    its reconcile read first.  429 and connect failures are resent as usual:
+    they prove nothing was processed.
+    """
+
+    _CURRENT: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+        "genbatch_paid_call", default=None
+    )
+
+    @classmethod
+    @contextlib.contextmanager
+    def active(cls) -> Any:
+        token = cls._CURRENT.set([False])
+        try:
+            yield
+        finally:
+            cls._CURRENT.reset(token)
+
+    @classmethod
+    def before_attempt(cls) -> None:
+        state = cls._CURRENT.get()
+        if state is not None and state[0]:
+            raise _AmbiguousResend("a paid POST may have taken effect; reconciling first")
+
+    @classmethod
+    def after_attempt(cls, info: AttemptInfo) -> None:
+        state = cls._CURRENT.get()
+        if state is None or not info.route.side_effect:
+            return
+        never_sent = info.failure in (Failure.CONNECT, Failure.CONNECT_TIMEOUT)
+        if (info.failure is not None and not never_sent) or (
+            info.status is not None and info.status >= 500
+        ):
+            state[0] = True
+
+
+# --------------------------------------------------------------------------
+# Error classification
+# --------------------------------------------------------------------------
+def _code(exc: BaseException) -> str | None:
+    if isinstance(exc, APIStatusError):
+        return exc.error_code or f"http_{exc.status}"
+    if isinstance(exc, TransferError):
+        return exc.code or "transfer_error"
+    if isinstance(exc, APIConnectionError):
+        return "connection_error"
+    if isinstance(exc, RequestValidationError):
+        return "request_validation"
+    return type(exc).__name__
+
+
+def _transient(exc: BaseException) -> bool:
+    """Worth trying the same (idempotent) step again."""
+    if isinstance(exc, RateLimitError | ServerError | APIConnectionError | TransferError):
+        return True
+    return isinstance(exc, APIResponseValidationError)
+
+
+def _fatal_for_row(exc: BaseException) -> bool:
+    return isinstance(
+        exc,
+        UnprocessableError
+        | RequestValidationError
+        | PermissionDeniedError
+        | NotFoundError
+        | AgentNotFoundError,
+    )
+
+
+def _credits_exhausted(exc: BaseException) -> bool:
+    return isinstance(exc, InsufficientCreditsError | NoActiveCreditsError)
+
+
+# --------------------------------------------------------------------------
+# The row
+# --------------------------------------------------------------------------
+@dataclass(slots=True)
+class _EngineRef:
+    engine_id: str
+    cells: dict[str, str]
+    cards: dict[str, dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"engine_id": self.engine_id, "cells": self.cells, "cards": self.cards}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> _EngineRef:
+        return cls(str(data["engine_id"]), dict(data["cells"]), dict(data.get("cards", {})))
+
+    @classmethod
+    def from_engine(cls, engine: Engine) -> _EngineRef:
+        cells: dict[str, str] = {}
+        cards: dict[str, dict[str, Any]] = {}
+        first_row = engine.spreadsheet_rows[0].id if engine.spreadsheet_rows else None
+        for col in engine.spreadsheet_columns:
+            if not col.name:
+                continue
+            cell = engine.cell(col.name, first_row)
+            if cell is None:
+                continue
+            cells[col.name] = cell.id
+            card = cell.creation_card
+            if card is not None and card.generation_type:
+                cards[col.name] = {"generation_type": card.generation_type, "data": card.data}
+        return cls(engine.id, cells, cards)
+
+
+class _Row:
+    """The state of one row while its pipeline runs."""
+
+    def __init__(self, svc: RowServices, row: InputRow, plan: RowPlan, output_name: str) -> None:
+        self.svc = svc
+        self.row = row
+        self.plan = plan
+        self.output_name = output_name
+        self.rid = row.row_id
+        self.agent = row.agent_id
+        self.engine: _EngineRef | None = None
+        #: "output:<cell>" / "upload:<cell>" -> resource id, for card refs.
+        self.resources: dict[str, object] = {}
+        self.render_url: str | None = None
+
+    # -- small helpers -----------------------------------------------------
+    @property
+    def journal(self) -> Journal:
+        return self.svc.journal
+
+    async def _milestone(self, what: str) -> None:
+        if self.svc.milestone is not None:
+            await self.svc.milestone(self.rid, what)
+
+    @contextlib.asynccontextmanager
+    async def _busy(self, group: str) -> AsyncIterator[None]:
+        busy = self.svc.busy
+        busy[group] = busy.get(group, 0) + 1
+        try:
+            yield
+        finally:
+            busy[group] -= 1
+
+    def _begin(self, step: str) -> StepRecord | None:
+        """The step's record; a step not yet completed is (re)started."""
+        rec = self.journal.step(self.rid, step)
+        if rec is None or rec.status != "completed":
+            self.journal.set_step(self.rid, step)
+            self.journal.begin_step(self.rid, step)
+        return rec
+
+    async def _retrying(self, step: str, call: Callable[[], Awaitable[Any]], priority: int) -> Any:
+        """Run an idempotent call, trying again on transient failures."""
+        attempt = 0
+        while True:
+            token = PRIORITY.set(priority)
+            try:
+                return await call()
+            except AuthenticationError as exc:
+                raise RunAborted(str(exc)) from None
+            except Exception as exc:
+                if _credits_exhausted(exc):
+                    raise
+                attempt += 1
+                if not _transient(exc) or attempt >= self.svc.max_step_attempts:
+                    raise
+                delay = self.svc.step_retry_delay * (2 ** (attempt - 1))
+                if isinstance(exc, RateLimitError) and exc.retry_after:
+                    delay = max(delay, exc.retry_after)
+                self.svc.log.event("retry", row_id=self.rid, step=step, error=str(exc))
+                await asyncio.sleep(delay)
+            finally:
+                PRIORITY.reset(token)
+
+    def _fail_step(self, step: str, exc: BaseException, status: str = "failed") -> _RowEnd:
+        code = _code(exc)
+        self.journal.finish_step(self.rid, step, status, error_code=code)  # type: ignore[arg-type]
+        if _credits_exhausted(exc):
+            self.svc.ledger.exhaust(REASON_NO_CREDITS)
+            return _RowEnd("skipped", REASON_NO_CREDITS, code)
+        return _RowEnd("failed", f"{step}: {exc}", code)
+
+    # -- the pipeline --------------------------------------------------------
+    async def run(self) -> _Terminal:
+        svc = self.svc
+        self.journal.start_row(self.rid, STEP_CLONE)
+        try:
+            await self._clone()
+            await self._fill()
+            for asset in self.plan.assets:
+                await self._upload(asset)
+            for wave in self.plan.waves():
+                await self._wave(wave)
+            if self.plan.render is not None:
+                await self._render()
+                await self._download()
+                if self.plan.publish is not None:
+                    await self._publish()
+        except _RowEnd as end:
+            self._finish(end.status, end.reason, end.error_code)
+            return end.status
+        except RunAborted:
+            raise
+        except UnsafePathError as exc:
+            self._finish("failed", str(exc), "unsafe_path")
+            return "failed"
+        except Exception as exc:
+            if _credits_exhausted(exc):
+                svc.ledger.exhaust(REASON_NO_CREDITS)
+                self._finish("skipped", REASON_NO_CREDITS, _code(exc))
+                return "skipped"
+            self._finish("failed", str(exc) or type(exc).__name__, _code(exc))
+            return "failed"
+        self._finish("completed", "")
+        return "completed"
+
+    def _finish(self, status: _Terminal, reason: str, error_code: str | None = None) -> None:
+        steps = self.journal.steps(self.rid)
+        credits = sum(s.credits for s in steps.values())
+        self.journal.update_row(self.rid, {"credits": credits})
+        self.journal.finish_row(self.rid, status, reason, error_code)
+        self.svc.log.event(
+            "row",
+            row_id=self.rid,
+            status=status,
+            reason=reason or None,
+            error_code=error_code,
+            credits=credits,
+        )
+
+    # -- clone ---------------------------------------------------------------
+    async def _clone(self) -> None:
+        rec = self._begin(STEP_CLONE)
+        if rec is not None and rec.status == "completed" and rec.result:
+            self.engine = _EngineRef.from_json(rec.result)
+            return
+        async with self._busy("clone"):
+            engine: Engine
+            if rec is not None and rec.remote_id is not None:
+                # Created before a crash; read it back instead of cloning again.
+                engine = await self._retrying(
+                    STEP_CLONE,
+                    lambda: self.svc.client.engines.get(rec.remote_id or "", self.agent),
+                    Priority.START,
+                )
+            else:
+                intent = self.journal.record_intent(
+                    self.rid, STEP_CLONE, retry=rec is not None and rec.done
+                )
+                await self._milestone("clone_intent")
+                source = self.row.engine_id
+                if source is not None:
+                    call: Callable[[], Awaitable[Engine]] = lambda: self.svc.client.engines.clone(  # noqa: E731
+                        source, self.agent, idempotency_key=intent.idempotency_key
+                    )
+                else:
+                    call = lambda: self.svc.client.templates.clone(  # noqa: E731
+                        self.plan.template, self.agent, idempotency_key=intent.idempotency_key
+                    )
+                try:
+                    engine = await self._retrying(STEP_CLONE, call, Priority.START)
+                except Exception as exc:
+                    if isinstance(exc, RunAborted):
+                        raise
+                    raise self._fail_step(STEP_CLONE, exc) from None
+                self.journal.record_remote_id(self.rid, STEP_CLONE, engine.id)
+            ref = _EngineRef.from_engine(engine)
+            missing = [c for c in self._needed_cells() if c not in ref.cells]
+            if missing:
+                err = RequestValidationError(
+                    f"the engine has no cell(s) {', '.join(missing)} the recipe uses"
+                )
+                raise self._fail_step(STEP_CLONE, err)
+            self.engine = ref
+            self.journal.update_row(self.rid, {"engine_id": ref.engine_id})
+            self.journal.finish_step(self.rid, STEP_CLONE, "completed", result=ref.to_json())
+
+    def _needed_cells(self) -> list[str]:
+        names = list(self.plan.cell_values)
+        names += [a.cell for a in self.plan.assets]
+        names += [g.cell for g in self.plan.generations]
+        if self.plan.render is not None:
+            names.append(self.plan.render.cell)
+        return list(dict.fromkeys(names))
+
+    @property
+    def _eng(self) -> _EngineRef:
+        assert self.engine is not None
+        return self.engine
+
+    # -- fill ----------------------------------------------------------------
+    async def _fill(self) -> None:
+        values = self.plan.cell_values
+        if not values:
+            return
+        rec = self._begin(STEP_FILL)
+        if rec is not None and rec.status == "completed":
+            return
+        eng = self._eng
+        client = self.svc.client
+        items = [{"id": eng.cells[name], "value": value} for name, value in values.items()]
+
+        async def call() -> Any:
+            if len(items) == 1:  # one PATCH is as cheap as a mass update
+                return await client.cells.update(
+                    eng.engine_id, items[0]["id"], self.agent, items[0]["value"]
+                )
+            return await client.cells.mass_update(
+                eng.engine_id, self.agent, {"spreadsheet_cells": items}
+            )
+
+        async with self._busy("fill"):
+            try:
+                await self._retrying(STEP_FILL, call, Priority.CONTINUE)
+            except RunAborted:
+                raise
+            except Exception as exc:
+                raise self._fail_step(STEP_FILL, exc) from None
+        self.journal.finish_step(self.rid, STEP_FILL, "completed")
+
+    # -- upload --------------------------------------------------------------
+    async def _upload(self, asset: AssetPlan) -> None:
+        step = asset.step
+        rec = self._begin(step)
+        if rec is not None and rec.status == "completed" and rec.result:
+            self.resources[f"upload:{asset.cell}"] = rec.result["resource_id"]
+            return
+        try:
+            path = resolve_inside(self.svc.assets_root, asset.path)
+        except UnsafePathError as exc:
+            raise self._fail_step(step, exc) from None
+        if not path.is_file():
+            err = RequestValidationError(f"asset {asset.path!r} for {asset.cell} is not a file")
+            raise self._fail_step(step, err)
+        intent = self.journal.record_intent(self.rid, step, retry=rec is not None and rec.done)
+        client = self.svc.client
+        async with self._busy("upload"), self.svc.limits.uploads.slot(Priority.CONTINUE):
+            try:
+                resource = await self._retrying(
+                    step,
+                    lambda: client.uploads.upload(
+                        path, self.agent, idempotency_key=intent.idempotency_key
+                    ),
+                    Priority.CONTINUE,
+                )
+            except RunAborted:
+                raise
+            except Exception as exc:
+                raise self._fail_step(step, exc) from None
+        self.journal.record_remote_id(self.rid, step, resource.id)
+        self.resources[f"upload:{asset.cell}"] = resource.id
+        self.journal.finish_step(self.rid, step, "completed", result={"resource_id": resource.id})
+
+    # -- generate --------------------------------------------------------------
+    async def _wave(self, wave: list[GenerationPlan]) -> None:
+        """Independent generations run together; a failure waits for the rest.
+
+        Siblings are never cancelled: a generation already paid for must be
+        watched to its end, or its credits would go unreported (I3).
+        """
+        results = await asyncio.gather(*(self._generate(g) for g in wave), return_exceptions=True)
+        for res in results:
+            if isinstance(res, RunAborted):
+                raise res
+        for res in results:
+            if isinstance(res, BaseException):
+                raise res
+
+    def _card(self, gen: GenerationPlan) -> dict[str, Any]:
+        """The recipe's card over the template cell's own card of the same type.
+
+        The template's card carries what the recipe need not repeat (the
+        agent's voice, enhance flags); the recipe's fields win.
+        """
+        data = gen.resolve(self.resources)
+        saved = self._eng.cards.get(gen.cell)
+        if saved is not None and saved.get("generation_type") == gen.generation_type:
+            data = {**saved.get("data", {}), **data}
+        return {"generation_type": gen.generation_type, "data": data}
+
+    async def _generate(self, gen: GenerationPlan) -> None:
+        step = gen.step
+        rec = self._begin(step)
+        if rec is not None and rec.status == "completed" and rec.result:
+            self.resources[f"output:{gen.cell}"] = rec.result.get("resource_id")
+            return
+        cell_id = self._eng.cells[gen.cell]
+        card = self._card(gen)
+        client = self.svc.client
+        eng_id = self._eng.engine_id
+
+        def post(key: str) -> Awaitable[GenerationStarted]:
+            return client.generations.generate(
+                eng_id, cell_id, self.agent, card, idempotency_key=key
+            )
+
+        async with self._busy("generate"), self.svc.limits.generations.slot(Priority.CONTINUE):
+            done = await self._paid(
+                step, cell_id, gen.generation_type, gen.model, post, Priority.CONTINUE
+            )
+        resource = done.output_resources[0].id if done.output_resources else None
+        self.resources[f"output:{gen.cell}"] = resource
+
+    async def _render(self) -> None:
+        assert self.plan.render is not None
+        rec = self._begin(STEP_RENDER)
+        if rec is not None and rec.status == "completed" and rec.result:
+            self.render_url = rec.result.get("url")
+            return
+        cell_id = self._eng.cells[self.plan.render.cell]
+        client = self.svc.client
+        eng_id = self._eng.engine_id
+
+        def post(key: str) -> Awaitable[GenerationStarted]:
+            return client.generations.render(eng_id, cell_id, self.agent, idempotency_key=key)
+
+        async with self._busy("render"), self.svc.limits.renders.slot(Priority.FINISH):
+            done = await self._paid(STEP_RENDER, cell_id, "render", None, post, Priority.FINISH)
+        if not done.video_url:
+            raise _RowEnd("failed", "render completed without an output URL", "no_output")
+        self.render_url = done.video_url
+        self.journal.update_row(self.rid, {"render_url": done.video_url})
+
+    # -- the paid step machinery -------------------------------------------------
+    def _prior_ids(self, step: str) -> list[str]:
+        rec = self.journal.row(self.rid)
+        prior = rec.extra.get("prior", {}) if rec is not None else {}
+        ids = prior.get(step, []) if isinstance(prior, dict) else []
+        return [str(i) for i in ids]
+
+    def _remember_prior(self, step: str, generation_id: str) -> None:
+        rec = self.journal.row(self.rid)
+        prior = dict(rec.extra.get("prior", {})) if rec is not None else {}
+        prior[step] = [*prior.get(step, []), generation_id]
+        self.journal.update_row(self.rid, {"prior": prior})
+
+    async def _reconcile(self, step: str, cell_id: str) -> str | None:
+        """The generation an in-doubt POST created, or None if the cell proves none."""
+        client = self.svc.client
+        cell: Cell = await self._retrying(
+            step,
+            lambda: client.cells.get(self._eng.engine_id, cell_id, self.agent),
+            Priority.POLL,
+        )
+        latest = cell.generation_id
+        if latest is None or latest in self._prior_ids(step):
+            return None
+        self.svc.log.event("reconciled", row_id=self.rid, step=step, generation_id=latest)
+        return latest
+
+    async def _paid(
+        self,
+        step: str,
+        cell_id: str,
+        kind: str,
+        model: str | None,
+        post: Callable[[str], Awaitable[GenerationStarted]],
+        priority: int,
+    ) -> Generation:
+        """Drive one paid step to a completed generation (or end the row)."""
+        svc = self.svc
+        rec = self.journal.step(self.rid, step)
+        gen_id: str | None = None
+        resend_key: str | None = None
+        elapsed = 0.0
+        if rec is not None and not rec.done and rec.intent_at is not None:
+            if rec.remote_id is not None:
+                gen_id = rec.remote_id  # accepted before a crash: just watch it
+                elapsed = max(0.0, time.time() - (rec.remote_at or rec.intent_at))
+            else:
+                gen_id = await self._reconcile(step, cell_id)
+                if gen_id is not None:
+                    self.journal.record_remote_id(self.rid, step, gen_id)
+                else:
+                    resend_key = rec.idempotency_key
+        while True:
+            reservation: Reservation
+            if gen_id is None:
+                reservation = await self._reserve(step, kind, model)
+                if resend_key is None:
+                    latest = self.journal.step(self.rid, step)
+                    intent = self.journal.record_intent(
+                        self.rid, step, retry=latest is not None and latest.done
+                    )
+                    resend_key = intent.idempotency_key
+                await self._milestone(f"{step}:intent")
+                try:
+                    gen_id = await self._send(step, cell_id, resend_key, post, priority)
+                except BaseException:
+                    reservation.release()
+                    raise
+                self.journal.record_remote_id(self.rid, step, gen_id)
+                await self._milestone(f"{step}:submitted")
+            else:
+                # Paid before a crash: account for it when it settles, but
+                # never refuse it (the money is already spent).
+                held = svc.ledger.try_reserve(0.0, f"{self.rid}/{step}")
+                assert held is not None  # a zero hold is always granted
+                reservation = held
+            try:
+                done = await svc.watcher.generation(gen_id, kind, elapsed)
+            except BaseException:
+                reservation.release()
+                raise
+            if done.status == "completed":
+                estimate = svc.pricing.price(kind, model)
+                charged = reservation.settle(done.credits if done.credits is not None else estimate)
+                self.journal.finish_step(
+                    self.rid,
+                    step,
+                    "completed",
+                    credits=charged,
+                    result={
+                        "generation_id": done.id,
+                        "resource_id": done.output_resources[0].id
+                        if done.output_resources
+                        else None,
+                        "url": done.video_url,
+                    },
+                )
+                return done
+            # failed / stopped: refunded by the server; maybe try again.
+            reservation.release()
+            self._remember_prior(step, gen_id)
+            self.journal.finish_step(
+                self.rid, step, "failed", error_code=f"generation_{done.status}"
+            )
+            attempts = self.journal.step(self.rid, step)
+            used = attempts.attempt if attempts is not None else 1
+            error = str(done.error) if done.error else done.status
+            svc.log.event(
+                "generation_failed", row_id=self.rid, step=step, attempt=used, error=error
+            )
+            if used >= svc.max_generation_attempts:
+                raise _RowEnd(
+                    "failed",
+                    f"{step}: generation {done.status} after {used} attempt(s): {error}",
+                    f"generation_{done.status}",
+                )
+            gen_id = None
+            resend_key = None
+            elapsed = 0.0
+
+    async def _reserve(self, step: str, kind: str, model: str | None) -> Reservation:
+        """Hold the estimate before a paid POST; a refusal skips the row."""
+        ledger = self.svc.ledger
+        try:
+            return await ledger.reserve(self.svc.pricing.price(kind, model), f"{self.rid}/{step}")
+        except CreditsRefused as exc:
+            self.journal.finish_step(self.rid, step, "skipped", error_code=exc.reason)
+            reason = REASON_NO_CREDITS if exc.reason == "exhausted" else str(exc)
+            code = "insufficient_credits_for_job" if exc.reason != "budget" else "max_credits"
+            raise _RowEnd("skipped", reason, code) from None
+
+    async def _send(
+        self,
+        step: str,
+        cell_id: str,
+        key: str,
+        post: Callable[[str], Awaitable[GenerationStarted]],
+        priority: int,
+    ) -> str:
+        """POST once per proof: resend only what provably did not take effect."""
+        tries = 0
+        while True:
+            token = PRIORITY.set(priority)
+            try:
+                with PaidCallGuard.active():
+                    started = await post(key)
+                return started.generation_id
+            except AuthenticationError as exc:
+                raise RunAborted(str(exc)) from None
+            except RateLimitError as exc:
+                # A 429 is decided before the request is processed: resend.
+                await asyncio.sleep(exc.retry_after or self.svc.step_retry_delay)
+                continue
+            except (
+                _AmbiguousResend,
+                ServerError,
+                APIConnectionError,
+                APIResponseValidationError,
+            ) as exc:
+                tries += 1
+                never_sent = isinstance(exc, APIConnectionError) and not exc.maybe_sent
+                if not never_sent:
+                    found = await self._reconcile(step, cell_id)
+                    if found is not None:
+                        return found
+                if tries >= self.svc.max_step_attempts:
+                    raise self._fail_step(step, exc) from None
+                self.svc.log.event("resend", row_id=self.rid, step=step, reason=str(exc))
+                await asyncio.sleep(self.svc.step_retry_delay * (2 ** (tries - 1)))
+            except (APIError, RequestValidationError) as exc:
+                if (
+                    _credits_exhausted(exc)
+                    or _fatal_for_row(exc)
+                    or isinstance(exc, APIStatusError)
+                ):
+                    raise self._fail_step(
+                        step, exc, "skipped" if _credits_exhausted(exc) else "failed"
+                    ) from None
+                raise
+            finally:
+                PRIORITY.reset(token)
+
+    # -- download ----------------------------------------------------------------
+    async def _download(self) -> None:
+        rec = self._begin(STEP_DOWNLOAD)
+        if rec is not None and rec.status == "completed":
+            return
+        url = self.render_url
+        if url is None:
+            raise _RowEnd("failed", "no render URL to download", "no_output")
+        target = safe_join(self.svc.out_dir, ENGINE_VIDEOS_DIR, self.output_name)
+        client = self.svc.client
+        async with self._busy("download"), self.svc.limits.downloads.slot(Priority.FINISH):
+            await self._milestone("download:start")
+            try:
+                result = await self._retrying(
+                    STEP_DOWNLOAD, lambda: client.download(url, target), Priority.FINISH
+                )
+            except RunAborted:
+                raise
+            except Exception as exc:
+                raise self._fail_step(STEP_DOWNLOAD, exc) from None
+        rel = f"{ENGINE_VIDEOS_DIR}/{self.output_name}"
+        self.journal.update_row(
+            self.rid, {"mp4_path": rel, "bytes": result.size, "sha256": result.sha256}
+        )
+        self.journal.finish_step(
+            self.rid, STEP_DOWNLOAD, "completed", result={"bytes": result.size}
+        )
+
+    # -- publish -----------------------------------------------------------------
+    async def _publish(self) -> None:
+        plan = self.plan.publish
+        assert plan is not None and self.render_url is not None
+        rec = self._begin(STEP_PUBLISH)
+        if rec is not None and rec.status == "completed":
+            return
+        client = self.svc.client
+        job_id = rec.remote_id if rec is not None and not rec.done else None
+        elapsed = (
+            max(0.0, time.time() - (rec.remote_at or 0.0))
+            if rec is not None and job_id is not None
+            else 0.0
+        )
+        async with self._busy("publish"):
+            if job_id is None:
+                intent = self.journal.record_intent(
+                    self.rid, STEP_PUBLISH, retry=rec is not None and rec.done
+                )
+                data = plan.data(self.render_url)
+                try:
+                    created = await self._retrying(
+                        STEP_PUBLISH,
+                        lambda: client.user_jobs.publish(
+                            self.agent, data, idempotency_key=intent.idempotency_key
+                        ),
+                        Priority.FINISH,
+                    )
+                except RunAborted:
+                    raise
+                except Exception as exc:
+                    raise self._fail_step(STEP_PUBLISH, exc) from None
+                job_id = created.user_job_id
+                self.journal.record_remote_id(self.rid, STEP_PUBLISH, job_id)
+            job = await self.svc.watcher.user_job(job_id, self.agent, "publish_content", elapsed)
+        if job.status != "completed":
+            error = str(job.error) if job.error else job.status
+            self.journal.finish_step(self.rid, STEP_PUBLISH, "failed", error_code="publish_failed")
+            raise _RowEnd(
+                "failed", f"publish: job {job_id} {job.status}: {error}", "publish_failed"
+            )
+        post_id = (job.result or {}).get("post_id")
+        self.journal.update_row(self.rid, {"post_id": post_id})
+        self.journal.finish_step(self.rid, STEP_PUBLISH, "completed", result={"post_id": post_id})
+
+
+async def run_row(svc: RowServices, row: InputRow, plan: RowPlan, output_name: str) -> str:
+    """Run one row's pipeline to its terminal status (journaled).
+
+    Returns the status.  Raises :class:`RunAborted` (401): the row is left
+    ``running`` in the journal, so the next run resumes it.
+    """
+    return await _Row(svc, row, plan, output_name).run()

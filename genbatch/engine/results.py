@@ -1,0 +1,169 @@
+"""The result table: one line per input row, built from the journal.
+
+The journal is the source of truth (it survives crashes and resumes), so the
+table is always *derived* — ``genbatch status`` and the end of a run write
+the same thing, and a rerun rewrites it whole.  Two files, same rows:
+``results.parquet`` (typed, for code) and ``results.csv`` (for people and
+spreadsheets).  Both are written to a temporary name and renamed, so a
+reader never sees half a table.
+
+CSV cells are escaped against formula injection (OWASP "CSV injection"): a
+text cell beginning with ``= + - @`` (or a tab / carriage return) gets a
+leading ``'`` so a spreadsheet shows it instead of evaluating it.  Reasons
+and URLs come from servers and tables we do not control.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import polars as pl
+
+from genbatch._constants import ENGINE_RESULTS_CSV, ENGINE_RESULTS_PARQUET
+from genbatch.engine.journal import Journal, RowRecord, StepRecord
+from genbatch.engine.naming import safe_join
+
+__all__ = [
+    "RESULT_COLUMNS",
+    "STEP_GROUPS",
+    "ResultFiles",
+    "csv_escape",
+    "result_row",
+    "write_results",
+]
+
+#: Step groups reported as ``seconds_<group>``; a journal step belongs to the
+#: group named before its first ``:`` (``generate:broll`` -> ``generate``).
+STEP_GROUPS: Final = ("clone", "fill", "upload", "generate", "render", "download", "publish")
+
+_SCHEMA: Final[dict[str, type[pl.DataType]]] = {
+    "row_id": pl.String,
+    "status": pl.String,
+    "reason": pl.String,
+    "error_code": pl.String,
+    "engine_id": pl.String,
+    "generation_ids": pl.String,
+    "render_url": pl.String,
+    "mp4_path": pl.String,
+    "bytes": pl.Int64,
+    "sha256": pl.String,
+    "credits": pl.Float64,
+    "attempts": pl.Int64,
+    "post_id": pl.String,
+    **{f"seconds_{g}": pl.Float64 for g in STEP_GROUPS},
+    "seconds_total": pl.Float64,
+}
+#: Column order of both files.
+RESULT_COLUMNS: Final = tuple(_SCHEMA)
+
+_FORMULA_TRIGGERS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_escape(value: object) -> object:
+    """A cell safe to open in a spreadsheet: formula-looking text gets a ``'``."""
+    if isinstance(value, str) and value.startswith(_FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def _group(step: str) -> str:
+    return step.split(":", 1)[0]
+
+
+def _span(steps: Iterable[StepRecord]) -> float | None:
+    """Wall time a group of steps took: first start to last finish (they overlap)."""
+    starts = [s.started_at or s.intent_at for s in steps]
+    ends = [s.finished_at for s in steps]
+    if not starts or any(t is None for t in starts) or any(t is None for t in ends):
+        return None
+    return round(max(e for e in ends if e is not None) - min(t for t in starts if t), 3)
+
+
+def result_row(row: RowRecord, steps: Mapping[str, StepRecord]) -> dict[str, Any]:
+    """One result line for ``row`` (plain values, typed per :data:`RESULT_COLUMNS`)."""
+    fields = row.fields
+    gen_ids = {
+        name.split(":", 1)[1] if ":" in name else name: rec.remote_id
+        for name, rec in steps.items()
+        if _group(name) in ("generate", "render") and rec.remote_id is not None
+    }
+    by_group: dict[str, list[StepRecord]] = {}
+    for name, rec in steps.items():
+        by_group.setdefault(_group(name), []).append(rec)
+    credits = sum(rec.credits for rec in steps.values())
+    total = (
+        round(row.finished_at - row.started_at, 3)
+        if row.finished_at is not None and row.started_at is not None
+        else None
+    )
+    out: dict[str, Any] = {
+        "row_id": row.row_id,
+        "status": row.status,
+        "reason": row.reason or None,
+        "error_code": row.error_code,
+        "engine_id": _str(fields.get("engine_id")),
+        "generation_ids": json.dumps(gen_ids, sort_keys=True) if gen_ids else None,
+        "render_url": _str(fields.get("render_url")),
+        "mp4_path": _str(fields.get("mp4_path")),
+        "bytes": fields.get("bytes"),
+        "sha256": _str(fields.get("sha256")),
+        "credits": round(credits, 6),
+        "attempts": row.attempts,
+        "post_id": _str(fields.get("post_id")),
+    }
+    for group in STEP_GROUPS:
+        out[f"seconds_{group}"] = _span(by_group.get(group, ()))
+    out["seconds_total"] = total
+    return out
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def iter_results(journal: Journal) -> Iterator[dict[str, Any]]:
+    """Result lines in table order, straight from the journal."""
+    for row in journal.rows():
+        yield result_row(row, journal.steps(row.row_id))
+
+
+@dataclass(frozen=True, slots=True)
+class ResultFiles:
+    """Where the table went, and what it holds (for the summary line)."""
+
+    parquet: Path
+    csv: Path
+    rows: int
+    counts: Mapping[str, int]
+
+
+def write_results(journal: Journal, out_dir: Path) -> ResultFiles:
+    """Write ``results.parquet`` and ``results.csv`` into ``out_dir`` (atomically)."""
+    lines = list(iter_results(journal))
+    frame = (
+        pl.DataFrame(lines, schema=_SCHEMA, orient="row") if lines else pl.DataFrame(schema=_SCHEMA)
+    )
+    parquet = safe_join(out_dir, ENGINE_RESULTS_PARQUET, companions=(".tmp",))
+    csv_path = safe_join(out_dir, ENGINE_RESULTS_CSV, companions=(".tmp",))
+    tmp = parquet.with_name(parquet.name + ".tmp")
+    frame.write_parquet(tmp)
+    os.replace(tmp, parquet)
+    tmp = csv_path.with_name(csv_path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(RESULT_COLUMNS)
+        for line in lines:
+            writer.writerow(
+                ["" if line[c] is None else csv_escape(line[c]) for c in RESULT_COLUMNS]
+            )
+    os.replace(tmp, csv_path)
+    counts: dict[str, int] = {}
+    for line in lines:
+        counts[line["status"]] = counts.get(line["status"], 0) + 1
+    return ResultFiles(parquet, csv_path, len(lines), counts)

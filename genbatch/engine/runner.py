@@ -1,0 +1,664 @@
+"""The run: stream the table, keep rows in flight, wire the gates, write the results.
+
+One event loop, one client, one poll hub, one credit ledger, one journal.
+Rows are pulled from the table as room frees up (the rows-in-flight cap), so
+memory stays flat however long the table is; each admitted row becomes one
+task running :func:`genbatch.engine.pipeline.run_row`.  Every HTTP attempt,
+retries included, passes the host's rate gate through the client's
+``before_attempt`` hook at the priority of the step that makes it — polls,
+then a row's last steps, then its next step, then new rows — so finishing
+work always goes first.
+
+Stops, and what they leave behind:
+
+* ``insufficient_credits_for_job`` (or the ``--max-credits`` budget): the
+  ledger is exhausted; in-flight jobs are watched to their end, no new paid
+  POST goes out, rows not yet admitted end ``skipped`` with the reason.
+* 401: the key is wrong for everything — cancel everything at once and exit
+  2; rows stay ``pending``/``running`` in the journal, a rerun resumes them.
+* SIGINT: the same cancellation, exit 1; a second SIGINT kills as usual.
+
+Cancelling a row task is safe at any point: paid POSTs are journaled as
+intents first and reconciled on the next run, downloads only ever rename a
+complete file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genbatch._constants import ENGINE_ROWS_IN_FLIGHT, ENGINE_VIDEOS_DIR
+from genbatch.client import GenClient, Hooks
+from genbatch.client.base import AttemptInfo
+from genbatch.client.models import Generation, UserJob
+from genbatch.client.routes import Route
+from genbatch.engine.credits import CreditLedger, Pricing, PricingError
+from genbatch.engine.journal import Journal, JournalError
+from genbatch.engine.limits import Limits, Priority, RateGate
+from genbatch.engine.naming import NameAllocator, UnsafePathError
+from genbatch.engine.pipeline import (
+    PRIORITY,
+    PaidCallGuard,
+    RowServices,
+    RunAborted,
+    run_row,
+)
+from genbatch.engine.poller import PollHub
+from genbatch.engine.progress import Progress, RunLog, Snapshot
+from genbatch.engine.recipe import (
+    Recipe,
+    RecipeError,
+    RowPlan,
+    RowPlanError,
+    default_recipe_slugs,
+)
+from genbatch.engine.results import ResultFiles, write_results
+from genbatch.engine.table import InputRow, RowError, Table, TableError
+from genbatch.errors import APIError, AuthenticationError, GenError
+
+__all__ = [
+    "RecipeBook",
+    "RunOptions",
+    "RunSummary",
+    "StartError",
+    "estimate_requests",
+    "execute",
+    "plan_rows",
+]
+
+
+class StartError(GenError):
+    """The run cannot start (bad table/recipe, journal locked, key refused): exit 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Everything ``genbatch run`` was asked to do, as data."""
+
+    table: Path
+    out_dir: Path
+    api_key: str
+    api_url: str
+    agent_url: str
+    recipe: Path | None = None
+    template: str | None = None
+    agent: str | None = None
+    rate: float | None = None
+    max_concurrency: int | None = None
+    max_credits: float | None = None
+    pricing: Path | None = None
+    fresh: bool = False
+    limit: int | None = None
+    #: Time scale of the server's job latencies (a simulator's --time-scale);
+    #: scales the poll hub's first-poll estimates.  1.0 for GEN itself.
+    time_scale: float = 1.0
+    progress: bool = True
+    #: Test hook: awaited at journal milestones (crash tests time kills with it).
+    milestone: Callable[[str, str], Awaitable[None]] | None = None
+
+
+@dataclass(slots=True)
+class RunSummary:
+    """What happened, for the summary table, ``--json`` and the exit code."""
+
+    run_id: str
+    out_dir: Path
+    total: int
+    counts: dict[str, int]
+    credits: float
+    requests: int
+    rate_limited: int
+    seconds: float
+    results: ResultFiles | None
+    resumed: bool
+    aborted: str | None = None
+    interrupted: bool = False
+    polls: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        if self.aborted is not None:
+            return 2
+        if self.counts.get("completed", 0) == self.total and not self.interrupted:
+            return 0
+        return 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "out_dir": str(self.out_dir),
+            "total": self.total,
+            "counts": self.counts,
+            "credits": self.credits,
+            "requests": self.requests,
+            "rate_limited": self.rate_limited,
+            "seconds": round(self.seconds, 3),
+            "results_csv": str(self.results.csv) if self.results else None,
+            "results_parquet": str(self.results.parquet) if self.results else None,
+            "resumed": self.resumed,
+            "aborted": self.aborted,
+            "interrupted": self.interrupted,
+            "polls": self.polls,
+            "exit_code": self.exit_code,
+        }
+
+
+# --------------------------------------------------------------------------
+# Recipes per row, and planning (shared with `genbatch plan`)
+# --------------------------------------------------------------------------
+class RecipeBook:
+    """Which recipe a row runs: ``--recipe`` for all, else its template's default.
+
+    A default recipe is loaded (and checked against the table's columns) the
+    first time a row asks for it; a failure fails exactly the rows of that
+    template, with the reason.
+    """
+
+    def __init__(self, fixed: Recipe | None, template: str | None, columns: frozenset[str]):
+        self.fixed = fixed
+        self.template = template
+        self._columns = columns
+        self._loaded: dict[str, Recipe | RecipeError] = {}
+
+    @classmethod
+    def create(cls, recipe: Path | None, template: str | None, table: Table) -> RecipeBook:
+        """Load and check what can be checked before the run (raises RecipeError)."""
+        fixed = Recipe.load(recipe) if recipe is not None else None
+        book = cls(fixed, template, table.placeholder_columns)
+        if fixed is not None:
+            fixed.check_columns(table.placeholder_columns)
+        elif template is not None:
+            loaded = book._default(template)
+            if isinstance(loaded, RecipeError):
+                raise loaded
+        return book
+
+    @staticmethod
+    def known_templates(recipe: Path | None) -> frozenset[str] | None:
+        """Templates a row may name (None: the recipe decides)."""
+        return None if recipe is not None else frozenset(default_recipe_slugs())
+
+    def _default(self, slug: str) -> Recipe | RecipeError:
+        found = self._loaded.get(slug)
+        if found is None:
+            try:
+                found = Recipe.default(slug)
+                found.check_columns(self._columns)
+            except RecipeError as exc:
+                found = exc
+            self._loaded[slug] = found
+        return found
+
+    def for_row(self, row: InputRow) -> Recipe:
+        if self.fixed is not None:
+            if row.template is not None and row.template != self.fixed.template:
+                raise RowPlanError(
+                    "template",
+                    f"row asks for {row.template!r} but --recipe is for {self.fixed.template!r}",
+                    "template",
+                )
+            return self.fixed
+        slug = row.template or self.template
+        if slug is None:
+            raise RowPlanError(
+                "engine_id", "rows with an engine_id need --recipe FILE or --template SLUG"
+            )
+        found = self._default(slug)
+        if isinstance(found, RecipeError):
+            raise RowPlanError("recipe", str(found))
+        return found
+
+
+def plan_row(book: RecipeBook, row: InputRow) -> RowPlan:
+    """The row's plan (raises RowPlanError with the reason)."""
+    return book.for_row(row).plan_row(row.placeholders())
+
+
+def _key(item: InputRow | RowError) -> str:
+    if isinstance(item, InputRow):
+        return item.row_id
+    return item.row_id if item.row_id else f"#{item.row_number}"
+
+
+def estimate_requests(plan: RowPlan) -> int:
+    """API requests one row needs at best (one poll per job; CDN not counted)."""
+    n = 1  # clone
+    n += 1 if plan.cell_values else 0
+    n += len(plan.assets)  # multipart upload (direct upload: 2 more)
+    n += 2 * len(plan.generations)  # POST + one poll
+    n += 2 if plan.render is not None else 0
+    n += 2 if plan.publish is not None else 0
+    return n
+
+
+@dataclass(slots=True)
+class PlanReport:
+    rows: int
+    valid: int
+    invalid: list[tuple[str, str]]
+    credits: float
+    requests: int
+
+    def lower_bound(self, rate: float) -> float:
+        return self.requests / rate if rate > 0 else float("inf")
+
+
+def plan_rows(
+    table: Table, book: RecipeBook, pricing: Pricing, limit: int | None = None
+) -> PlanReport:
+    """Validate every row and add up credits and requests; spends nothing."""
+    report = PlanReport(0, 0, [], 0.0, 0)
+    for n, item in enumerate(table, 1):
+        report.rows += 1
+        if limit is not None and n > limit:
+            continue
+        if isinstance(item, RowError):
+            report.invalid.append((_key(item), item.reason))
+            continue
+        try:
+            plan = plan_row(book, item)
+            report.credits += plan.credit_estimate(pricing)
+        except (RowPlanError, PricingError) as exc:
+            report.invalid.append((item.row_id, str(exc)))
+            continue
+        report.valid += 1
+        report.requests += estimate_requests(plan)
+    return report
+
+
+# --------------------------------------------------------------------------
+# Wiring
+# --------------------------------------------------------------------------
+def make_hooks(limits: Limits) -> Hooks:
+    """Every attempt passes its host's rate gate; 429s and successes adapt it."""
+
+    def gate_of(route: Route) -> RateGate:
+        return limits.agent if route.host == "agent" else limits.api
+
+    async def before(route: Route) -> None:
+        PaidCallGuard.before_attempt()
+        await gate_of(route).acquire(PRIORITY.get())
+
+    def after(info: AttemptInfo) -> None:
+        PaidCallGuard.after_attempt(info)
+        gate = gate_of(info.route)
+        if info.status == 429:
+            gate.on_rate_limited(info.retry_after)
+        elif info.status is not None and info.status < 500:
+            gate.on_success()
+
+    return Hooks(before_attempt=before, after_attempt=after)
+
+
+class _HubWatcher:
+    """:class:`pipeline.JobWatcher` on the poll hub; polls run at POLL priority.
+
+    A poll whose fetch failed after the client's own retries (the server
+    flapping for a while) is watched again, a bounded number of times, rather
+    than failing a row whose job is probably fine.
+    """
+
+    def __init__(self, hub: PollHub, client: GenClient, attempts: int) -> None:
+        self._hub = hub
+        self._client = client
+        self._attempts = attempts
+
+    async def _watch(
+        self, kind: str, job_id: str, fetch: Callable[[str], Awaitable[Any]], elapsed: float
+    ) -> Any:
+        tries = 0
+        while True:
+            try:
+                return await self._hub.watch(kind, job_id, fetch, elapsed=elapsed)
+            except APIError as exc:
+                tries += 1
+                if isinstance(exc, AuthenticationError):
+                    raise RunAborted(str(exc)) from None
+                if tries >= self._attempts:
+                    raise
+                elapsed = self._hub.estimate(kind)  # poll again soon, learn nothing
+
+    async def generation(self, generation_id: str, kind: str, elapsed: float = 0.0) -> Generation:
+        async def fetch(job_id: str) -> Generation:
+            PRIORITY.set(Priority.POLL)
+            return await self._client.generations.get(job_id)
+
+        result: Generation = await self._watch(kind, generation_id, fetch, elapsed)
+        return result
+
+    async def user_job(
+        self, job_id: str, agent_id: str, kind: str, elapsed: float = 0.0
+    ) -> UserJob:
+        async def fetch(jid: str) -> UserJob:
+            PRIORITY.set(Priority.POLL)
+            return await self._client.user_jobs.get(jid, agent_id)
+
+        result: UserJob = await self._watch(kind, job_id, fetch, elapsed)
+        return result
+
+
+@dataclass(slots=True)
+class _Counts:
+    """Row states for the progress view (kept in memory, not read from SQLite)."""
+
+    total: int
+    completed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    running: int = 0
+
+    def add(self, status: str) -> None:
+        if status == "completed":
+            self.completed += 1
+        elif status == "failed":
+            self.failed += 1
+        elif status == "skipped":
+            self.skipped += 1
+
+    def as_dict(self) -> dict[str, int]:
+        done = self.completed + self.failed + self.skipped
+        return {
+            "pending": max(0, self.total - done - self.running),
+            "running": self.running,
+            "completed": self.completed,
+            "failed": self.failed,
+            "skipped": self.skipped,
+        }
+
+
+def _prepare(opts: RunOptions) -> tuple[Table, RecipeBook, Pricing]:
+    try:
+        table = Table.open(
+            opts.table,
+            default_agent=opts.agent,
+            default_template=opts.template,
+            known_templates=RecipeBook.known_templates(opts.recipe),
+        )
+        book = RecipeBook.create(opts.recipe, opts.template, table)
+        pricing = Pricing.load(opts.pricing)
+    except (TableError, RecipeError, PricingError) as exc:
+        raise StartError(str(exc)) from None
+    return table, book, pricing
+
+
+async def execute(opts: RunOptions) -> RunSummary:
+    """Run (or resume) the table into ``opts.out_dir``; never raises for a row."""
+    started = time.monotonic()
+    table, book, pricing = _prepare(opts)
+    try:
+        journal = Journal.open(
+            opts.out_dir,
+            fresh=opts.fresh,
+            meta={"table": str(opts.table), "recipe": str(opts.recipe or opts.template or "")},
+        )
+    except (JournalError, OSError) as exc:
+        raise StartError(str(exc)) from None
+    try:
+        _videos_dir(opts.out_dir)
+        log = RunLog(opts.out_dir)
+    except (OSError, UnsafePathError) as exc:
+        journal.close()
+        raise StartError(f"{opts.out_dir}: {exc}") from None
+    try:
+        return await _Run(opts, table, book, pricing, journal, log, started).run()
+    finally:
+        log.close()
+        journal.close()
+
+
+def _videos_dir(out_dir: Path) -> Path:
+    """``out/videos``, a real directory (a planted symlink is refused, I6)."""
+    videos = Path(os.path.realpath(out_dir)) / ENGINE_VIDEOS_DIR
+    if videos.is_symlink() or (videos.exists() and not videos.is_dir()):
+        raise UnsafePathError(f"{videos} must be a directory, not a link or a file")
+    videos.mkdir(exist_ok=True)
+    return videos
+
+
+class _Run:
+    def __init__(
+        self,
+        opts: RunOptions,
+        table: Table,
+        book: RecipeBook,
+        pricing: Pricing,
+        journal: Journal,
+        log: RunLog,
+        started: float,
+    ) -> None:
+        self.opts = opts
+        self.table = table
+        self.book = book
+        self.pricing = pricing
+        self.journal = journal
+        self.log = log
+        self.started = started
+        self.limits = Limits.create(
+            rate=opts.rate, rows_in_flight=opts.max_concurrency or ENGINE_ROWS_IN_FLIGHT
+        )
+        self.ledger = CreditLedger(max_credits=opts.max_credits)
+        self.counts = _Counts(table.row_count)
+        self.names = NameAllocator()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.aborted: str | None = None
+        self.interrupted = False
+        self.client: GenClient | None = None
+
+    # -- progress --------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        client = self.client
+        return Snapshot(
+            total=self.counts.total,
+            rows=self.counts.as_dict(),
+            requests=client.stats.requests if client else 0,
+            rate_limited=client.stats.rate_limited if client else 0,
+            credits=self.ledger.charged,
+            started=self.started,
+            now=time.monotonic(),
+        )
+
+    # -- the run ----------------------------------------------------------------
+    async def run(self) -> RunSummary:
+        opts = self.opts
+        self.log.event(
+            "start",
+            run_id=self.journal.run_id,
+            resumed=self.journal.resumed,
+            table=str(opts.table),
+            rows=self.table.row_count,
+            api_url=opts.api_url,
+            rate=opts.rate,
+        )
+        previous = self.journal.credits_total()
+        if previous:
+            # Credits recorded by earlier runs count against --max-credits.
+            held = self.ledger.try_reserve(0.0, "earlier runs")
+            if held is not None:
+                held.settle(previous)
+        async with GenClient(
+            opts.api_key,
+            api_url=opts.api_url,
+            agent_url=opts.agent_url,
+            hooks=make_hooks(self.limits),
+        ) as client:
+            self.client = client
+            async with PollHub(scale=opts.time_scale) as hub:
+                svc = RowServices(
+                    client=client,
+                    journal=self.journal,
+                    limits=self.limits,
+                    ledger=self.ledger,
+                    pricing=self.pricing,
+                    watcher=_HubWatcher(hub, client, attempts=3),
+                    out_dir=opts.out_dir,
+                    assets_root=opts.table.resolve().parent,
+                    log=self.log,
+                    milestone=opts.milestone,
+                )
+                async with Progress(self.snapshot, enabled=opts.progress):
+                    await self._preflight(client)
+                    if self.aborted is None:
+                        await self._stream(svc)
+                polls = {
+                    k: {
+                        "jobs": s.resolved,
+                        "polls": s.polls,
+                        "polls_per_job": round(s.polls_per_job, 3),
+                    }
+                    for k, s in hub.stats().items()
+                }
+            stats = client.stats
+        counts = self.journal.counts()
+        if (
+            not self.aborted
+            and not self.interrupted
+            and counts["pending"] == counts["running"] == 0
+        ):
+            self.journal.finish_run()
+        results = write_results(self.journal, opts.out_dir)
+        merged = dict(results.counts)
+        summary = RunSummary(
+            run_id=self.journal.run_id,
+            out_dir=opts.out_dir,
+            total=self.table.row_count,
+            counts={s: merged.get(s, 0) for s in ("completed", "failed", "skipped", "pending")},
+            credits=round(self.journal.credits_total(), 6),
+            requests=stats.requests,
+            rate_limited=stats.rate_limited,
+            seconds=time.monotonic() - self.started,
+            results=results,
+            resumed=self.journal.resumed,
+            aborted=self.aborted,
+            interrupted=self.interrupted,
+            polls=polls,
+        )
+        self.log.event("summary", **summary.to_json())
+        return summary
+
+    async def _preflight(self, client: GenClient) -> None:
+        """One cheap call that proves the key, and the balance for the ledger."""
+        agent = self.opts.agent
+        try:
+            if agent is None:
+                await client.agents.me()
+                return
+            found = await client.agents.get(agent)
+            if found.workspace_id is not None:
+                org = await client.organizations.get(found.workspace_id)
+                if org.credit_balance is not None:
+                    self.ledger.set_balance(org.credit_balance)
+        except AuthenticationError as exc:
+            self.aborted = f"the API key was refused (401): {exc}"
+        except APIError as exc:
+            self.log.event("preflight", error=str(exc))
+
+    def _rows(self) -> Iterator[tuple[InputRow | RowError, int]]:
+        n = 0
+        for batch in self.table.batches():
+            self.journal.add_rows(_key(item) for item in batch)
+            for item in batch:
+                n += 1
+                yield item, n
+
+    async def _stream(self, svc: RowServices) -> None:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, self._interrupt)
+        try:
+            for item, n in self._rows():
+                if self.aborted or self.interrupted:
+                    break
+                await self._admit(svc, item, n)
+            if self.tasks:
+                await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGINT)
+
+    def _interrupt(self) -> None:
+        if self.interrupted:
+            signal.raise_signal(signal.SIGINT)  # pragma: no cover - second ^C
+            return
+        self.interrupted = True
+        self.log.event("interrupted")
+        for task in list(self.tasks):
+            task.cancel()
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)
+
+    def _abort(self, reason: str) -> None:
+        if self.aborted is None:
+            self.aborted = reason
+            self.log.event("aborted", reason=reason)
+        for task in list(self.tasks):
+            task.cancel()
+
+    async def _admit(self, svc: RowServices, item: InputRow | RowError, n: int) -> None:
+        key = _key(item)
+        journal = self.journal
+        record = journal.row(key)
+        if record is not None and record.status == "completed":
+            self.counts.add("completed")
+            if isinstance(item, InputRow):
+                with contextlib.suppress(RowPlanError, UnsafePathError, PricingError):
+                    self.names.assign(key, plan_row(self.book, item).output_name)
+            return
+        if record is not None and record.status in ("failed", "skipped"):
+            journal.reopen_row(key)
+        if isinstance(item, RowError):
+            self._end(key, "failed", item.reason, "invalid_row")
+            return
+        try:
+            plan = plan_row(self.book, item)
+            name = self.names.assign(key, plan.output_name)
+        except RowPlanError as exc:
+            self._end(key, "failed", str(exc), "invalid_row")
+            return
+        except UnsafePathError as exc:
+            self._end(key, "failed", str(exc), "unsafe_path")
+            return
+        if self.opts.limit is not None and n > self.opts.limit:
+            self._end(key, "skipped", f"not attempted (--limit {self.opts.limit})", "limit")
+            return
+        await self.limits.rows.acquire(Priority.START)
+        if self.aborted or self.interrupted:
+            self.limits.rows.release()
+            return
+        if self.ledger.exhausted:
+            self.limits.rows.release()
+            reason = self.ledger.exhausted_reason or "insufficient credits"
+            self._end(key, "skipped", reason, "insufficient_credits_for_job")
+            return
+        self.counts.running += 1
+        task = asyncio.create_task(self._row(svc, item, plan, name), name=f"row-{key}")
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _row(self, svc: RowServices, row: InputRow, plan: RowPlan, name: str) -> None:
+        try:
+            status = await run_row(svc, row, plan, name)
+            self.counts.add(status)
+        except RunAborted as exc:
+            self._abort(f"the API key was refused (401): {exc}")
+        except asyncio.CancelledError:
+            pass  # SIGINT / abort: the journal keeps the row resumable
+        except Exception as exc:  # a bug must not take the other rows down
+            self.log.event("row_crashed", row_id=row.row_id, error=repr(exc))
+            with contextlib.suppress(JournalError):
+                self.journal.finish_row(row.row_id, "failed", f"internal error: {exc!r}", "bug")
+            self.counts.add("failed")
+        finally:
+            self.counts.running -= 1
+            self.limits.rows.release()
+
+    def _end(self, key: str, status: str, reason: str, code: str) -> None:
+        self.journal.finish_row(key, status, reason, code)  # type: ignore[arg-type]
+        self.counts.add(status)
+        self.log.event("row", row_id=key, status=status, reason=reason, error_code=code)
