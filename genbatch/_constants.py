@@ -253,3 +253,29 @@ ENGINE_POLL_MAX_INTERVAL: Final = 30.0
 ENGINE_POLL_JITTER: Final = 0.1
 #: Polls running concurrently; bounds tasks alive however many jobs wait.
 ENGINE_POLL_MAX_INFLIGHT: Final = 64
+
+# --- run, results, progress, CLI (engine/runner.py, results.py, progress.py, commands.py) ---
+#: Output files next to videos/ and the journal.
+ENGINE_RESULTS_CSV: Final = "results.csv"
+ENGINE_RESULTS_PARQUET: Final = "results.parquet"
+ENGINE_RUN_LOG: Final = "run.log"
+#: Where `genbatch run TABLE` writes when --out is not given: outputs/<table stem>/.
+ENGINE_DEFAULT_OUT_ROOT: Final = "outputs"
+#: Tries per generation/render when the job itself ends failed (each one a new
+#: intent with a new key; a failed job is refunded, so a retry pays once more).
+ENGINE_MAX_GENERATION_ATTEMPTS: Final = 3
+#: Tries per row step that failed for a transient reason (5xx after client
+#: retries, connection lost, truncated download) before the row fails.
+ENGINE_MAX_STEP_ATTEMPTS: Final = 4
+#: Pause before re-trying such a step (seconds; doubled per try).
+ENGINE_STEP_RETRY_DELAY: Final = 0.5
+#: Live progress refresh (TTY) and plain progress line interval (not a TTY).
+ENGINE_PROGRESS_REFRESH: Final = 0.5
+ENGINE_PROGRESS_PLAIN_INTERVAL: Final = 5.0
+#: `--sim` defaults: time scale fast enough for a demo (a 90 s video takes
+#: ~0.9 s) and the in-process simulator's rate, which the run then also uses.
+ENGINE_SIM_TIME_SCALE: Final = 0.01
+ENGINE_SIM_RATE: Final = 50.0
+#: `genbatch demo`: the bundled table and where its outputs go.
+ENGINE_DEMO_TABLE: Final = "inputs/demo.csv"
+ENGINE_DEMO_OUT: Final = "outputs/demo"
