@@ -16,7 +16,11 @@ from collections.abc import Sequence
 from genbatch import __version__
 
 #: Modules that contribute subcommands, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("genbatch.sim.serve",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "genbatch.sim.serve",
+    "genbatch.engine.commands",
+    "genbatch.demo",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
