@@ -53,16 +53,24 @@ def start_sim() -> tuple[subprocess.Popen[str], str]:
 
 
 async def make_generation(session: aiohttp.ClientSession, url: str) -> int:
+    """A completed video generation (with output_resources): a representative poll body."""
     agent = 1000
     async with session.post(
         f"{url}/v1/templates/spreadsheets/tiktok-vo-broll/clone", json={"agent_id": agent}
     ) as r:
         eng = await r.json()
-    hook = next(c for c in eng["spreadsheet_cells"] if c["column_name"] == "hook")
-    gen_url = f"{url}/v1/autocontentengine/{eng['id']}/cells/{hook['id']}/generate?agent_id={agent}"
-    async with session.post(gen_url, json={}) as r:
-        body = await r.json()
-    return int(body["generation_id"])
+    cells = {c["column_name"]: c["id"] for c in eng["spreadsheet_cells"]}
+    base = f"{url}/v1/autocontentengine/{eng['id']}/cells"
+    body = {"spreadsheet_cell": {"value": "The $2 taco at 2am saved my life."}}
+    async with session.patch(f"{base}/{cells['hook']}?agent_id={agent}", json=body) as r:
+        r.raise_for_status()
+    async with session.post(f"{base}/{cells['broll']}/generate?agent_id={agent}") as r:
+        gid = int((await r.json())["generation_id"])
+    while True:
+        async with session.get(f"{url}/v1/generations/{gid}") as r:
+            if (await r.json())["status"] == "completed":
+                return gid
+        await asyncio.sleep(0.05)
 
 
 async def hammer(url: str, seconds: float, concurrency: int) -> tuple[float, int]:
@@ -88,6 +96,18 @@ async def hammer(url: str, seconds: float, concurrency: int) -> tuple[float, int
         return ok / (time.perf_counter() - t0), errors
 
 
+def sim_rss_mb(pid: int) -> float:
+    """Resident memory of the sim process (Linux /proc), in MB; 0 when unknown."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -101,6 +121,7 @@ def main() -> int:
             rate, errors = asyncio.run(hammer(url, args.seconds, args.concurrency))
             rates.append(rate)
             print(f"run {i + 1}: {rate:,.0f} req/s ({errors} non-200)", flush=True)
+        print(f"sim RSS after the runs: {sim_rss_mb(proc.pid):.0f} MB", flush=True)
         print(
             f"median: {statistics.median(rates):,.0f} req/s "
             f"(GET /v1/generations/:id, {args.runs} x {args.seconds:g} s, "
