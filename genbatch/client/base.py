@@ -230,7 +230,7 @@ class BaseClient:
         base = self._bases[route.host]
         if not path:
             return base + route.path
-        return base + route.path.format_map({k: quote(str(v), safe="") for k, v in path.items()})
+        return base + route.path.format_map({k: _segment(v) for k, v in path.items()})
 
     async def request(
         self,
@@ -449,6 +449,14 @@ class BaseClient:
         if issubclass(cls, RateLimitError):
             kwargs["retry_after"] = decision.retry_after
         return cls(redact("".join(parts)), **kwargs)
+
+
+def _segment(value: object) -> str:
+    """A path parameter as one URL segment (ids are opaque: quote anything unusual)."""
+    text = str(value)
+    if text.isascii() and text.replace("_", "").replace("-", "").isalnum():
+        return text
+    return quote(text, safe="")
 
 
 def _with_retries(policy: RetryPolicy, max_retries: int) -> RetryPolicy:

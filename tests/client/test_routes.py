@@ -154,3 +154,13 @@ def test_side_effect_posts() -> None:
     assert R.GENERATIONS_GET.name == "GET /v1/generations/{id}"
     agent_host = {r.path for r in R.ALL if r.host == "agent"}
     assert all(p.startswith(("/agent/", "/research")) for p in agent_host)
+
+
+def test_path_params_are_single_quoted_segments() -> None:
+    from genbatch.client import GenClient
+
+    g = GenClient("routes-test-key", api_url="http://h/v1", agent_url="http://a/v1")
+    assert g.url_for(R.GENERATIONS_GET, {"id": 789}) == "http://h/v1/generations/789"
+    assert g.url_for(R.GENERATIONS_GET, {"id": "run_abc-1"}) == "http://h/v1/generations/run_abc-1"
+    assert g.url_for(R.GENERATIONS_GET, {"id": "a/b c?"}) == "http://h/v1/generations/a%2Fb%20c%3F"
+    assert g.url_for(R.RUN_GET, {"run_id": "r1"}) == "http://a/v1/agent/runs/r1"
