@@ -194,7 +194,7 @@ def _admin_allowed(request: web.Request) -> bool:
 @web.middleware
 async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     world = request.app[WORLD]
-    world.maybe_settle(time.time())
+    world.maybe_settle(time.time())  # never raises: settle() contains its failures
     if not world.base_url:
         world.base_url = f"{request.scheme}://{request.host}"
     path = request.path

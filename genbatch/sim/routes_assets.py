@@ -229,8 +229,7 @@ async def direct_upload(request: web.Request) -> web.Response:
         t,
         expired,
     )
-    w.blobs[blob_id] = blob
-    w.blobs_by_key[key] = blob
+    w.add_blob(blob)
     return jresp(
         {
             "id": blob.id,

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import base64
 import collections
+import functools
 import hashlib
 import hmac
 import itertools
+import logging
 import random
 import re
 from collections.abc import Iterable
@@ -50,6 +52,7 @@ from genbatch.sim.faults import Faults
 from genbatch.sim.limits import TokenBucket, price
 
 Json = dict[str, Any]
+log = logging.getLogger("genbatch.sim")
 
 
 class ApiError(Exception):
@@ -74,6 +77,7 @@ def forbidden(what: str) -> ApiError:
     return ApiError(403, "forbidden", f"you have no permission for this {what}")
 
 
+@functools.lru_cache(maxsize=1024)
 def key_hash(api_key: str) -> str:
     """A short, stable, non-reversible tag for an API key (never log the key)."""
     return hashlib.sha256(api_key.encode()).hexdigest()[:12]
@@ -463,6 +467,7 @@ class World:
         self.cdn: dict[str, CdnObject] = {}
         self.blobs: dict[int, Blob] = {}
         self.blobs_by_key: dict[str, Blob] = {}
+        self.blobs_by_signed_id: dict[str, Blob] = {}
         self.multipart_uploads: list[int] = []
         self.user_jobs: dict[int, UserJob] = {}
         self.runs: dict[int, Run] = {}
@@ -728,20 +733,34 @@ class World:
 
     # ------------------------------------------------------------------ settle
     def settle(self, now: float) -> None:
-        """Finish every job whose time has come, in due order (deterministic)."""
+        """Finish every job whose time has come, in due order (deterministic).
+
+        One broken job must not break the request that happened to trigger
+        settling: it is logged and, for a generation, failed and refunded.
+        """
         for due, (kind, ident) in self.due.pop_due(now):
-            if kind == "gen":
-                gen = self.generations.get(ident)
-                if gen is not None and gen.final is None and gen.due_at <= due:
+            try:
+                self._settle_one(due, kind, ident)
+            except Exception:
+                log.exception("sim: settling %s %s failed", kind, ident)
+                gen = self.generations.get(ident) if kind == "gen" else None
+                if gen is not None and gen.final is None:
+                    gen.fail = True
                     self._finish_generation(gen)
-            elif kind == "job":
-                job = self.user_jobs.get(ident)
-                if job is not None and job.final is None:
-                    self._finish_job(job)
-            elif kind == "run":
-                run = self.runs.get(ident)
-                if run is not None and run.status == "running" and run.due_at <= due:
-                    self._finish_run(run)
+
+    def _settle_one(self, due: float, kind: str, ident: int) -> None:
+        if kind == "gen":
+            gen = self.generations.get(ident)
+            if gen is not None and gen.final is None and gen.due_at <= due:
+                self._finish_generation(gen)
+        elif kind == "job":
+            job = self.user_jobs.get(ident)
+            if job is not None and job.final is None:
+                self._finish_job(job)
+        elif kind == "run":
+            run = self.runs.get(ident)
+            if run is not None and run.status == "running" and run.due_at <= due:
+                self._finish_run(run)
 
     def maybe_settle(self, now: float) -> None:
         if self.due.next_due <= now:
@@ -1125,6 +1144,11 @@ class World:
         t = gen.due_at
         gen.updated_at = gen.completed_at = t
         ws = self.workspaces.get(gen.workspace_id)
+        if (
+            gen.generation_type == "media"
+            and int(gen.data["content_resource_id"]) not in self.resources
+        ):
+            gen.fail = True  # the attached upload was deleted before the job finished
         if gen.fail:
             gen.final = "failed"
             gen.error = (
@@ -1278,10 +1302,12 @@ class World:
         return f"{payload}--{mac}"
 
     def blob_for_signed_id(self, signed_id: str) -> Blob | None:
-        for blob in self.blobs.values():
-            if hmac.compare_digest(blob.signed_id, signed_id):
-                return blob
-        return None
+        return self.blobs_by_signed_id.get(signed_id)
+
+    def add_blob(self, blob: Blob) -> None:
+        self.blobs[blob.id] = blob
+        self.blobs_by_key[blob.key] = blob
+        self.blobs_by_signed_id[blob.signed_id] = blob
 
     @property
     def secret(self) -> bytes:

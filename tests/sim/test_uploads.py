@@ -8,7 +8,7 @@ import hashlib
 from typing import Any
 
 import aiohttp
-from simhelp import AGENT, call, ledger
+from simhelp import AGENT, call, cell_url, clone, ledger, poll
 
 from genbatch._constants import SIM_MULTIPART_MAX_BYTES
 
@@ -154,3 +154,24 @@ async def test_multipart_limit_and_resource_crud(http: aiohttp.ClientSession) ->
     assert (await call(http, "GET", one, 200))["asset_folder_id"] is None
     await call(http, "DELETE", one, 200)
     await call(http, "GET", one, 404)
+
+
+async def test_media_card_attaches_upload_and_fails_if_it_vanishes(
+    http: aiohttp.ClientSession,
+) -> None:
+    eng = await clone(http, "tiktok-montage")
+    form = aiohttp.FormData()
+    form.add_field(
+        "content_resource[file]", b"ID3tune", filename="tune.m4a", content_type="audio/mp4"
+    )
+    tune = await call(http, "POST", RES, 201, data=form)
+    card = {"generation_type": "media", "data": {"content_resource_id": tune["id"]}}
+    ok = await call(http, "POST", cell_url(eng, "music", "generate"), 201, json=card)
+    done = await poll(http, f"/v1/generations/{ok['generation_id']}")
+    assert done["status"] == "completed" and done["output_resources"][0]["object_type"] == "audio"
+    async with aiohttp.ClientSession() as anon, anon.get(done["output_resources"][0]["url"]) as r:
+        assert await r.read() == b"ID3tune"  # pass-through: the same bytes
+    doomed = await call(http, "POST", cell_url(eng, "music", "generate"), 201, json=card)
+    await call(http, "DELETE", f"/v1/content_resources/{tune['id']}?agent_id={AGENT}", 200)
+    gone = await poll(http, f"/v1/generations/{doomed['generation_id']}")
+    assert gone["status"] == "failed" and gone["error"]
