@@ -10,7 +10,7 @@ from aiohttp import web
 
 from genbatch._constants import SIM_DEMO_WORKSPACE_ID
 from genbatch.sim.routes_common import jbody, jresp, now, world_of
-from genbatch.sim.world import invalid
+from genbatch.sim.world import invalid, reject_unknown
 
 routes = web.RouteTableDef()
 CONFIG_FIELDS = ("rate", "burst", "balance", "faults", "workspace_id", "time_scale")
@@ -30,9 +30,7 @@ async def health(request: web.Request) -> web.Response:
 async def config(request: web.Request) -> web.Response:
     w = world_of(request)
     body = await jbody(request, required=True)
-    unknown = set(body) - set(CONFIG_FIELDS)
-    if unknown:
-        raise invalid(f"unknown fields: {', '.join(sorted(unknown))}; known: {CONFIG_FIELDS}")
+    reject_unknown(body, CONFIG_FIELDS)
 
     def number(name: str, minimum: float) -> float | None:
         v = body.get(name)

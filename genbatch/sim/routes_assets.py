@@ -46,6 +46,7 @@ from genbatch.sim.world import (
     forbidden,
     invalid,
     not_found,
+    reject_unknown,
 )
 
 routes = web.RouteTableDef()
@@ -83,9 +84,7 @@ async def read_resource(request: web.Request) -> web.Response:
 async def update_resource(request: web.Request) -> web.Response:
     w, agent, res = _resource(request)
     body = wrapped(await jbody(request, required=True), "content_resource")
-    unknown = set(body) - {"name", "asset_folder_id"}
-    if unknown:
-        raise invalid(f"unknown fields: {', '.join(sorted(unknown))}")
+    reject_unknown(body, {"name", "asset_folder_id"})
     if "name" in body:
         if not isinstance(body["name"], str) or not body["name"].strip():
             raise invalid("name must be a non-empty string")
@@ -309,9 +308,7 @@ def _folder_view(f: Folder) -> Json:
 
 
 def _folder_fields(w: World, agent: Agent, body: Json) -> Json:
-    unknown = set(body) - {"name", "parent_id"}
-    if unknown:
-        raise invalid(f"unknown fields: {', '.join(sorted(unknown))}")
+    reject_unknown(body, {"name", "parent_id"})
     if "name" in body and (not isinstance(body["name"], str) or not body["name"].strip()):
         raise invalid("name must be a non-empty string")
     parent = body.get("parent_id")

@@ -26,7 +26,18 @@ from genbatch.sim.routes_common import (
     world_of,
     wrapped,
 )
-from genbatch.sim.world import ApiError, Cell, Column, Engine, Json, Row, World, invalid
+from genbatch.sim.world import (
+    ApiError,
+    Cell,
+    Column,
+    Engine,
+    Json,
+    Row,
+    World,
+    invalid,
+    need_str,
+    reject_unknown,
+)
 
 routes = web.RouteTableDef()
 
@@ -111,9 +122,7 @@ def engine_of(request: web.Request) -> Engine:
 async def create_engine(request: web.Request) -> web.Response:
     w, agent = world_of(request), agent_q(request)
     body = wrapped(await jbody(request, required=True), "spreadsheet")
-    title = body.get("title")
-    if not isinstance(title, str) or not title.strip():
-        raise invalid("spreadsheet.title is required")
+    title = need_str(body, "title", "spreadsheet.title")
     t = now()
     return jresp(engine_view(w, w.blank_engine(agent, title, t), t), 201)
 
@@ -160,9 +169,7 @@ async def list_rows(request: web.Request) -> web.Response:
 async def create_row(request: web.Request) -> web.Response:
     w, eng, t = world_of(request), engine_of(request), now()
     body = wrapped(await jbody(request), "spreadsheet_row")
-    unknown = set(body) - {"values", "position"}
-    if unknown:
-        raise invalid(f"unknown fields: {', '.join(sorted(unknown))}")
+    reject_unknown(body, {"values", "position"})
     spec = templates.TEMPLATES_BY_SLUG.get(eng.template_slug or "")
     row = w.add_row(eng, spec.layers if spec else ())
     _set_values(w, eng, row, body.get("values"))
@@ -254,12 +261,8 @@ async def list_columns(request: web.Request) -> web.Response:
 async def create_column(request: web.Request) -> web.Response:
     w, eng = world_of(request), engine_of(request)
     body = wrapped(await jbody(request, required=True), "spreadsheet_column")
-    unknown = set(body) - {"name", "column_type", "role", "creation_card"}
-    if unknown:
-        raise invalid(f"unknown fields: {', '.join(sorted(unknown))}")
-    name, ctype = body.get("name"), body.get("column_type")
-    if not isinstance(name, str) or not name.strip():
-        raise invalid("name is required")
+    reject_unknown(body, {"name", "column_type", "role", "creation_card"})
+    name, ctype = need_str(body, "name"), body.get("column_type")
     if any(w.columns[c].name == name for c in eng.column_ids):
         raise invalid(f"a column named {name!r} already exists")
     if ctype not in templates.COLUMN_TYPES:
@@ -322,9 +325,7 @@ def cell_of(request: web.Request) -> tuple[Engine, Cell]:
 
 
 def _patch_cell(w: World, cell: Cell, body: Json) -> None:
-    unknown = set(body) - {"value", "creation_card", "id"}
-    if unknown:
-        raise invalid(f"unknown fields in spreadsheet_cell: {', '.join(sorted(unknown))}")
+    reject_unknown(body, {"value", "creation_card", "id"}, "spreadsheet_cell")
     col = w.columns[cell.column_id]
     if "value" in body:
         if col.role != "ingredient":
@@ -386,16 +387,18 @@ async def set_default_user_job(request: web.Request) -> web.Response:
 
 # ------------------------------------------------------------------ layers
 def _layer_fields(w: World, eng: Engine, body: Json, *, creating: bool) -> Json:
-    unknown = set(body) - {
-        "name",
-        "layer_type",
-        "source_column",
-        "settings",
-        "creation_card",
-        "position",
-    }
-    if unknown:
-        raise invalid(f"unknown fields in layer: {', '.join(sorted(unknown))}")
+    reject_unknown(
+        body,
+        {
+            "name",
+            "layer_type",
+            "source_column",
+            "settings",
+            "creation_card",
+            "position",
+        },
+        "layer",
+    )
     if creating and not isinstance(body.get("name"), str):
         raise invalid("layer.name is required")
     if (creating or "layer_type" in body) and body.get("layer_type") not in LAYER_TYPES:

@@ -15,7 +15,7 @@ from genbatch.sim.routes_common import (
     world_of,
 )
 from genbatch.sim.routes_engines import ENGINE, cell_of
-from genbatch.sim.world import Cell, Engine, Generation, Json, Layer, World, invalid
+from genbatch.sim.world import Cell, Engine, Generation, Json, Layer, World, invalid, reject_unknown
 
 routes = web.RouteTableDef()
 
@@ -28,9 +28,7 @@ async def _card(request: web.Request, stored: Json | None) -> tuple[Json, bool]:
     """The card to run: the body's ``{generation_type, data}``, else the stored one."""
     body = await jbody(request)
     if body:
-        unknown = set(body) - {"generation_type", "data"}
-        if unknown:
-            raise invalid(f"unknown fields: {', '.join(sorted(unknown))}")
+        reject_unknown(body, {"generation_type", "data"})
         return {"generation_type": body.get("generation_type"), "data": body.get("data", {})}, True
     if stored is None or not stored.get("generation_type"):
         raise invalid(

@@ -19,7 +19,16 @@ from genbatch.sim.routes_common import (
     user_of,
     world_of,
 )
-from genbatch.sim.world import IDEA_EDIT, IDEA_EDIT_NEXT, IDEA_FLOW, Conversation, Run, invalid
+from genbatch.sim.world import (
+    IDEA_EDIT,
+    IDEA_EDIT_NEXT,
+    IDEA_FLOW,
+    Conversation,
+    Run,
+    invalid,
+    need_str,
+    reject_unknown,
+)
 
 routes = web.RouteTableDef()
 
@@ -41,9 +50,7 @@ async def start_run(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
     body = await jbody(request, required=True)
     agent = w.agent_param(user, body.get("agent_id"))
-    message = body.get("message")
-    if not isinstance(message, str) or not message.strip():
-        raise invalid("message is required (a non-empty string)")
+    message = need_str(body, "message")
     conv: Conversation | None = None
     if body.get("conversation_id") is not None:
         conv = w.conversation(user, body["conversation_id"])
@@ -57,9 +64,7 @@ async def start_research(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
     body = await jbody(request, required=True)
     agent = w.agent_param(user, body.get("agent_id"))
-    topic = body.get("topic")
-    if not isinstance(topic, str) or not topic.strip():
-        raise invalid("topic is required (a non-empty string)")
+    topic = need_str(body, "topic")
     depth = body.get("depth", "default")
     if depth not in SIM_RESEARCH_LATENCY:
         raise invalid(f"depth must be one of {', '.join(SIM_RESEARCH_LATENCY)}")
@@ -107,9 +112,7 @@ async def update_conversation(request: web.Request) -> web.Response:
     w = world_of(request)
     conv = w.conversation(user_of(request), request.match_info["id"])
     body = await jbody(request, required=True)
-    unknown = set(body) - {"title", "pinned"}
-    if unknown:
-        raise invalid(f"unknown fields: {', '.join(sorted(unknown))}")
+    reject_unknown(body, {"title", "pinned"})
     if "title" in body:
         if not isinstance(body["title"], str) or not body["title"].strip():
             raise invalid("title must be a non-empty string")

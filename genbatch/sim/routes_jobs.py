@@ -14,7 +14,7 @@ from aiohttp import web
 
 from genbatch.sim.clock import parse_iso
 from genbatch.sim.routes_common import agent_q, jbody, job_view, jresp, now, user_of, world_of
-from genbatch.sim.world import Agent, Json, World, invalid
+from genbatch.sim.world import Agent, Json, World, invalid, reject_unknown
 
 routes = web.RouteTableDef()
 
@@ -159,9 +159,7 @@ async def update_job(request: web.Request) -> web.Response:
     if job.user_job_type != "train_social":
         raise invalid("only monitoring (train_social) jobs can be updated")
     body = await _form_or_json(request)
-    unknown = set(body) - {"data", "user_job_type"}
-    if unknown:
-        raise invalid(f"unknown fields: {', '.join(sorted(unknown))}")
+    reject_unknown(body, {"data", "user_job_type"})
     if "data" in body:
         parsed = _parse_data(body["data"])
         _check_scrape(parsed)

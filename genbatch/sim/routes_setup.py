@@ -33,7 +33,9 @@ from genbatch.sim.world import (
     blank_core,
     forbidden,
     invalid,
+    need_str,
     not_found,
+    reject_unknown,
 )
 
 routes = web.RouteTableDef()
@@ -61,9 +63,7 @@ async def list_workspaces(request: web.Request) -> web.Response:
 async def create_workspace(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
     body = wrapped(await jbody(request, required=True), "organization")
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise invalid("organization.name is required")
+    name = need_str(body, "name", "organization.name")
     # ASSUMPTION: a new workspace starts with no credits (usable_gen_credit_required).
     ws = Workspace(w.next_id("workspace"), name, user.id, 0.0, now())
     w.workspaces[ws.id] = ws
@@ -82,9 +82,7 @@ async def update_workspace(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
     ws = w.workspace(user, request.match_info["id"])
     body = wrapped(await jbody(request, required=True), "organization")
-    unknown = set(body) - {"name"}
-    if unknown:
-        raise invalid(f"unknown fields: {', '.join(sorted(unknown))}")
+    reject_unknown(body, {"name"})
     if "name" in body:
         if not isinstance(body["name"], str) or not body["name"].strip():
             raise invalid("name must be a non-empty string")
@@ -118,9 +116,7 @@ async def list_agents(request: web.Request) -> web.Response:
 async def create_agent(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
     body = wrapped(await jbody(request, required=True), "agent")
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise invalid("agent.name is required")
+    name = need_str(body, "name", "agent.name")
     ws_raw = body.get("workspace_id", user.workspace_ids[0] if user.workspace_ids else None)
     ws = w.workspace(user, ws_raw)
     agent = Agent(w.next_id("agent"), ws.id, name, now(), core=blank_core(name))
@@ -139,9 +135,7 @@ async def update_agent(request: web.Request) -> web.Response:
     w = world_of(request)
     agent = w.agent_path(user_of(request), request.match_info["id"])
     body = wrapped(await jbody(request, required=True), "agent")
-    unknown = set(body) - {"name"}
-    if unknown:
-        raise invalid(f"unknown fields: {', '.join(sorted(unknown))}")
+    reject_unknown(body, {"name"})
     if "name" in body:
         if not isinstance(body["name"], str) or not body["name"].strip():
             raise invalid("name must be a non-empty string")
@@ -194,7 +188,7 @@ async def voice_library(request: web.Request) -> web.Response:
 @routes.post(r"/v1/agents/{agent_id}/voice/integrations/elevenlabs")
 async def connect_elevenlabs(request: web.Request) -> web.Response:
     agent = _agent(request)
-    key = _elevenlabs_key(await jbody(request, required=True))
+    key = need_str(await jbody(request, required=True), "api_key")
     agent.elevenlabs_key_last4 = key[-4:]
     return jresp({"connected": True, "api_key_last4": agent.elevenlabs_key_last4})
 
@@ -202,7 +196,7 @@ async def connect_elevenlabs(request: web.Request) -> web.Response:
 @routes.post(r"/v1/agents/{agent_id}/voice/integrations/elevenlabs/test")
 async def test_elevenlabs(request: web.Request) -> web.Response:
     _agent(request)
-    key = _elevenlabs_key(await jbody(request, required=True))
+    key = need_str(await jbody(request, required=True), "api_key")
     # ASSUMPTION: the sim calls a key valid when it looks like an ElevenLabs key.
     valid = bool(re.fullmatch(r"(sk_)?[A-Za-z0-9]{20,}", key))
     return jresp({"valid": valid})
@@ -215,24 +209,10 @@ async def disconnect_elevenlabs(request: web.Request) -> web.Response:
     return jresp({"connected": False})
 
 
-def _elevenlabs_key(body: dict[str, object]) -> str:
-    key = body.get("api_key")
-    if not isinstance(key, str) or not key.strip():
-        raise invalid("api_key is required")
-    return key
-
-
-def _required_str(body: dict[str, object], name: str) -> str:
-    v = body.get(name)
-    if not isinstance(v, str) or not v.strip():
-        raise invalid(f"{name} is required")
-    return v
-
-
 @routes.post(r"/v1/agents/{agent_id}/voice/design/generate-script")
 async def design_script(request: web.Request) -> web.Response:
     _agent(request)
-    prompt = _required_str(await jbody(request, required=True), "prompt")
+    prompt = need_str(await jbody(request, required=True), "prompt")
     script = (
         f"Hi, I'm the voice you described: {prompt[:120]}. "
         "Listen to how I sound when I tell a story, ask a question, and land a punchline."
@@ -254,7 +234,7 @@ async def design_description(request: web.Request) -> web.Response:
 async def design_samples(request: web.Request) -> web.Response:
     w, agent = world_of(request), _agent(request)
     body = await jbody(request, required=True)
-    description = _required_str(body, "description")
+    description = need_str(body, "description")
     samples = []
     for i in range(3):
         gid = f"gv_{w.token_hex(12)}"
@@ -269,7 +249,7 @@ async def design_samples(request: web.Request) -> web.Response:
 async def design_finalize(request: web.Request) -> web.Response:
     w, agent = world_of(request), _agent(request)
     body = await jbody(request, required=True)
-    gid = _required_str(body, "generated_voice_id")
+    gid = need_str(body, "generated_voice_id")
     draft = w.voice_drafts.get(gid)
     if draft is None or draft["agent_id"] != agent.id:
         raise invalid(f"generated_voice_id {gid!r} is not a sample of this agent")
@@ -292,7 +272,7 @@ async def design_finalize(request: web.Request) -> web.Response:
 async def clone_voice(request: web.Request) -> web.Response:
     w, agent, user = world_of(request), _agent(request), user_of(request)
     body = await jbody(request, required=True)
-    name = _required_str(body, "name")
+    name = need_str(body, "name")
     res = w.resource(user, body.get("audio_resource_id"))
     if res.object_type != "audio":
         raise invalid("audio_resource_id must be an audio resource")
@@ -407,9 +387,7 @@ def _token(request: web.Request) -> Token:
 async def rename_token(request: web.Request) -> web.Response:
     tok = _token(request)
     body = wrapped(await jbody(request, required=True), "persisted_token")
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise invalid("name is required")
+    name = need_str(body, "name")
     tok.name = name
     return jresp(_token_view(tok))
 
@@ -459,9 +437,7 @@ def _automation(agent: Agent) -> dict[str, object]:
 async def patch_automation(request: web.Request) -> web.Response:
     agent = _agent(request)
     body = wrapped(await jbody(request, required=True), "automation_config")
-    unknown = set(body) - set(AUTOMATION_FIELDS)
-    if unknown:
-        raise invalid(f"unknown fields: {', '.join(sorted(unknown))}")
+    reject_unknown(body, AUTOMATION_FIELDS)
     for key in ("webhook_url", "callback_url"):
         v = body.get(key)
         if key in body and v is not None and not (isinstance(v, str) and re.match(r"https?://", v)):

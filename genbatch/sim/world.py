@@ -73,6 +73,21 @@ def invalid(message: str) -> ApiError:
     return ApiError(422, "validation_error", message)
 
 
+def reject_unknown(body: Json, allowed: Iterable[str], where: str = "") -> None:
+    """422 validation_error naming every field of ``body`` not in ``allowed``."""
+    unknown = sorted(set(body) - set(allowed))
+    if unknown:
+        raise invalid(f"unknown fields{' in ' + where if where else ''}: {', '.join(unknown)}")
+
+
+def need_str(body: Json, key: str, label: str | None = None) -> str:
+    """``body[key]`` when it is a non-empty string, else 422 "<label> is required"."""
+    value = body.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise invalid(f"{label or key} is required (a non-empty string)")
+    return value
+
+
 def forbidden(what: str) -> ApiError:
     return ApiError(403, "forbidden", f"you have no permission for this {what}")
 
@@ -773,9 +788,7 @@ class World:
         Whole-request 422s (unknown field, over-long description/personality)
         change nothing; otherwise each section stands alone (→ 207 when some fail).
         """
-        unknown = sorted(set(body) - set(CORE_FIELDS))
-        if unknown:
-            raise invalid(f"unknown fields: {', '.join(unknown)}")
+        reject_unknown(body, CORE_FIELDS)
         desc = body.get("description")
         if isinstance(desc, str) and len(desc) > SIM_DESCRIPTION_MAX_CHARS:
             raise invalid(
