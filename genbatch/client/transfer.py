@@ -165,6 +165,7 @@ async def put_file(
     policy = policy or RetryPolicy()
     stats = stats if stats is not None else RetryCounters()
     rng = rng or random.Random()
+    stats.calls += 1
     send_headers = dict(headers)
     if not any(k.lower() == "content-length" for k in send_headers):
         send_headers["Content-Length"] = str(size)
@@ -348,6 +349,7 @@ async def download(
     stats = stats if stats is not None else RetryCounters()
     rng = rng or random.Random()
     safe_url = redact_url(url)
+    stats.calls += 1
     await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
     f: IO[bytes] = await asyncio.to_thread(open, part, "wb")
     sink = _Sink(f)

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 from genbatch import _constants as C
+from genbatch.client.redact import redact
 from genbatch.errors import JobFailed, WaitTimeout
 
 T = TypeVar("T")
@@ -45,7 +46,10 @@ async def poll_until(
         if status in done:
             return current
         if status in failed:
-            raise JobFailed(kind=kind, job_id=job_id, status=status, error=error_of(current))
+            error = error_of(current)
+            if error is not None:
+                error = redact(error if isinstance(error, str) else str(error))
+            raise JobFailed(kind=kind, job_id=job_id, status=status, error=error)
         waited = time.monotonic() - started
         if max_wait is not None and waited + interval > max_wait:
             if waited >= max_wait:
