@@ -16,7 +16,6 @@ from genbatch.sim.clock import iso
 from genbatch.sim.storage import BlobStore, Presigner
 from genbatch.sim.world import (
     Agent,
-    ApiError,
     Cell,
     Column,
     Conversation,
@@ -44,18 +43,6 @@ ADMIN_KEY = web.AppKey("admin_key", str)
 REQ_USER = web.RequestKey("user", User)
 REQ_API_KEY = web.RequestKey("api_key", str)
 REQ_DROPPED = web.RequestKey("dropped", bool)
-
-__all__ = [
-    "ADMIN_KEY",
-    "PRESIGNER",
-    "REQ_API_KEY",
-    "REQ_DROPPED",
-    "REQ_USER",
-    "STORE",
-    "WORLD",
-    "ApiError",
-    "Json",
-]
 
 
 def now() -> float:

@@ -8,7 +8,7 @@ import re
 from aiohttp import web
 
 from genbatch._constants import SIM_PAGE_SIZE
-from genbatch.sim.clock import iso, phase
+from genbatch.sim.clock import iso, pending_until, phase
 from genbatch.sim.routes_common import (
     agent_view,
     jbody,
@@ -326,8 +326,7 @@ async def poll_preview(request: web.Request) -> web.Response:
     p = w.previews.get(int(request.match_info["job_id"]))
     if p is None or p.agent_id != agent.id:
         raise not_found("preview job", request.match_info["job_id"])
-    started = p.created_at
-    state = phase(started + (p.due_at - started) * 0.1, p.due_at, now())
+    state = phase(pending_until(p.created_at, p.due_at - p.created_at), p.due_at, now())
     status = "completed" if state == "due" else state
     return jresp(
         {
