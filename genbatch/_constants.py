@@ -189,6 +189,48 @@ ENGINE_FINAL_VIDEO_CELL: Final = "final_video"
 #: TikTok caption limit; a longer description fails the row before any spend.
 ENGINE_PUBLISH_DESCRIPTION_MAX_CHARS: Final = 2_200
 
+# --- the journey in bulk: agents apply, ideas, research, train (engine/agents_apply.py,
+# engine/ideas_batch.py, engine/video_types.py, engine/journey_commands.py) ---
+#: Agents read/compared/written at once (every call still passes the rate gate).
+ENGINE_AGENTS_CONCURRENCY: Final = 8
+#: Result table of `genbatch agents apply` (<stem>.parquet + <stem>.csv in --out).
+ENGINE_AGENTS_RESULTS_STEM: Final = "agents_results"
+#: Agent Core limits from the reference (Step 1), checked before anything is sent.
+ENGINE_CORE_DESCRIPTION_MAX_CHARS: Final = 500
+ENGINE_CORE_PERSONALITY_MAX_CHARS: Final = 20_000
+#: Characters of an old/new value shown per field in a printed diff.
+ENGINE_DIFF_VALUE_CHARS: Final = 72
+#: Idea run message when neither --message nor the table gives one (the reference's).
+ENGINE_IDEAS_DEFAULT_MESSAGE: Final = "Generate 5 content ideas grounded in this week trends"
+#: A persistent preference is a run message starting with this (reference, Step 2).
+ENGINE_REMEMBER_PREFIX: Final = "remember:"
+#: Agents whose runs are in flight at once in `genbatch ideas|research`.
+ENGINE_IDEAS_CONCURRENCY: Final = 16
+#: Output files of `genbatch ideas` (ideas table), its per-run report, research, train.
+ENGINE_IDEAS_STEM: Final = "ideas"
+ENGINE_IDEAS_RUNS_STEM: Final = "idea_runs"
+ENGINE_RESEARCH_STEM: Final = "research"
+ENGINE_TRAIN_RESULTS_STEM: Final = "train_results"
+#: row_id of an idea in the ideas table: this prefix + the idea id (stable across reruns).
+ENGINE_IDEA_ROW_PREFIX: Final = "idea-"
+#: Give up waiting on one run/job after this long (deep research takes ~90 s).
+ENGINE_RUN_MAX_WAIT: Final = 900.0
+#: Poll-hub seed (seconds at time scale 1) per research depth: the duration
+#: the reference's depths suggest (quick, default, deep).
+ENGINE_RESEARCH_POLL_SEED_SECONDS: Final[dict[str, float]] = {
+    "quick": 10.0,
+    "default": 30.0,
+    "deep": 90.0,
+}
+#: A poll of a run or job that failed after the client's retries is watched
+#: again this many times before the run/job is reported failed.
+ENGINE_RUN_WATCH_ATTEMPTS: Final = 3
+#: Times one run may ask for approval again after --approve answered it.
+ENGINE_RUN_MAX_APPROVALS: Final = 3
+#: Template for an idea whose video type is "any", missing or unknown: narrated
+#: VO over b-roll needs only a hook and a script, which every idea has.
+ENGINE_VIDEO_TYPE_FALLBACK_TEMPLATE: Final = "tiktok-vo-broll"
+
 # --- rate gate and concurrency caps (engine/limits.py) ---
 #: Requests/second per host when neither --rate nor the server says otherwise.
 ENGINE_RATE_DEFAULT: Final = 10.0
