@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "genbatch.sim.serve",
     "genbatch.engine.commands",
     "genbatch.demo",
+    "genbatch.engine.journey_commands",
 )
 
 
