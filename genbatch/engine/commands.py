@@ -45,18 +45,16 @@ from genbatch._constants import (
     SIM_DEMO_API_KEY,
 )
 from genbatch.client import GenClient
-from genbatch.engine.credits import Pricing, PricingError
 from genbatch.engine.journal import Journal, JournalError
-from genbatch.engine.recipe import RecipeError, default_recipe_slugs
+from genbatch.engine.recipe import default_recipe_slugs
 from genbatch.engine.runner import (
-    RecipeBook,
     RunOptions,
     RunSummary,
     StartError,
     execute,
     plan_rows,
+    prepare,
 )
-from genbatch.engine.table import Table, TableError
 from genbatch.errors import APIError, AuthenticationError, GenError
 from genbatch.settings import Settings
 
@@ -218,17 +216,7 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
     table = RichTable(
         title=f"genbatch run {summary.run_id}" + (" (resumed)" if summary.resumed else "")
     )
-    for name in (
-        "rows",
-        "completed",
-        "failed",
-        "skipped",
-        "pending",
-        "credits",
-        "requests",
-        "429s",
-        "seconds",
-    ):
+    for name in ("rows", "ok", "failed", "skipped", "pending", "credits", "requests", "429s", "s"):
         table.add_column(name, justify="right")
     c = summary.counts
     table.add_row(
@@ -247,7 +235,8 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
     console.print(f"videos:  {out / 'videos'}", highlight=False)
     if summary.results is not None:
         console.print(
-            f"results: {summary.results.csv}  ({summary.results.parquet.name})", highlight=False
+            f"results: {out / summary.results.csv.name}  ({summary.results.parquet.name})",
+            highlight=False,
         )
     if summary.aborted:
         console.print(f"[red]aborted:[/red] {summary.aborted}")
@@ -283,16 +272,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------
 def cmd_plan(args: argparse.Namespace) -> int:
     try:
-        table = Table.open(
+        table, book, pricing = prepare(
             args.table,
-            default_agent=args.agent or (str(SIM_DEMO_AGENT_ID) if args.sim else None),
-            default_template=args.template,
-            known_templates=RecipeBook.known_templates(args.recipe),
+            recipe=args.recipe,
+            template=args.template,
+            agent=args.agent or (str(SIM_DEMO_AGENT_ID) if args.sim else None),
+            pricing=args.pricing,
         )
-        book = RecipeBook.create(args.recipe, args.template, table)
-        pricing = Pricing.load(args.pricing)
         report = plan_rows(table, book, pricing, args.limit)
-    except (TableError, RecipeError, PricingError) as exc:
+    except StartError as exc:
         return _fail(str(exc))
     rate = args.rate or (ENGINE_SIM_RATE if args.sim else ENGINE_RATE_DEFAULT)
     data: dict[str, Any] = {

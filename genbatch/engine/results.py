@@ -102,10 +102,15 @@ def result_row(row: RowRecord, steps: Mapping[str, StepRecord]) -> dict[str, Any
         if row.finished_at is not None and row.started_at is not None
         else None
     )
+    status, reason = row.status, row.reason or None
+    if status == "running":
+        # A run that stopped (401, ^C, crash) leaves the row resumable.
+        status = "pending"
+        reason = f"interrupted at {row.step or 'start'}; rerun the same command to resume"
     out: dict[str, Any] = {
         "row_id": row.row_id,
-        "status": row.status,
-        "reason": row.reason or None,
+        "status": status,
+        "reason": reason,
         "error_code": row.error_code,
         "engine_id": _str(fields.get("engine_id")),
         "generation_ids": json.dumps(gen_ids, sort_keys=True) if gen_ids else None,

@@ -72,6 +72,7 @@ __all__ = [
     "estimate_requests",
     "execute",
     "plan_rows",
+    "prepare",
 ]
 
 
@@ -103,6 +104,9 @@ class RunOptions:
     progress: bool = True
     #: Test hook: awaited at journal milestones (crash tests time kills with it).
     milestone: Callable[[str, str], Awaitable[None]] | None = None
+    #: Test hook: told of every send (``("send", route, None)``, just past the
+    #: rate gate) and every answer (``("done", route, info)``).
+    observer: Callable[[str, Route, AttemptInfo | None], None] | None = None
 
 
 @dataclass(slots=True)
@@ -169,9 +173,8 @@ class RecipeBook:
         self._loaded: dict[str, Recipe | RecipeError] = {}
 
     @classmethod
-    def create(cls, recipe: Path | None, template: str | None, table: Table) -> RecipeBook:
-        """Load and check what can be checked before the run (raises RecipeError)."""
-        fixed = Recipe.load(recipe) if recipe is not None else None
+    def create(cls, fixed: Recipe | None, template: str | None, table: Table) -> RecipeBook:
+        """Check what can be checked before the run (raises RecipeError)."""
         book = cls(fixed, template, table.placeholder_columns)
         if fixed is not None:
             fixed.check_columns(table.placeholder_columns)
@@ -277,7 +280,9 @@ def plan_rows(
 # --------------------------------------------------------------------------
 # Wiring
 # --------------------------------------------------------------------------
-def make_hooks(limits: Limits) -> Hooks:
+def make_hooks(
+    limits: Limits, observer: Callable[[str, Route, AttemptInfo | None], None] | None = None
+) -> Hooks:
     """Every attempt passes its host's rate gate; 429s and successes adapt it."""
 
     def gate_of(route: Route) -> RateGate:
@@ -286,8 +291,12 @@ def make_hooks(limits: Limits) -> Hooks:
     async def before(route: Route) -> None:
         PaidCallGuard.before_attempt()
         await gate_of(route).acquire(PRIORITY.get())
+        if observer is not None:
+            observer("send", route, None)
 
     def after(info: AttemptInfo) -> None:
+        if observer is not None:
+            observer("done", info.route, info)
         PaidCallGuard.after_attempt(info)
         gate = gate_of(info.route)
         if info.status == 429:
@@ -374,25 +383,40 @@ class _Counts:
         }
 
 
-def _prepare(opts: RunOptions) -> tuple[Table, RecipeBook, Pricing]:
+def prepare(
+    table_path: Path,
+    *,
+    recipe: Path | None,
+    template: str | None,
+    agent: str | None,
+    pricing: Path | None,
+) -> tuple[Table, RecipeBook, Pricing]:
+    """Open the table, load and check the recipe(s) and prices (raises StartError)."""
     try:
+        fixed = Recipe.load(recipe) if recipe is not None else None
         table = Table.open(
-            opts.table,
-            default_agent=opts.agent,
-            default_template=opts.template,
-            known_templates=RecipeBook.known_templates(opts.recipe),
+            table_path,
+            default_agent=agent,
+            default_template=fixed.template if fixed is not None else template,
+            known_templates=RecipeBook.known_templates(recipe),
         )
-        book = RecipeBook.create(opts.recipe, opts.template, table)
-        pricing = Pricing.load(opts.pricing)
+        book = RecipeBook.create(fixed, template, table)
+        prices = Pricing.load(pricing)
     except (TableError, RecipeError, PricingError) as exc:
         raise StartError(str(exc)) from None
-    return table, book, pricing
+    return table, book, prices
 
 
 async def execute(opts: RunOptions) -> RunSummary:
     """Run (or resume) the table into ``opts.out_dir``; never raises for a row."""
     started = time.monotonic()
-    table, book, pricing = _prepare(opts)
+    table, book, pricing = prepare(
+        opts.table,
+        recipe=opts.recipe,
+        template=opts.template,
+        agent=opts.agent,
+        pricing=opts.pricing,
+    )
     try:
         journal = Journal.open(
             opts.out_dir,
@@ -487,7 +511,7 @@ class _Run:
             opts.api_key,
             api_url=opts.api_url,
             agent_url=opts.agent_url,
-            hooks=make_hooks(self.limits),
+            hooks=make_hooks(self.limits, opts.observer),
         ) as client:
             self.client = client
             async with PollHub(scale=opts.time_scale) as hub:
