@@ -14,8 +14,9 @@ expects jobs to be that much faster.
 
 Test hook (crash tests only): ``GENBATCH_TEST_HALT_AT=<milestone>`` makes the
 first row that reaches that journal milestone (``clone_intent``,
-``generate:<cell>:intent``, ``generate:<cell>:submitted``, ``render:intent``,
-``render:submitted``, ``download:start``) print ``GENBATCH-TEST-HALT ...`` to
+``generate:<cell>:intent``, ``generate:<cell>:posted`` (the POST was accepted,
+its id not yet journaled), ``generate:<cell>:submitted``, ``render:intent``,
+``render:posted``, ``render:submitted``, ``download:start``) print ``GENBATCH-TEST-HALT ...`` to
 stderr and stop there, so a test can SIGKILL the process at a known point.
 """
 

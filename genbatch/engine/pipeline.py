@@ -659,6 +659,7 @@ class _Row:
                 await self._milestone(f"{step}:intent")
                 try:
                     gen_id = await self._send(step, cell_id, resend_key, post, priority)
+                    await self._milestone(f"{step}:posted")  # accepted, id not yet journaled
                 except BaseException:
                     reservation.release()
                     raise
