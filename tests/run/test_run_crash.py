@@ -153,7 +153,7 @@ def test_sigkill_then_same_command_completes_every_row_paid_once(
     if halt == "generate:broll:posted":
         # The id was lost with the process: the rerun found it by reading the cell.
         log = (out / "run.log").read_text(encoding="utf-8")
-        assert '"event": "reconciled", "row_id": "%s"' % halted_row in log
+        assert f'"event": "reconciled", "row_id": "{halted_row}"' in log
 
 
 def test_second_process_on_the_same_out_dir_is_refused(sim_url: str, tmp_path: Path) -> None:
