@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genbatch._constants import ENGINE_ROWS_IN_FLIGHT, ENGINE_VIDEOS_DIR
+from genbatch._constants import CLIENT_ENV_API_KEY, ENGINE_ROWS_IN_FLIGHT, ENGINE_VIDEOS_DIR
 from genbatch.client import GenClient, Hooks
 from genbatch.client.base import AttemptInfo
 from genbatch.client.models import Generation, UserJob
@@ -529,8 +529,7 @@ class _Run:
                 )
                 async with Progress(self.snapshot, enabled=opts.progress):
                     await self._preflight(client)
-                    if self.aborted is None:
-                        await self._stream(svc)
+                    await self._stream(svc)
                 polls = {
                     k: {
                         "jobs": s.resolved,
@@ -580,7 +579,9 @@ class _Run:
                 if org.credit_balance is not None:
                     self.ledger.set_balance(org.credit_balance)
         except AuthenticationError as exc:
-            self.aborted = f"the API key was refused (401): {exc}"
+            raise StartError(
+                f"the API key was refused (401): {exc}; check {CLIENT_ENV_API_KEY}"
+            ) from None
         except APIError as exc:
             self.log.event("preflight", error=str(exc))
 

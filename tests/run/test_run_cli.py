@@ -1,0 +1,149 @@
+"""The command line: exit codes, the one-line refusals, plan/status/templates, 401 mid-run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from runhelp import SECRET_KEY, check_invariants, ledger, results, run_table, vo_table, write_csv
+
+from genbatch.cli import main
+from genbatch.engine.runner import StartError
+
+
+def test_no_key_and_no_sim_says_how_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GEN_API_KEY", raising=False)
+    table = vo_table(tmp_path / "t.csv", 1)
+    code = main(["run", str(table), "--template", "tiktok-vo-broll", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1
+    assert "GEN_API_KEY" in err and "--sim" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_sim_flag_runs_with_limit_and_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GEN_API_KEY", raising=False)
+    table = vo_table(tmp_path / "t.csv", 4)
+    out = tmp_path / "o"
+    code = main(
+        [
+            "run",
+            str(table),
+            "--template",
+            "tiktok-vo-broll",
+            "--sim",
+            "--sim-time-scale",
+            "0.002",
+            "--out",
+            str(out),
+            "--limit",
+            "2",
+            "--json",
+        ]
+    )
+    summary = json.loads(capsys.readouterr().out)
+    assert code == 1  # two rows not attempted
+    assert summary["counts"] == {"completed": 2, "failed": 0, "skipped": 2, "pending": 0}
+    rows = results(out)
+    assert [r["status"] for r in rows] == ["completed", "completed", "skipped", "skipped"]
+    assert rows[3]["reason"] == "not attempted (--limit 2)"
+
+    assert main(["status", str(out), "--json"]) == 1
+    status = json.loads(capsys.readouterr().out)
+    assert status["counts"]["completed"] == 2 and status["counts"]["skipped"] == 2
+    assert status["credits"] == summary["credits"] > 0
+
+
+def test_plan_estimates_without_spending(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = write_csv(
+        tmp_path / "t.csv",
+        ["row_id", "template", "hook", "script"],
+        [
+            ["a", "tiktok-vo-broll", "h", "s"],
+            ["b", "tiktok-text-driven", "h", "s"],
+            ["c", "tiktok-vo-broll", "h", ""],
+        ],
+    )
+    code = main(["plan", str(table), "--agent", "1000", "--rate", "2", "--json"])
+    report = json.loads(capsys.readouterr().out)
+    assert code == 1  # one invalid row
+    assert report["valid"] == 2 and report["invalid"][0]["row_id"] == "c"
+    # vo-broll: speech 2 + video 20 + render 5; text-driven: image 4 + render 5.
+    assert report["credits"] == 27 + 9
+    # clone + fill + 2 per generation/render: 1+1+6 and 1+1+4.
+    assert report["requests"] == 14
+    assert report["lower_bound_seconds"] == 7.0
+
+
+def test_plan_refuses_a_bad_table_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = write_csv(tmp_path / "t.csv", ["hook"], [["h"]])
+    assert main(["plan", str(table), "--template", "tiktok-vo-broll"]) == 2
+    err = capsys.readouterr().err
+    assert "row_id" in err and len(err.strip().splitlines()) == 1
+
+
+def test_status_of_a_dir_without_a_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["status", str(tmp_path)]) == 2
+    assert "no journal" in capsys.readouterr().err
+
+
+def test_templates_lists_the_starters_with_their_recipes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["templates", "--sim", "--json"]) == 0
+    found = {t["slug"]: t for t in json.loads(capsys.readouterr().out)}
+    assert len(found) == 7
+    assert all(t["default_recipe"] for t in found.values())
+    assert "narrated_vo" in found["tiktok-vo-broll"]["tags"]
+
+
+async def test_refused_key_at_start_is_exit_2(sim_factory, tmp_path: Path) -> None:
+    sim = await sim_factory(api_keys=(SECRET_KEY,))
+    table = vo_table(tmp_path / "t.csv", 2)
+    with pytest.raises(StartError, match="401"):
+        await run_table(
+            sim,
+            table,
+            tmp_path / "o",
+            template="tiktok-vo-broll",
+            api_key="gb-wrong-key-0000000000",
+        )
+    assert (await ledger(sim.url))["generations"] == []
+
+
+async def test_key_revoked_mid_run_aborts_with_rows_pending_then_resumes(
+    sim_factory, tmp_path: Path
+) -> None:
+    sim = await sim_factory(api_keys=(SECRET_KEY,))
+    table = vo_table(tmp_path / "t.csv", 8)
+    out = tmp_path / "o"
+
+    async def revoke(row_id: str, what: str) -> None:
+        if what == "generate:broll:intent":
+            sim.world.keys.pop(SECRET_KEY, None)
+
+    summary = await run_table(
+        sim, table, out, template="tiktok-vo-broll", milestone=revoke, max_concurrency=4
+    )
+    assert summary.exit_code == 2 and summary.aborted and "401" in summary.aborted
+    rows = results(out)
+    assert {r["status"] for r in rows} <= {"pending", "completed"}
+    assert any(r["status"] == "pending" for r in rows)
+    assert all("rerun" in r["reason"] for r in rows if r["status"] == "pending")
+
+    sim.world.keys[SECRET_KEY] = 1
+    again = await run_table(sim, table, out, template="tiktok-vo-broll")
+    assert again.exit_code == 0, again.to_json()
+    check_invariants(await ledger(sim.url), out, table)
