@@ -320,7 +320,8 @@ def _cell(name: str, value: Any) -> Any:
         return _drop_nulls(value)
     if isinstance(value, list | dict):
         raise ValueError("must be text")
-    return value if isinstance(value, str) else str(value)
+    # Surrounding whitespace is never meant (and would read as a change every run).
+    return value.strip() if isinstance(value, str) else str(value)
 
 
 # --------------------------------------------------------------------------

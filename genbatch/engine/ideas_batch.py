@@ -570,7 +570,14 @@ def _column(name: str, values: list[Any]) -> pl.Series:
     ):
         return series
     # Mixed shapes: keep every value exact as JSON text (scalars as text).
-    return pl.Series(name, [_csv_value(v) for v in values], dtype=pl.String)
+    return pl.Series(name, [_as_text(v) for v in values], dtype=pl.String)
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = _csv_value(value)
+    return text if isinstance(text, str) else str(text)
 
 
 def _has_empty_struct(dtype: Any) -> bool:
@@ -607,6 +614,8 @@ def _lossless(original: Any, back: Any) -> bool:
 def _csv_value(value: Any) -> Any:
     if isinstance(value, Mapping | list | tuple):
         return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as JSON and spreadsheets spell it
     return value
 
 
@@ -852,7 +861,8 @@ def read_train_table(path: Path | str, default_agent: str | None = None) -> list
         if not problems and key in seen:
             problems.append(f"duplicate of row {seen[key]} (same agent and source)")
         seen.setdefault(key, number)
-        specs.append(TrainSpec(number, agent, body, tuple(problems)))
+        # An invalid row keeps what it said, so the report can show it.
+        specs.append(TrainSpec(number, agent, body if not problems else data, tuple(problems)))
     if not specs:
         raise TableError(f"{path}: the table has no rows")
     return specs

@@ -1,0 +1,33 @@
+"""Journey tests: the key in the environment (as a user would set it), a client and waiter."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from journeyhelp import KEY, SCALE
+
+from genbatch.client import GenClient
+from genbatch.engine.ideas_batch import Waiter, research_seeds
+from genbatch.engine.poller import PollHub
+from genbatch.sim.serve import SimServer
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GEN_API_KEY", KEY)
+    for var in ("GEN_API_URL", "GEN_AGENT_URL", "GEN_AUTH"):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+async def gen(sim: SimServer) -> AsyncIterator[GenClient]:
+    base = sim.url + "/v1"
+    async with GenClient(KEY, api_url=base, agent_url=base) as client:
+        yield client
+
+
+@pytest.fixture
+async def waiter(gen: GenClient) -> AsyncIterator[Waiter]:
+    async with PollHub(scale=SCALE, seeds=research_seeds()) as hub:
+        yield Waiter(gen, hub, max_wait=30.0)
