@@ -561,6 +561,10 @@ async def _apply_one(
                     body["workspace_id"] = spec.workspace_id
                 agent = await client.agents.create(body)
                 out.agent_id, out.action = agent.id, "created"
+                out.notes.append(
+                    f"put agent_id {agent.id} in the table to keep this row on this agent "
+                    "if its brand_name changes"
+                )
         assert out.agent_id is not None
         core = await client.core.get(out.agent_id)
         current = core.model_dump(mode="json")

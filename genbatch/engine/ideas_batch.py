@@ -307,7 +307,8 @@ def read_requests_table(path: Path | str, default_message: str) -> list[IdeaRequ
     """Requests from a table with ``agent_id`` (and optional ``message``, ``conversation_id``).
 
     Other columns are ignored, so ``genbatch agents apply``'s result table
-    works as is.  A row with neither an agent nor a conversation is an error.
+    works as is (its rows that failed without an agent are skipped).  Any
+    other row with neither an agent nor a conversation is an error.
     """
     path = Path(path)
     frame = read_frame(path)
@@ -318,10 +319,12 @@ def read_requests_table(path: Path | str, default_message: str) -> list[IdeaRequ
         agent = _text(rec.get("agent_id"))
         conv = _text(rec.get("conversation_id"))
         if agent is None and conv is None:
+            if _text(rec.get("status")) in ("failed", "planned"):
+                continue  # an agents-apply result row: that agent does not exist
             raise TableError(f"{path}: row {number} has no agent_id")
         out.append(IdeaRequest(agent, _text(rec.get("message")) or default_message, conv))
     if not out:
-        raise TableError(f"{path}: the table has no rows")
+        raise TableError(f"{path}: no row names an agent")
     return out
 
 

@@ -172,6 +172,18 @@ def _execute(make: Callable[[], Any]) -> tuple[int, Any]:
         return _fail(str(exc)), None
 
 
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Writing the output tables can fail too (a symlink planted in --out, a full disk)."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (UnsafePathError, OSError) as exc:
+            return _fail(f"cannot write the output: {exc}")
+
+    return run
+
+
 def _fail(message: str) -> int:
     print(f"genbatch: {message}", file=sys.stderr)
     return 2
@@ -517,7 +529,7 @@ def register(subparsers: Any) -> None:
         help=f"agents in flight at once (default {ENGINE_AGENTS_CONCURRENCY})",
     )
     _add_target_args(a)
-    a.set_defaults(func=cmd_agents_apply)
+    a.set_defaults(func=_guarded(cmd_agents_apply))
 
     p = subparsers.add_parser(
         "ideas",
@@ -566,7 +578,7 @@ def register(subparsers: Any) -> None:
     )
     _add_wait_args(p)
     _add_target_args(p)
-    p.set_defaults(func=cmd_ideas)
+    p.set_defaults(func=_guarded(cmd_ideas))
 
     p = subparsers.add_parser(
         "research",
@@ -581,7 +593,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, metavar="DIR", help="output dir (default outputs/research/)")
     _add_wait_args(p)
     _add_target_args(p)
-    p.set_defaults(func=cmd_research)
+    p.set_defaults(func=_guarded(cmd_research))
 
     p = subparsers.add_parser(
         "train",
@@ -595,4 +607,4 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, metavar="DIR", help="result dir (default outputs/<table>/)")
     _add_wait_args(p)
     _add_target_args(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=_guarded(cmd_train))

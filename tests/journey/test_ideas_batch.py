@@ -309,3 +309,45 @@ def test_values_parquet_cannot_hold_exactly_become_json_text(tmp_path: Path) -> 
     assert [json.loads(r["mixed"]) for r in back] == [{"x": 1}, {"x": "one"}]
     assert back[1]["ok"] == [{"a": 2.5, "b": "y"}] and back[0]["ok"] == [{"a": 1.0, "b": None}]
     assert json.loads(read_csv(csv_path)[1]["ok"]) == [{"a": 2.5, "b": "y"}]
+
+
+async def test_agents_results_feed_ideas_and_failed_rows_are_skipped(
+    sim: SimServer, gen: GenClient, tmp_path: Path
+) -> None:
+    (a,) = await agents(gen, "Tacos")
+    results = write_csv(
+        tmp_path / "agents_results.csv",
+        [
+            {"row": 1, "agent_id": a, "action": "unchanged", "status": "completed"},
+            {"row": 2, "agent_id": "", "action": "invalid", "status": "failed"},
+        ],
+    )
+    out = tmp_path / "o"
+    code = await cli("ideas", "--table", results, "--message", "Generate 1 content ideas",
+                     "--out", out, *target(sim))  # fmt: skip
+    assert code == 0
+    assert pl.read_parquet(out / "ideas.parquet")["agent_id"].to_list() == [a]
+
+
+async def test_in_process_sim_and_output_guards(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "o"
+    code = await cli("ideas", "--sim", "--sim-time-scale", "0.002", "--message",
+                     "Generate 2 content ideas", "--out", out, "--json")  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ideas"] == 2 and report["runs"][0]["status"] == "completed"
+    # a symlink planted where a table goes: refused, exit 2, nothing written through it
+    target_file = tmp_path / "elsewhere.parquet"
+    (out / "ideas.parquet").unlink()
+    (out / "ideas.parquet").symlink_to(target_file)
+    code = await cli("ideas", "--sim", "--sim-time-scale", "0.002", "--out", out)
+    assert code == 2 and "symlink" in capsys.readouterr().err
+    assert not target_file.exists()
+    # flags that cannot work
+    assert await cli("ideas", "--refine", "punchier", "--sim") == 2
+    assert "--refine needs --conversation" in capsys.readouterr().err
+    assert await cli("ideas", "--sim", "--template-map", "hologram=x", "--out", out) == 2
+    assert await cli("ideas", "--sim", "--publish-at", "2020-01-01T00:00:00Z") == 2
+    assert "in the past" in capsys.readouterr().err
