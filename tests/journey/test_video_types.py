@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from genbatch._constants import ENGINE_VIDEO_TYPE_FALLBACK_TEMPLATE
@@ -79,3 +81,13 @@ def test_parse_overrides_from_cli_strings() -> None:
         parse_overrides(["montage=../../etc"])
     assert normalize_video_type("  Narrated / VO ") == "narrated_vo"
     assert normalize_video_type("  ") is None
+
+
+@pytest.mark.parametrize("module", ["agents_apply", "ideas_batch", "video_types"])
+def test_journey_modules_build_no_urls(module: str) -> None:
+    # DESIGN §2: the engine never builds URLs; the client does.
+    from genbatch import engine
+
+    text = Path(engine.__file__).with_name(f"{module}.py").read_text(encoding="utf-8")
+    for forbidden in ("aiohttp", "genbatch.sim", "http://", "https://"):
+        assert forbidden not in text, f"{module}.py mentions {forbidden}"
