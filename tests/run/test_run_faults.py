@@ -11,7 +11,7 @@ from runhelp import check_invariants, ledger, run_table, vo_table
 from genbatch.client.base import AttemptInfo
 from genbatch.client.routes import Route
 
-FAULTS = "500:0.04,503:0.04,reset:0.04,reset_after:0.05,gen_fail:0.15,truncate:0.3,429:0.01@1"
+FAULTS = "500:0.04,503:0.04,reset:0.04,reset_after:0.05,gen_fail:0.15,truncate:0.3,429:0.03@1"
 
 
 async def test_faults_every_row_terminal_nothing_paid_twice(sim_factory, tmp_path: Path) -> None:
