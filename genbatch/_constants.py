@@ -321,3 +321,28 @@ ENGINE_SIM_RATE: Final = 50.0
 #: `genbatch demo`: the bundled table and where its outputs go.
 ENGINE_DEMO_TABLE: Final = "inputs/demo.csv"
 ENGINE_DEMO_OUT: Final = "outputs/demo"
+
+# --- bench (engine/bench.py, engine/bench_commands.py) ---
+#: `genbatch bench` defaults: a synthetic table of this many rows through this
+#: starter template's default recipe, against a simulator process with the
+#: simulator's own default rate/burst and a time scale that keeps 1,000 rows
+#: to a few minutes (a 90 s video takes 0.9 s).
+ENGINE_BENCH_ROWS: Final = 1_000
+ENGINE_BENCH_TEMPLATE: Final = "tiktok-vo-broll"
+ENGINE_BENCH_RATE: Final = SIM_DEFAULT_RATE
+ENGINE_BENCH_BURST: Final = SIM_DEFAULT_BURST
+ENGINE_BENCH_TIME_SCALE: Final = 0.01
+#: Starting balance of the bench simulator: credits must never be the limit.
+ENGINE_BENCH_CREDITS: Final = 1e12
+#: Where a bench writes when --out is not given: outputs/bench/<timestamp>/.
+ENGINE_BENCH_OUT_ROOT: Final = "outputs/bench"
+#: Files a bench leaves in its output dir next to the run's own.
+ENGINE_BENCH_TABLE_FILE: Final = "bench_table.csv"
+ENGINE_BENCH_LEDGER_FILE: Final = "bench_ledger.json"
+ENGINE_BENCH_REPORT_FILE: Final = "bench.json"
+ENGINE_BENCH_SIM_LOG: Final = "bench_sim.log"
+#: Seconds to wait for the simulator process to print its address.
+ENGINE_BENCH_SIM_START_TIMEOUT: Final = 30.0
+#: Achieved request rate / limit at or above which the rate limit is named
+#: the bottleneck (a strictly spaced gate never quite reaches 100 %).
+ENGINE_BENCH_RATE_BOUND: Final = 0.85

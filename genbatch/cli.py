@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "genbatch.engine.commands",
     "genbatch.demo",
     "genbatch.engine.journey_commands",
+    "genbatch.engine.bench_commands",
 )
 
 
