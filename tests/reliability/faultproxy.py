@@ -17,8 +17,10 @@ to server) or ``"downstream"`` (server to client):
   (0: hold the connection open until the proxy stops);
 * ``slicer``      — write in ``size``-byte slices, ``delay_ms`` apart;
 * ``limit_data``  — forward ``bytes`` bytes while armed, then close (FIN);
-* ``respond``     — (upstream) never forward the request: answer the client
-  with the canned ``response`` bytes and close.
+* ``respond``     — answer the client with the canned ``response`` bytes and
+  close: upstream, *instead of* the server (the request never arrives);
+  downstream, *after* it (the server acted, its answer is replaced — e.g. a
+  500 for a POST that did take effect).
 
 ``down()`` closes the listener, so new connections are refused (ECONNREFUSED:
 the "provably never sent" case); ``up()`` listens again on the same port.
@@ -87,8 +89,8 @@ class Toxic:
             raise ValueError(f"unknown toxic {self.kind!r} (known: {', '.join(KINDS)})")
         if self.direction not in ("upstream", "downstream"):
             raise ValueError("direction must be 'upstream' or 'downstream'")
-        if self.kind == "respond" and self.direction != "upstream":
-            raise ValueError("respond replaces the request: direction must be 'upstream'")
+        if self.kind == "respond" and not self.response:
+            raise ValueError("respond needs the response bytes to send")
         if not 0.0 <= self.toxicity <= 1.0:
             raise ValueError("toxicity is a probability in 0..1")
         self._pattern = re.compile(self.match) if self.match is not None else None

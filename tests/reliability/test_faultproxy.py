@@ -195,6 +195,21 @@ async def test_respond_answers_for_the_server(proxy: FaultProxy, backend: Backen
     assert backend.hits == []
 
 
+async def test_respond_downstream_replaces_the_answer_after_the_side_effect(
+    proxy: FaultProxy, backend: Backend
+) -> None:
+    body = b'{"error": "boom", "error_code": "internal_error"}'
+    proxy.add(
+        "respond",
+        match=rb"^POST /paid",
+        response=b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body),
+    )
+    async with aiohttp.ClientSession() as s, s.post(proxy.url + "/paid", json={}) as r:
+        assert r.status == 500 and await r.read() == body
+    assert backend.hits == ["POST /paid"]
+
+
 async def test_toxicity_is_a_seeded_probability(backend: Backend) -> None:
     async def hits_for(seed: int) -> list[int]:
         async with FaultProxy(("127.0.0.1", backend.port), seed=seed) as p:
@@ -236,7 +251,7 @@ def test_toxic_rejects_nonsense() -> None:
     with pytest.raises(ValueError):
         Toxic("bandwidth")
     with pytest.raises(ValueError):
-        Toxic("respond", "downstream")
+        Toxic("respond", "upstream")  # nothing to answer with
     with pytest.raises(ValueError):
         Toxic("latency", toxicity=1.5)
 

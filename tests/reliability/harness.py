@@ -1,0 +1,312 @@
+"""Processes and tables for the reliability cases: a simulator as its own
+process, ``genbatch run`` as a subprocess (killable at a known point), small
+tables, and the per-case record that becomes tests/RELIABILITY.md.
+
+Everything here is synchronous on purpose: a case drives real processes and
+a :class:`~faultproxy.ProxyThread`, so it needs no event loop of its own,
+and Hypothesis' stateful machines (plain methods) can use the same helpers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from invariants import Snapshot, check_invariants, get_ledger, snapshot
+
+from genbatch._constants import SIM_DEMO_AGENT_ID
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+PYTHON = sys.executable
+#: A key nobody would type: if it shows up in any file or output, it leaked (I5).
+CANARY_KEY = "gbcanary-RELIAB1LITY-9f27c4e1b3a8d605"
+#: Simulator job latencies x0.002: a 90 s video takes ~0.2 s.
+SCALE = 0.002
+AGENT = str(SIM_DEMO_AGENT_ID)
+TEMPLATE = "tiktok-vo-broll"
+HALT_MARK = "GENBATCH-TEST-HALT"
+
+
+# --------------------------------------------------------------------------
+# The simulator, as its own process
+# --------------------------------------------------------------------------
+@dataclass
+class SimProc:
+    url: str
+    port: int
+    proc: subprocess.Popen[str]
+    log: Path
+
+    def ledger(self, wait_idle: float = 5.0) -> dict[str, Any]:
+        return get_ledger(self.url, wait_idle=wait_idle)
+
+    def config(self, **body: Any) -> dict[str, Any]:
+        req = urllib.request.Request(
+            self.url + "/_sim/config",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            out: dict[str, Any] = json.loads(resp.read())
+            return out
+
+    def fetch(self, url: str) -> bytes:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            data: bytes = resp.read()
+            return data
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_sim(
+    log_dir: Path,
+    *,
+    seed: int = 1,
+    faults: str = "",
+    credits: float = 100_000.0,
+    rate: float = 1000.0,
+    burst: int = 1000,
+    time_scale: float = SCALE,
+) -> SimProc:
+    """``python -m genbatch sim`` on a free port; returns once it printed its URL."""
+    log = log_dir / f"sim-{seed}-{time.monotonic_ns()}.log"
+    cmd = [
+        PYTHON, "-m", "genbatch", "sim", "--host", "127.0.0.1", "--port", "0",
+        "--time-scale", str(time_scale), "--seed", str(seed), "--api-key", CANARY_KEY,
+        "--rate", str(rate), "--burst", str(burst), "--credits", str(credits),
+    ]  # fmt: skip
+    if faults:
+        cmd += ["--faults", faults]
+    with log.open("w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "listening on" not in line:
+        proc.kill()
+        raise RuntimeError(f"simulator did not start: {line!r} {log.read_text()[-500:]}")
+    url = line.strip().rsplit(" ", 1)[-1]
+    return SimProc(url, int(url.rsplit(":", 1)[1]), proc, log)
+
+
+# --------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------
+def write_table(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def vo_table(path: Path, n: int, prefix: str = "r") -> tuple[Path, list[str]]:
+    """``n`` rows for tiktok-vo-broll (two generations and a render each)."""
+    ids = [f"{prefix}{i:02d}" for i in range(n)]
+    write_table(
+        path,
+        ["row_id", "hook", "script"],
+        [
+            [rid, f"Hook {rid}: cold brew in 60s", f"Script {rid}. Grind, steep, strain."]
+            for rid in ids
+        ],
+    )
+    return path, ids
+
+
+# --------------------------------------------------------------------------
+# genbatch run, as a subprocess
+# --------------------------------------------------------------------------
+@dataclass
+class RunResult:
+    rc: int | None
+    stdout: str
+    stderr: str
+    killed: bool
+    seconds: float
+
+    @property
+    def summary(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.stdout)
+            return data
+        except ValueError:
+            return None
+
+    @property
+    def outputs(self) -> list[str]:
+        return [self.stdout, self.stderr]
+
+
+def run_genbatch(
+    table: Path,
+    out: Path,
+    base_url: str,
+    *args: str,
+    key: str = CANARY_KEY,
+    halt_at: str | None = None,
+    kill_when: Callable[[], bool] | None = None,
+    timeouts: tuple[float, float] | None = None,
+    timeout: float = 60.0,
+    template: str | None = TEMPLATE,
+    cwd: Path | None = None,
+) -> RunResult:
+    """Run ``genbatch run`` to its end, or SIGKILL it at ``halt_at`` / when ``kill_when()``.
+
+    ``halt_at``: a journal milestone (the engine's GENBATCH_TEST_HALT_AT hook
+    parks the process there; we kill it the moment it says so).
+    ``timeouts``: (request, transfer stall) seconds — runs through launch.py.
+    """
+    cmd = [PYTHON, str(HERE / "launch.py")] if timeouts else [PYTHON, "-m", "genbatch"]
+    cmd += [
+        "run", str(table), "--out", str(out), "--base-url", base_url + "/v1",
+        "--agent-url", base_url + "/v1", "--agent", AGENT, "--sim-time-scale", str(SCALE),
+        "--rate", "200", "--json",
+    ]  # fmt: skip
+    if template:
+        cmd += ["--template", template]
+    cmd += list(args)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEN_", "GENBATCH_"))}
+    env["GEN_API_KEY"] = key
+    env["PYTHONPATH"] = str(REPO)
+    if halt_at:
+        env["GENBATCH_TEST_HALT_AT"] = halt_at
+    if timeouts:
+        env["GB_RELIABILITY_API_TIMEOUT"] = str(timeouts[0])
+        env["GB_RELIABILITY_STALL_TIMEOUT"] = str(timeouts[1])
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd or table.parent,
+    )
+    out_lines: list[str] = []
+    err_lines: list[str] = []
+    halted = threading.Event()
+
+    def pump(stream: Any, sink: list[str], watch: bool) -> None:
+        for line in stream:
+            sink.append(line)
+            if watch and HALT_MARK in line:
+                halted.set()
+
+    threads = [
+        threading.Thread(target=pump, args=(proc.stdout, out_lines, False), daemon=True),
+        threading.Thread(target=pump, args=(proc.stderr, err_lines, True), daemon=True),
+    ]
+    for t in threads:
+        t.start()
+    killed = False
+    deadline = started + timeout
+    while proc.poll() is None:
+        if halted.is_set() or (kill_when is not None and kill_when()):
+            proc.send_signal(signal.SIGKILL)
+            killed = True
+            break
+        if time.monotonic() > deadline:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            for t in threads:
+                t.join(timeout=2)
+            raise AssertionError(
+                f"genbatch run did not finish in {timeout}s: {''.join(err_lines)[-2000:]}"
+            )
+        time.sleep(0.005)
+    proc.wait()
+    for t in threads:
+        t.join(timeout=5)
+    return RunResult(
+        None if killed else proc.returncode,
+        "".join(out_lines),
+        "".join(err_lines),
+        killed,
+        time.monotonic() - started,
+    )
+
+
+# --------------------------------------------------------------------------
+# One reliability case: its runs, its checks, its line in RELIABILITY.md
+# --------------------------------------------------------------------------
+@dataclass
+class Case:
+    """What a case did, for the report; ``check`` runs the invariants and records them."""
+
+    work: Path
+    case: str = ""
+    fault: str = ""
+    how: str = ""
+    invariants: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)
+    before: Snapshot | None = None
+
+    def table(self, n: int, prefix: str = "r") -> tuple[Path, list[str]]:
+        return vo_table(self.work / f"{prefix}-table.csv", n, prefix)
+
+    def out(self, name: str = "out") -> Path:
+        return self.work / name
+
+    def freeze(self, out: Path) -> None:
+        """Snapshot everything beside ``out`` (before the first run) for I6."""
+        self.before = snapshot(self.work, out)
+
+    def run(self, table: Path, out: Path, base_url: str, *args: str, **kw: Any) -> RunResult:
+        if self.before is None:
+            self.freeze(out)
+        res = run_genbatch(table, out, base_url, *args, **kw)
+        self.outputs += res.outputs
+        return res
+
+    def check(
+        self,
+        out: Path,
+        ledger: dict[str, Any],
+        rows: Iterable[str],
+        **kw: Any,
+    ) -> tuple[str, ...]:
+        checked = check_invariants(
+            out,
+            ledger,
+            rows,
+            [CANARY_KEY],
+            outputs=kw.pop("outputs", self.outputs),
+            before=kw.pop("before", self.before),
+            **kw,
+        )
+        self.invariants.update(checked)
+        return checked
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "case": self.case,
+            "fault": self.fault,
+            "how": self.how,
+            "invariants": sorted(self.invariants),
+            "notes": self.notes,
+        }
