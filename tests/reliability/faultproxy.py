@@ -49,7 +49,8 @@ import re
 import socket
 import struct
 import threading
-from collections.abc import Coroutine
+import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -80,7 +81,8 @@ class Toxic:
     size: int = 1024
     delay_ms: float = 0.0
     bytes: int = 0
-    response: bytes = b""
+    #: bytes, or a callable making them at fire time (e.g. a Retry-After HTTP date).
+    response: bytes | Callable[[], bytes] = b""
     hits: int = 0
     _pattern: re.Pattern[bytes] | None = field(default=None, repr=False)
 
@@ -110,6 +112,8 @@ class ProxyStats:
     bytes_up: int = 0
     bytes_down: int = 0
     requests: list[bytes] = field(default_factory=list)
+    #: (monotonic time, request line, names of the toxics armed for it) per request.
+    log: list[tuple[float, bytes, tuple[str, ...]]] = field(default_factory=list)
 
 
 class _Conn:
@@ -201,8 +205,12 @@ class _Conn:
                     if not data:
                         continue
                 if direction == "upstream" and _REQUEST_START.match(data):
-                    self.proxy.stats.requests.append(data.split(b"\r\n", 1)[0])
+                    line = data.split(b"\r\n", 1)[0]
+                    self.proxy.stats.requests.append(line)
                     self.rearm(data)
+                    self.arm_unmatched()
+                    armed = tuple(n for n in self.armed if n in self.proxy._toxics)
+                    self.proxy.stats.log.append((time.monotonic(), line, armed))
                 await self._forward(direction, dst, data)
         except (ConnectionError, OSError, asyncio.IncompleteReadError):
             pass
@@ -227,7 +235,8 @@ class _Conn:
             passed = self.armed[t.name]
             if t.kind == "respond":
                 self.swallow_request = True
-                self.client_w.write(t.response)
+                response = t.response() if callable(t.response) else t.response
+                self.client_w.write(response)
                 with contextlib.suppress(ConnectionError):
                     await self.client_w.drain()
                 self.close()
