@@ -35,7 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genbatch._constants import CLIENT_ENV_API_KEY, ENGINE_ROWS_IN_FLIGHT, ENGINE_VIDEOS_DIR
+from genbatch._constants import (
+    CLIENT_ENV_API_KEY,
+    ENGINE_ROWS_IN_FLIGHT,
+    ENGINE_RUN_RATE_BURST,
+    ENGINE_VIDEOS_DIR,
+)
 from genbatch.client import GenClient, Hooks
 from genbatch.client.base import AttemptInfo
 from genbatch.client.models import Generation, UserJob
@@ -280,6 +285,16 @@ def plan_rows(
 # --------------------------------------------------------------------------
 # Wiring
 # --------------------------------------------------------------------------
+def make_limits(rate: float | None, rows_in_flight: int | None) -> Limits:
+    """The run's gates: ``Limits.create`` with a small burst on the rate gates."""
+    base = Limits.create(rate=rate, rows_in_flight=rows_in_flight or ENGINE_ROWS_IN_FLIGHT)
+    api_rate = base.api.max_rate
+    burst = min(ENGINE_RUN_RATE_BURST, max(1.0, api_rate))
+    base.api = RateGate(api_rate, burst=burst, name="api")
+    base.agent = RateGate(base.agent.max_rate, burst=burst, name="agent")
+    return base
+
+
 def make_hooks(
     limits: Limits, observer: Callable[[str, Route, AttemptInfo | None], None] | None = None
 ) -> Hooks:
@@ -465,9 +480,7 @@ class _Run:
         self.journal = journal
         self.log = log
         self.started = started
-        self.limits = Limits.create(
-            rate=opts.rate, rows_in_flight=opts.max_concurrency or ENGINE_ROWS_IN_FLIGHT
-        )
+        self.limits = make_limits(opts.rate, opts.max_concurrency)
         self.ledger = CreditLedger(max_credits=opts.max_credits)
         self.counts = _Counts(table.row_count)
         self.names = NameAllocator()
