@@ -13,8 +13,8 @@ to server) or ``"downstream"`` (server to client):
 * ``latency``     — ``ms`` (+ ``jitter_ms``) delay before each chunk;
 * ``reset_peer``  — RST both ends once ``after_bytes`` bytes passed while armed
   (0 with no ``match``: reset at accept);
-* ``timeout``     — swallow the data and never answer; close after ``ms``
-  (0: hold the connection open until the proxy stops);
+* ``timeout``     — after ``after_bytes`` bytes, swallow the rest and never
+  answer; close after ``ms`` (0: hold the connection open until the proxy stops);
 * ``slicer``      — write in ``size``-byte slices, ``delay_ms`` apart;
 * ``limit_data``  — forward ``bytes`` bytes while armed, then close (FIN);
 * ``respond``     — answer the client with the canned ``response`` bytes and
@@ -112,6 +112,8 @@ class ProxyStats:
     bytes_up: int = 0
     bytes_down: int = 0
     requests: list[bytes] = field(default_factory=list)
+    #: Request heads (request line and headers) as they reached the proxy.
+    heads: list[bytes] = field(default_factory=list)
     #: (monotonic time, request line, names of the toxics armed for it) per request.
     log: list[tuple[float, bytes, tuple[str, ...]]] = field(default_factory=list)
 
@@ -207,6 +209,7 @@ class _Conn:
                 if direction == "upstream" and _REQUEST_START.match(data):
                     line = data.split(b"\r\n", 1)[0]
                     self.proxy.stats.requests.append(line)
+                    self.proxy.stats.heads.append(data.split(b"\r\n\r\n", 1)[0])
                     self.rearm(data)
                     self.arm_unmatched()
                     armed = tuple(n for n in self.armed if n in self.proxy._toxics)
@@ -242,6 +245,13 @@ class _Conn:
                 self.close()
                 return
             if t.kind == "timeout":
+                room = max(0, t.after_bytes - passed)
+                if len(data) <= room:
+                    self.armed[t.name] = passed + len(data)
+                    continue
+                if room:
+                    self.armed[t.name] = passed + room
+                    await self._write(dst, data[:room], direction)
                 self.stalled.add(direction)
                 self._close_later(t.ms)
                 return

@@ -122,6 +122,17 @@ async def test_timeout_swallows_the_answer_after_the_side_effect(
     assert backend.hits == ["POST /paid"]
 
 
+async def test_timeout_after_bytes_stalls_mid_body(proxy: FaultProxy) -> None:
+    proxy.add("timeout", match=rb"^GET /big", after_bytes=20_000)
+    timeout = aiohttp.ClientTimeout(sock_read=0.3)
+    async with aiohttp.ClientSession(timeout=timeout) as s, s.get(proxy.url + "/big") as r:
+        assert r.status == 200
+        with pytest.raises(TimeoutError):
+            await r.read()
+    assert proxy.stats.bytes_down == 20_000
+    assert proxy.stats.heads[0].startswith(b"GET /big HTTP/1.1\r\n")
+
+
 async def test_slicer_delivers_every_byte_in_small_slices(proxy: FaultProxy) -> None:
     proxy.add("slicer", size=4096, delay_ms=2)
     started = time.monotonic()
