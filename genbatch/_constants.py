@@ -323,6 +323,11 @@ ENGINE_SIM_RATE: Final = 50.0
 #: 4 reaches the nominal rate and stays far below any server bucket we know
 #: of (the simulator's default burst is 2x its rate); AIMD covers the rest.
 ENGINE_RUN_RATE_BURST: Final = 4.0
+#: A Retry-After longer than this (seconds) is not believed: one absurd value
+#: ("3600") must not park the whole run.  The gate pauses for
+#: ENGINE_RETRY_AFTER_DEFAULT instead and the step is tried again a bounded
+#: number of times.  Same bound as the client's own (CLIENT_RETRY_AFTER_CAP).
+ENGINE_RETRY_AFTER_MAX: Final = 60.0
 #: `genbatch demo`: the bundled table and where its outputs go.
 ENGINE_DEMO_TABLE: Final = "inputs/demo.csv"
 ENGINE_DEMO_OUT: Final = "outputs/demo"
