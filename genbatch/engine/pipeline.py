@@ -41,6 +41,8 @@ from typing import Any, Literal, Protocol
 from genbatch._constants import (
     ENGINE_MAX_GENERATION_ATTEMPTS,
     ENGINE_MAX_STEP_ATTEMPTS,
+    ENGINE_RETRY_AFTER_DEFAULT,
+    ENGINE_RETRY_AFTER_MAX,
     ENGINE_STEP_RETRY_DELAY,
     ENGINE_VIDEOS_DIR,
 )
@@ -89,6 +91,7 @@ __all__ = [
     "PaidCallGuard",
     "RowServices",
     "RunAborted",
+    "believed_retry_after",
     "run_row",
 ]
 
@@ -243,6 +246,19 @@ def _fatal_for_row(exc: BaseException) -> bool:
     )
 
 
+def believed_retry_after(seconds: float | None) -> float | None:
+    """A server's Retry-After, or None when absent or too absurd to honour."""
+    if seconds is None or seconds < 0 or seconds > ENGINE_RETRY_AFTER_MAX:
+        return None
+    return seconds
+
+
+def retry_wait(exc: RateLimitError) -> float:
+    """How long a step waits after a 429 that outlasted the client's retries."""
+    wait = believed_retry_after(exc.retry_after)
+    return wait if wait is not None else ENGINE_RETRY_AFTER_DEFAULT
+
+
 def _credits_exhausted(exc: BaseException) -> bool:
     return isinstance(exc, InsufficientCreditsError | NoActiveCreditsError)
 
@@ -338,8 +354,8 @@ class _Row:
                 if not _transient(exc) or attempt >= self.svc.max_step_attempts:
                     raise
                 delay = self.svc.step_retry_delay * (2 ** (attempt - 1))
-                if isinstance(exc, RateLimitError) and exc.retry_after:
-                    delay = max(delay, exc.retry_after)
+                if isinstance(exc, RateLimitError):
+                    delay = max(delay, retry_wait(exc))
                 self.svc.log.event("retry", row_id=self.rid, step=step, error=str(exc))
                 await asyncio.sleep(delay)
             finally:
@@ -736,6 +752,7 @@ class _Row:
     ) -> str:
         """POST once per proof: resend only what provably did not take effect."""
         tries = 0
+        limited = 0
         while True:
             token = PRIORITY.set(priority)
             try:
@@ -745,8 +762,12 @@ class _Row:
             except AuthenticationError as exc:
                 raise RunAborted(str(exc)) from None
             except RateLimitError as exc:
-                # A 429 is decided before the request is processed: resend.
-                await asyncio.sleep(exc.retry_after or self.svc.step_retry_delay)
+                # A 429 is decided before the request is processed: resend —
+                # but not forever if the server keeps refusing.
+                limited += 1
+                if limited > 2 * self.svc.max_step_attempts:
+                    raise self._fail_step(step, exc) from None
+                await asyncio.sleep(retry_wait(exc))
                 continue
             except (
                 _AmbiguousResend,

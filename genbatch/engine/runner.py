@@ -54,6 +54,7 @@ from genbatch.engine.pipeline import (
     PaidCallGuard,
     RowServices,
     RunAborted,
+    believed_retry_after,
     run_row,
 )
 from genbatch.engine.poller import PollHub
@@ -315,7 +316,7 @@ def make_hooks(
         PaidCallGuard.after_attempt(info)
         gate = gate_of(info.route)
         if info.status == 429:
-            gate.on_rate_limited(info.retry_after)
+            gate.on_rate_limited(believed_retry_after(info.retry_after))
         elif info.status is not None and info.status < 500:
             gate.on_success()
 
