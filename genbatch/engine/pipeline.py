@@ -585,7 +585,7 @@ class _Row:
 
         async with self._busy("generate"), self.svc.limits.generations.slot(Priority.CONTINUE):
             done = await self._paid(
-                step, cell_id, gen.generation_type, gen.model, post, Priority.CONTINUE
+                rec, step, cell_id, gen.generation_type, gen.model, post, Priority.CONTINUE
             )
         resource = done.output_resources[0].id if done.output_resources else None
         self.resources[f"output:{gen.cell}"] = resource
@@ -604,7 +604,9 @@ class _Row:
             return client.generations.render(eng_id, cell_id, self.agent, idempotency_key=key)
 
         async with self._busy("render"), self.svc.limits.renders.slot(Priority.FINISH):
-            done = await self._paid(STEP_RENDER, cell_id, "render", None, post, Priority.FINISH)
+            done = await self._paid(
+                rec, STEP_RENDER, cell_id, "render", None, post, Priority.FINISH
+            )
         if not done.video_url:
             raise _RowEnd("failed", "render completed without an output URL", "no_output")
         self.render_url = done.video_url
@@ -639,6 +641,7 @@ class _Row:
 
     async def _paid(
         self,
+        before: StepRecord | None,
         step: str,
         cell_id: str,
         kind: str,
@@ -646,31 +649,42 @@ class _Row:
         post: Callable[[str], Awaitable[GenerationStarted]],
         priority: int,
     ) -> Generation:
-        """Drive one paid step to a completed generation (or end the row)."""
+        """Drive one paid step to a completed generation (or end the row).
+
+        ``before`` is the step's journal record as this run found it: an
+        attempt that ended (failed, refunded) is followed by a new intent; one
+        in doubt — an intent, maybe an id, no outcome — is resumed: its
+        generation watched, or the cell read to learn whether it exists.
+        """
         svc = self.svc
-        rec = self.journal.step(self.rid, step)
         gen_id: str | None = None
         resend_key: str | None = None
         elapsed = 0.0
-        if rec is not None and not rec.done and rec.intent_at is not None:
-            if rec.remote_id is not None:
-                gen_id = rec.remote_id  # accepted before a crash: just watch it
-                elapsed = max(0.0, time.time() - (rec.remote_at or rec.intent_at))
+        tries = 0  # generations that ended failed in this run
+        prior = self._prior_ids(step)
+        in_doubt = (
+            before is not None
+            and before.intent_at is not None
+            and not before.done
+            and (before.remote_id is None or before.remote_id not in prior)
+        )
+        new_attempt = before is not None and before.intent_at is not None and not in_doubt
+        if in_doubt and before is not None:
+            if before.remote_id is not None:
+                gen_id = before.remote_id  # accepted before a crash: just watch it
+                elapsed = max(0.0, time.time() - (before.remote_at or before.intent_at or 0.0))
             else:
                 gen_id = await self._reconcile(step, cell_id)
                 if gen_id is not None:
                     self.journal.record_remote_id(self.rid, step, gen_id)
                 else:
-                    resend_key = rec.idempotency_key
+                    resend_key = before.idempotency_key
         while True:
             reservation: Reservation
             if gen_id is None:
                 reservation = await self._reserve(step, kind, model)
                 if resend_key is None:
-                    latest = self.journal.step(self.rid, step)
-                    intent = self.journal.record_intent(
-                        self.rid, step, retry=latest is not None and latest.done
-                    )
+                    intent = self.journal.record_intent(self.rid, step, retry=new_attempt)
                     resend_key = intent.idempotency_key
                 await self._milestone(f"{step}:intent")
                 try:
@@ -715,21 +729,21 @@ class _Row:
             self.journal.finish_step(
                 self.rid, step, "failed", error_code=f"generation_{done.status}"
             )
-            attempts = self.journal.step(self.rid, step)
-            used = attempts.attempt if attempts is not None else 1
+            tries += 1
             error = str(done.error) if done.error else done.status
             svc.log.event(
-                "generation_failed", row_id=self.rid, step=step, attempt=used, error=error
+                "generation_failed", row_id=self.rid, step=step, attempt=tries, error=error
             )
-            if used >= svc.max_generation_attempts:
+            if tries >= svc.max_generation_attempts:
                 raise _RowEnd(
                     "failed",
-                    f"{step}: generation {done.status} after {used} attempt(s): {error}",
+                    f"{step}: generation {done.status} after {tries} attempt(s): {error}",
                     f"generation_{done.status}",
                 )
             gen_id = None
             resend_key = None
             elapsed = 0.0
+            new_attempt = True
 
     async def _reserve(self, step: str, kind: str, model: str | None) -> Reservation:
         """Hold the estimate before a paid POST; a refusal skips the row."""

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runhelp import check_invariants, ledger, run_table, vo_table
+from runhelp import check_invariants, ledger, run_table, sim_config, vo_table
 
 from genbatch.client.base import AttemptInfo
 from genbatch.client.routes import Route
@@ -69,3 +69,16 @@ async def test_generation_failures_retry_as_new_intents_then_fail_the_row(
         per_cell.setdefault(g["cell_id"], set()).add(g["idempotency_key"])
     assert per_cell and all(len(keys) == 3 for keys in per_cell.values())
     assert led["credits"]["charged"] == led["credits"]["refunded"]
+
+    # The provider recovers; rerunning gives the failed steps new attempts.
+    await sim_config(sim.url, faults="")
+    again = await run_table(sim, table, out, template="tiktok-vo-broll")
+    assert again.exit_code == 0, again.to_json()
+    led = await ledger(sim.url)
+    rows = check_invariants(led, out, table)
+    assert all(r["status"] == "completed" and r["credits"] == 27.0 for r in rows)
+    first_cells = set(per_cell)
+    for g in led["generations"]:
+        if g["cell_id"] in first_cells:
+            per_cell[g["cell_id"]].add(g["idempotency_key"])
+    assert all(len(keys) == 4 for keys in per_cell.values())
