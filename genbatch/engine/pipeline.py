@@ -67,22 +67,17 @@ from genbatch.engine.recipe import (
 )
 from genbatch.engine.table import InputRow
 from genbatch.errors import (
-    AgentNotFoundError,
     APIConnectionError,
-    APIError,
     APIResponseValidationError,
     APIStatusError,
     AuthenticationError,
     GenError,
     InsufficientCreditsError,
     NoActiveCreditsError,
-    NotFoundError,
-    PermissionDeniedError,
     RateLimitError,
     RequestValidationError,
     ServerError,
     TransferError,
-    UnprocessableError,
 )
 
 __all__ = [
@@ -233,17 +228,6 @@ def _transient(exc: BaseException) -> bool:
     if isinstance(exc, RateLimitError | ServerError | APIConnectionError | TransferError):
         return True
     return isinstance(exc, APIResponseValidationError)
-
-
-def _fatal_for_row(exc: BaseException) -> bool:
-    return isinstance(
-        exc,
-        UnprocessableError
-        | RequestValidationError
-        | PermissionDeniedError
-        | NotFoundError
-        | AgentNotFoundError,
-    )
 
 
 def believed_retry_after(seconds: float | None) -> float | None:
@@ -799,16 +783,10 @@ class _Row:
                     raise self._fail_step(step, exc) from None
                 self.svc.log.event("resend", row_id=self.rid, step=step, reason=str(exc))
                 await asyncio.sleep(self.svc.step_retry_delay * (2 ** (tries - 1)))
-            except (APIError, RequestValidationError) as exc:
-                if (
-                    _credits_exhausted(exc)
-                    or _fatal_for_row(exc)
-                    or isinstance(exc, APIStatusError)
-                ):
-                    raise self._fail_step(
-                        step, exc, "skipped" if _credits_exhausted(exc) else "failed"
-                    ) from None
-                raise
+            except (APIStatusError, RequestValidationError) as exc:
+                # Refused (422 credits/validation, 403, 404): nothing was created.
+                status = "skipped" if _credits_exhausted(exc) else "failed"
+                raise self._fail_step(step, exc, status) from None
             finally:
                 PRIORITY.reset(token)
 
