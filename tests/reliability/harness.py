@@ -20,6 +20,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,17 +121,23 @@ def write_table(path: Path, header: Sequence[str], rows: Iterable[Sequence[objec
     return path
 
 
-def vo_table(path: Path, n: int, prefix: str = "r") -> tuple[Path, list[str]]:
-    """``n`` rows for tiktok-vo-broll (two generations and a render each)."""
+def _soon(seconds: float) -> str:
+    """A publish time ``seconds`` ahead (the sim scales the wait by its time scale)."""
+    return datetime.fromtimestamp(time.time() + seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def vo_table(
+    path: Path, n: int, prefix: str = "r", *, publish: bool = False
+) -> tuple[Path, list[str]]:
+    """``n`` rows for tiktok-vo-broll (two generations and a render each; a publish too)."""
     ids = [f"{prefix}{i:02d}" for i in range(n)]
-    write_table(
-        path,
-        ["row_id", "hook", "script"],
-        [
-            [rid, f"Hook {rid}: cold brew in 60s", f"Script {rid}. Grind, steep, strain."]
-            for rid in ids
-        ],
-    )
+    header = ["row_id", "hook", "script"] + (["publish_at"] if publish else [])
+    rows = [
+        [rid, f"Hook {rid}: cold brew in 60s", f"Script {rid}. Grind, steep, strain."]
+        + ([_soon(120 + i)] if publish else [])
+        for i, rid in enumerate(ids)
+    ]
+    write_table(path, header, rows)
     return path, ids
 
 
@@ -166,6 +173,7 @@ def run_genbatch(
     key: str = CANARY_KEY,
     halt_at: str | None = None,
     kill_when: Callable[[], bool] | None = None,
+    on_halt: Callable[[], None] | None = None,
     timeouts: tuple[float, float] | None = None,
     timeout: float = 60.0,
     template: str | None = TEMPLATE,
@@ -174,7 +182,8 @@ def run_genbatch(
     """Run ``genbatch run`` to its end, or SIGKILL it at ``halt_at`` / when ``kill_when()``.
 
     ``halt_at``: a journal milestone (the engine's GENBATCH_TEST_HALT_AT hook
-    parks the process there; we kill it the moment it says so).
+    parks the process there; we kill it the moment it says so — after
+    ``on_halt()`` when given, e.g. to try a second process meanwhile).
     ``timeouts``: (request, transfer stall) seconds — runs through launch.py.
     """
     cmd = [PYTHON, str(HERE / "launch.py")] if timeouts else [PYTHON, "-m", "genbatch"]
@@ -223,6 +232,8 @@ def run_genbatch(
     deadline = started + timeout
     while proc.poll() is None:
         if halted.is_set() or (kill_when is not None and kill_when()):
+            if halted.is_set() and on_halt is not None:
+                on_halt()
             proc.send_signal(signal.SIGKILL)
             killed = True
             break
@@ -263,8 +274,8 @@ class Case:
     outputs: list[str] = field(default_factory=list)
     before: Snapshot | None = None
 
-    def table(self, n: int, prefix: str = "r") -> tuple[Path, list[str]]:
-        return vo_table(self.work / f"{prefix}-table.csv", n, prefix)
+    def table(self, n: int, prefix: str = "r", **kw: Any) -> tuple[Path, list[str]]:
+        return vo_table(self.work / f"{prefix}-table.csv", n, prefix, **kw)
 
     def out(self, name: str = "out") -> Path:
         return self.work / name
