@@ -24,7 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from invariants import Snapshot, check_invariants, get_ledger, snapshot
+from invariants import (
+    Snapshot,
+    check_invariants,
+    check_leaks_and_outside,
+    get_ledger,
+    snapshot,
+)
 
 from genbatch._constants import SIM_DEMO_AGENT_ID
 
@@ -302,10 +308,18 @@ class Case:
             out,
             ledger,
             rows,
-            [CANARY_KEY],
+            [CANARY_KEY, *kw.pop("secrets_extra", ())],
             outputs=kw.pop("outputs", self.outputs),
             before=kw.pop("before", self.before),
             **kw,
+        )
+        self.invariants.update(checked)
+        return checked
+
+    def check_outputs_only(self, out: Path | None = None) -> tuple[str, ...]:
+        """I5/I6 for a run refused before it started (no journal, no table)."""
+        checked = check_leaks_and_outside(
+            out or self.out(), [CANARY_KEY], self.outputs, self.before
         )
         self.invariants.update(checked)
         return checked

@@ -1,0 +1,187 @@
+"""Cases 12, 13, 15: hostile tables, a wrong key, hostile names.
+
+A table is untrusted input: bad rows must fail alone, with a reason naming
+the column, before any paid call; what we write back (results.csv) must not
+turn into a formula in a spreadsheet; no name from a row may place a file
+outside the output dir or write through a symlink planted there.  A refused
+key must stop everything at once, spend nothing and leave the rows to resume.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+from harness import Case, write_table
+
+pytestmark = pytest.mark.reliability
+
+HEADER = ["row_id", "hook", "script", "publish_at"]
+FORMULA = '=HYPERLINK("http://evil.example/x","click")'
+
+
+def _rows(out: Path) -> dict[str, dict[str, object]]:
+    return {r["row_id"]: r for r in pl.read_parquet(out / "results.parquet").to_dicts()}
+
+
+@pytest.mark.case(
+    "12",
+    fault="bad input rows",
+    how="one CSV: an empty script, a 100 KB hook, publish_at 'tomorrow', a formula row_id, "
+    "formula and unicode values, a unicode row_id — beside two good rows",
+)
+def test_bad_rows_fail_alone_with_reasons_and_formulas_are_escaped(case: Case, sims) -> None:
+    sim = sims(seed=12)
+    rows = [
+        ["ok-1", "Hook one", "Script one.", ""],
+        ["missing-script", "Hook two", "", ""],
+        ["huge", "h" * 100_000, "Script.", ""],
+        ["bad-date", "Hook", "Script.", "tomorrow"],
+        [FORMULA, "Hook", "Script.", ""],
+        ["formula-values", "=1+2", "@SUM(A1:A9)", ""],
+        ["café-☕-行", "Ünïcödé hook ☕", "Script ✓.", ""],
+    ]
+    table = write_table(case.work / "bad.csv", HEADER, rows)
+    ids = [r[0] for r in rows]
+    out = case.out()
+    res = case.run(table, out, sim.url)
+    assert res.rc == 1, res.stderr
+    led = sim.ledger()
+    case.check(out, led, ids, fetch=sim.fetch)
+    got = _rows(out)
+    for rid, column in (
+        ("missing-script", "script"),
+        ("huge", "hook"),
+        ("bad-date", "publish_at"),
+        (FORMULA, "row_id"),
+    ):
+        assert got[rid]["status"] == "failed", got[rid]
+        assert column in (got[rid]["reason"] or ""), got[rid]
+    for rid in ("ok-1", "formula-values", "café-☕-行"):
+        assert got[rid]["status"] == "completed", got[rid]
+    # Failed rows never got an engine: no paid call was made for them.
+    assert len(led["generations"]) == 3 * 3
+    csv_text = (out / "results.csv").read_text(encoding="utf-8")
+    assert "'" + FORMULA.replace('"', '""') in csv_text  # escaped, then CSV-quoted
+    case.note("4 bad rows failed with the column named, 3 good ones completed; CSV escaped")
+
+
+@pytest.mark.case(
+    "12",
+    fault="duplicate row ids",
+    how="a CSV with row_id 'dup' twice",
+)
+def test_duplicate_row_ids_refuse_the_run_before_any_call(case: Case, sims) -> None:
+    sim = sims(seed=121)
+    table = write_table(
+        case.work / "dup.csv",
+        HEADER,
+        [["dup", "a", "b", ""], ["x", "c", "d", ""], ["dup", "e", "f", ""]],
+    )
+    out = case.out()
+    res = case.run(table, out, sim.url)
+    assert res.rc == 2 and "duplicate row_id" in res.stderr, res.stderr
+    led = sim.ledger()
+    assert led["requests"]["total"] <= 1  # at most our own ledger read
+    assert not led["generations"]
+    assert not (out / "journal.sqlite").exists()
+    case.invariants.update({"I2", "I3"})  # nothing paid, nothing reported
+    case.check_outputs_only()
+    case.note("exit 2 with the duplicate named; no request reached the API")
+
+
+@pytest.mark.case(
+    "13",
+    fault="invalid API key",
+    how="GEN_API_KEY set to a key the sim does not know; then rerun with the right key",
+)
+def test_invalid_key_exits_2_at_once_spends_nothing_and_rows_stay_pending(case: Case, sims) -> None:
+    sim = sims(seed=13)
+    table, ids = case.table(3)
+    out = case.out()
+    wrong = "gbwrong-Key-0000-reliability-7a7a7a"
+    res = case.run(table, out, sim.url, key=wrong)
+    assert res.rc == 2, (res.rc, res.stderr)
+    assert "401" in res.stderr or "refused" in res.stderr
+    led = sim.ledger()
+    assert not led["generations"] and led["credits"]["charged"] == 0
+    statuses = led["requests"]["by_status"]
+    assert set(statuses) <= {"401", "200"} and statuses.get("401", 0) <= 2, statuses
+    if (out / "results.parquet").exists():
+        assert {r["status"] for r in _rows(out).values()} == {"pending"}
+    case.check(out, led, ids, final=False, secrets_extra=[wrong])
+    again = case.run(table, out, sim.url)
+    assert again.rc == 0, again.stderr
+    case.check(out, sim.ledger(), ids, fetch=sim.fetch, secrets_extra=[wrong])
+    case.note(f"exit 2 after {statuses.get('401', 0)} request(s), 0 credits; rerun completed")
+
+
+@pytest.mark.case(
+    "15",
+    fault="hostile names",
+    how="row_ids ../../x, an absolute path, CON, a NUL byte, and videos/<row>.mp4 planted "
+    "as a symlink to a file outside the output dir",
+)
+def test_hostile_names_write_nothing_outside_and_follow_no_symlink(case: Case, sims) -> None:
+    sim = sims(seed=15)
+    victim = case.work / "victim.mp4"
+    victim.write_bytes(b"do not overwrite me")
+    absolute = str(case.work / "abs-escape.mp4")
+    rows = [
+        ["../../x", "Hook", "Script.", ""],
+        [absolute, "Hook", "Script.", ""],
+        ["CON", "Hook", "Script.", ""],
+        ["nul\x00byte", "Hook", "Script.", ""],
+        ["planted", "Hook", "Script.", ""],
+    ]
+    table = write_table(case.work / "hostile.csv", HEADER, rows)
+    out = case.out()
+    videos = out / "videos"
+    videos.mkdir(parents=True)
+    link = videos / "planted.mp4"
+    link.symlink_to(victim)
+    case.freeze(out)
+    res = case.run(table, out, sim.url)
+    assert res.rc in (0, 1), res.stderr
+    assert victim.read_bytes() == b"do not overwrite me"
+    assert not Path(absolute).exists() and not (case.work.parent / "x").exists()
+    got = pl.read_parquet(out / "results.parquet").to_dicts()
+    keys = [r["row_id"] for r in got]
+    planted = [link] if link.is_symlink() else []
+    case.check(out, sim.ledger(), keys, fetch=sim.fetch, planted=planted)
+    assert len(got) == len(rows)
+    for r in got:
+        if r["mp4_path"]:
+            p = out / r["mp4_path"]
+            assert p.parent == videos and not p.is_symlink()
+            assert os.path.realpath(p).startswith(os.path.realpath(videos) + os.sep)
+    done = sum(r["status"] == "completed" for r in got)
+    case.note(
+        f"{done} hostile-named rows completed under safe names; victim untouched; "
+        f"symlink {'kept, not followed' if planted else 'replaced by a regular file'}"
+    )
+
+
+@pytest.mark.case(
+    "15",
+    fault="videos/ itself a symlink",
+    how="out/videos planted as a symlink to a directory outside the output dir",
+)
+def test_videos_dir_symlink_refuses_the_run(case: Case, sims) -> None:
+    sim = sims(seed=151)
+    outside = case.work / "elsewhere"
+    outside.mkdir()
+    table, ids = case.table(2)
+    out = case.out()
+    out.mkdir()
+    (out / "videos").symlink_to(outside, target_is_directory=True)
+    case.freeze(out)
+    res = case.run(table, out, sim.url)
+    assert res.rc == 2, (res.rc, res.stderr)
+    assert list(outside.iterdir()) == []
+    led = sim.ledger()
+    assert not led["generations"]
+    case.check(out, led, ids, final=False, planted=[out / "videos"])
+    case.note("exit 2 naming the link; nothing written through it")
