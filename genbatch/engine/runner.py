@@ -489,6 +489,8 @@ class _Run:
         self.aborted: str | None = None
         self.interrupted = False
         self.client: GenClient | None = None
+        #: Steps in flight by group, shared with the rows (progress view).
+        self.busy: dict[str, int] = {}
 
     # -- progress --------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -501,6 +503,7 @@ class _Run:
             credits=self.ledger.charged,
             started=self.started,
             now=time.monotonic(),
+            steps=dict(self.busy),
         )
 
     # -- the run ----------------------------------------------------------------
@@ -540,6 +543,7 @@ class _Run:
                     assets_root=opts.table.resolve().parent,
                     log=self.log,
                     milestone=opts.milestone,
+                    busy=self.busy,
                 )
                 async with Progress(self.snapshot, enabled=opts.progress):
                     await self._preflight(client)
@@ -623,9 +627,7 @@ class _Run:
                 loop.remove_signal_handler(signal.SIGINT)
 
     def _interrupt(self) -> None:
-        if self.interrupted:
-            signal.raise_signal(signal.SIGINT)  # pragma: no cover - second ^C
-            return
+        # One graceful stop; the handler is removed, so a second ^C kills.
         self.interrupted = True
         self.log.event("interrupted")
         for task in list(self.tasks):

@@ -10,6 +10,7 @@ wherever they happen to be.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -183,3 +184,37 @@ def test_second_process_on_the_same_out_dir_is_refused(sim_url: str, tmp_path: P
     third = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=60)
     assert third.returncode == 0, third.stderr
     assert [r["status"] for r in results(out)] == ["completed", "completed"]
+
+
+def test_sigint_stops_gracefully_and_the_same_command_resumes(sim_url: str, tmp_path: Path) -> None:
+    table = vo_table(tmp_path / "t.csv", 6)
+    out = tmp_path / "out"
+    cmd = run_cmd(sim_url, table, out)
+    before = net_charged(sim_url)
+    proc = subprocess.Popen(
+        cmd,
+        env=env("render:submitted"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("GENBATCH-TEST-HALT"):
+            proc.send_signal(signal.SIGINT)
+            break
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 1, stderr
+    summary = json.loads(stdout)
+    assert summary["interrupted"] is True
+    rows = results(out)  # written on the way out
+    assert sorted(r["row_id"] for r in rows) == sorted(f"r{i:02d}" for i in range(6))
+    stopped = [r for r in rows if r["status"] == "pending"]
+    assert stopped and all("rerun" in r["reason"] for r in stopped)
+    assert not list((out / "videos").glob("*.part"))
+
+    again = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    led = asyncio.run(ledger(sim_url))
+    rows = check_invariants(led, out, table, charged_before=before)
+    assert all(r["status"] == "completed" for r in rows)
