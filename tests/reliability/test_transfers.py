@@ -106,12 +106,6 @@ def _mount_tmpfs(path, size: str) -> str | None:
     return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a download that fails with ENOSPC leaves videos/<name>.mp4.part behind "
-    "(client/transfer.py _discard: f.close() re-raises ENOSPC, so part.unlink never runs)",
-)
 @pytest.mark.case(
     "11",
     fault="disk full while downloading",
