@@ -181,6 +181,7 @@ def run_genbatch(
     kill_when: Callable[[], bool] | None = None,
     on_halt: Callable[[], None] | None = None,
     timeouts: tuple[float, float] | None = None,
+    backoff_scale: float | None = None,
     timeout: float = 60.0,
     template: str | None = TEMPLATE,
     cwd: Path | None = None,
@@ -190,9 +191,11 @@ def run_genbatch(
     ``halt_at``: a journal milestone (the engine's GENBATCH_TEST_HALT_AT hook
     parks the process there; we kill it the moment it says so — after
     ``on_halt()`` when given, e.g. to try a second process meanwhile).
-    ``timeouts``: (request, transfer stall) seconds — runs through launch.py.
+    ``timeouts``: (request, transfer stall) seconds, ``backoff_scale``: the client's
+    retry backoff x this — both run through launch.py.
     """
-    cmd = [PYTHON, str(HERE / "launch.py")] if timeouts else [PYTHON, "-m", "genbatch"]
+    patched = timeouts is not None or backoff_scale is not None
+    cmd = [PYTHON, str(HERE / "launch.py")] if patched else [PYTHON, "-m", "genbatch"]
     cmd += [
         "run", str(table), "--out", str(out), "--base-url", base_url + "/v1",
         "--agent-url", base_url + "/v1", "--agent", AGENT, "--sim-time-scale", str(SCALE),
@@ -209,6 +212,8 @@ def run_genbatch(
     if timeouts:
         env["GB_RELIABILITY_API_TIMEOUT"] = str(timeouts[0])
         env["GB_RELIABILITY_STALL_TIMEOUT"] = str(timeouts[1])
+    if backoff_scale is not None:
+        env["GB_RELIABILITY_BACKOFF_SCALE"] = str(backoff_scale)
     started = time.monotonic()
     proc = subprocess.Popen(
         cmd,

@@ -1,6 +1,6 @@
 """Write tests/RELIABILITY.md from the records the reliability suite left behind.
 
-    .venv/bin/pytest -m reliability tests/reliability && \
+    .venv/bin/pytest -m reliability tests/reliability &&
         .venv/bin/python tests/reliability/report.py
 
 The suite's conftest records, for every case it ran, the fault, how it was

@@ -80,6 +80,42 @@ def test_5xx_on_polls_are_retried_and_spend_nothing(case: Case, sims, proxies) -
     case.note(f"{toxic.hits} polls answered 503; every row completed, one generation per cell")
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a poll outage longer than the poll retries fails rows whose generations "
+    "are paid and fine: the row ends 'failed' with 0 credits while the sim keeps the charge "
+    "(I3) — runner._HubWatcher gives up after 3 watches and pipeline._paid fails the row",
+)
+@pytest.mark.case(
+    "3",
+    fault="5xx on polls, outlasting the poll retries",
+    how="fault proxy answers the next 70 GET /v1/generations/:id with 503 (~15 polls per "
+    "job needed to exhaust the client's retries x the watcher's 3 tries); backoff x0.1 "
+    "(launch.py)",
+)
+def test_poll_outage_longer_than_the_retries_keeps_the_paid_job(case: Case, sims, proxies) -> None:
+    sim = sims(seed=33)
+    proxy = proxies(sim, seed=33)
+    toxic = proxy.add(
+        "respond",
+        "upstream",
+        match=POLL,
+        times=70,
+        response=http_response(
+            503, "Service Unavailable", {"error": "flap", "error_code": "service_unavailable"}
+        ),
+    )
+    table, ids = case.table(2)
+    out = case.out()
+    res = case.run(table, out, proxy.url, backoff_scale=0.1)
+    assert toxic.hits > 0
+    led = sim.ledger()
+    # Polls are free: a paid job must be watched to its outcome, never written off.
+    case.check(out, led, ids, fetch=sim.fetch)
+    assert res.rc == 0, res.stderr
+    _one_generation_per_cell(led)
+
+
 @pytest.mark.case(
     "4",
     fault="500 after the charge",
