@@ -35,6 +35,8 @@ POINTS: dict[str, str] = {
     "after-intent": "halt hook at generate:voiceover:intent (intent durable, POST not sent)",
     "after-generate-post": "halt hook at generate:broll:submitted (POST answered, id journaled)",
     "during-poll": "killed when the proxy sees the first GET /v1/generations/:id",
+    "during-reconcile": "a paid POST reset after the server took it; killed when the "
+    "reconcile read (GET …/cells/:id) is on the wire",
     "mid-download": "CDN body sliced (256 B / 40 ms); killed when videos/*.part exists",
     "after-rename": "killed when the first videos/*.mp4 exists",
     "before-publish": "publish POST held 3 s in the proxy; killed when it is seen there",
@@ -58,6 +60,14 @@ def test_sigkill_then_resume(case: Case, sims, proxies, point: str) -> None:
         kw["halt_at"] = "generate:broll:submitted"
     elif point == "during-poll":
         kw["kill_when"] = _has(proxy, b"GET /v1/generations/")
+    elif point == "during-reconcile":
+        proxy.add(
+            "reset_peer", match=rb"^POST /v1/autocontentengine/\d+/cells/\d+/generate", times=1
+        )
+        kw["kill_when"] = lambda: any(
+            r.startswith(b"GET /v1/autocontentengine/") and b"/cells/" in r
+            for r in proxy.stats.requests
+        )
     elif point == "mid-download":
         proxy.add("slicer", match=rb"^GET /cdn/outputs/render_", size=256, delay_ms=40)
         kw["kill_when"] = _videos(out, ".part")
@@ -76,6 +86,8 @@ def test_sigkill_then_resume(case: Case, sims, proxies, point: str) -> None:
     case.check(out, led, ids, fetch=sim.fetch)
     cells = [(g["engine_id"], g["cell_id"]) for g in led["generations"]]
     assert len(cells) == len(set(cells)) == 3 * len(ids)
+    if point == "during-reconcile":
+        assert '"reconciled"' in (out / "run.log").read_text(), "the resume did not adopt"
     if publish:
         posts = [j for j in led["user_jobs"] if j["type"] == "publish_content"]
         assert len(posts) == len(ids), f"{len(posts)} publish jobs for {len(ids)} rows"
