@@ -109,6 +109,30 @@ def test_429_storm_waits_out_retry_after_and_recovers(case: Case, sims, proxies,
     )
 
 
+@pytest.mark.case(
+    "1",
+    fault="429s from the server's own token bucket",
+    how="sim --rate 8 --burst 4 while genbatch runs at --rate 200 (real 429s with "
+    "Retry-After and X-RateLimit-*); checked from the sim's own request log",
+)
+def test_real_token_bucket_429s_are_waited_out(case: Case, sims) -> None:
+    sim = sims(seed=13, rate=8.0, burst=4)
+    table, ids = case.table(2)
+    out = case.out()
+    res = case.run(table, out, sim.url)
+    assert res.rc == 0, res.stderr
+    led = sim.ledger()
+    case.check(out, led, ids, fetch=sim.fetch)
+    log = [e for e in led["requests"]["log"] if e["route"].split(" ")[1].startswith("/v1/")]
+    limited = [e["t"] for e in log if e["status"] == "429"]
+    assert limited, "the bucket never said 429"
+    # The bucket's Retry-After is >= 1 s (whole seconds): nothing may arrive inside it.
+    for t in limited:
+        early = [e["route"] for e in log if t + GRACE < e["t"] < t + 1.0 - 0.02]
+        assert not early, f"{early[:3]} inside a 1 s Retry-After"
+    case.note(f"{len(limited)} real 429s; no request inside any Retry-After; all rows completed")
+
+
 @pytest.mark.parametrize(
     "value",
     [

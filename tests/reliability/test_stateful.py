@@ -135,7 +135,7 @@ def test_random_faults_kills_and_resumes(case: Case, sims, proxies) -> None:
     run_state_machine_as_test(
         Machine,
         settings=settings(
-            max_examples=4,
+            max_examples=3,
             stateful_step_count=3,
             deadline=None,
             derandomize=True,
