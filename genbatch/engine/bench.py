@@ -415,6 +415,8 @@ class RunAnalysis:
     utilization: float | None
     bottleneck: str
     detection: dict[str, Any] | None = None
+    #: With a ledger: share of the wait "on GEN" that was our detection delay.
+    detect_share: float | None = None
     notes: list[str] = field(default_factory=list)
     gaps: tuple[str, ...] = JOURNAL_GAPS
 
@@ -438,6 +440,7 @@ class RunAnalysis:
             "utilization": None if self.utilization is None else round(self.utilization, 4),
             "bottleneck": self.bottleneck,
             "detection": self.detection,
+            "detect_share": None if self.detect_share is None else round(self.detect_share, 4),
             "notes": self.notes,
             "journal_gaps": list(self.gaps),
         }
@@ -683,6 +686,10 @@ def analyze(out_dir: Path | str, ledger: Mapping[str, Any] | None = None) -> Run
     util = achieved / limit if achieved is not None and limit else None
 
     detection = _detection(run.steps, gens) if gens else None
+    waited_on_gen = sum(sum(t.gen_job) + sum(t.detect) for t in steps.values())
+    detect_share = (
+        sum(sum(t.detect) for t in steps.values()) / waited_on_gen if waited_on_gen > 0 else None
+    )
     analysis = RunAnalysis(
         out_dir=str(out),
         run_id=run.run_id,
@@ -704,6 +711,7 @@ def analyze(out_dir: Path | str, ledger: Mapping[str, Any] | None = None) -> Run
         utilization=util,
         bottleneck="",
         detection=detection,
+        detect_share=detect_share,
         notes=notes,
     )
     analysis.bottleneck = _bottleneck(analysis, row_secs, admission)
@@ -736,6 +744,16 @@ def _bottleneck(a: RunAnalysis, row_secs: list[float], admission: list[float]) -
         default=(0.0, ""),
     )
     used = f"the rate gate was {util:.0%} used" if util is not None else "request rate unknown"
+    d = a.detection
+    # Share of all row time that was detection delay (ledger needed).
+    lag = a.gen_share * a.detect_share if a.detect_share is not None else 0.0
+    if lag >= 0.25 and d is not None:
+        return (
+            f"our poll schedule: {lag:.0%} of row time passed between GEN finishing a job "
+            f"and genbatch noticing (detection delay p50 {d['p50_s']:.3g} s, p95 "
+            f"{d['p95_s']:.3g} s, on jobs of p50 {d['p50_job_s']:.3g} s), so rows held their "
+            f"in-flight slots longer than GEN needed ({used})."
+        )
     if a.gen_share >= 0.5 and adm_p50 > 0.5 * row_p50 and a.peak_rows_in_flight > 0:
         return (
             f"GEN's job latency times the rows-in-flight cap: {a.peak_rows_in_flight} rows "
