@@ -857,6 +857,16 @@ class _Row:
                     raise self._fail_step(STEP_PUBLISH, exc) from None
                 job_id = created.user_job_id
                 self.journal.record_remote_id(self.rid, STEP_PUBLISH, job_id)
+            if plan.schedule_type == "scheduled":
+                # Accepted for later: the post exists only at scheduled_time
+                # (days away, perhaps).  The row is done; the job id is kept.
+                self.journal.finish_step(
+                    self.rid,
+                    STEP_PUBLISH,
+                    "completed",
+                    result={"user_job_id": job_id, "scheduled_time": plan.scheduled_time},
+                )
+                return
             job = await self.svc.watcher.user_job(job_id, self.agent, "publish_content", elapsed)
         if job.status != "completed":
             error = str(job.error) if job.error else job.status

@@ -56,6 +56,7 @@ _SCHEMA: Final[dict[str, type[pl.DataType]]] = {
     "credits": pl.Float64,
     "attempts": pl.Int64,
     "post_id": pl.String,
+    "publish_job_id": pl.String,
     **{f"seconds_{g}": pl.Float64 for g in STEP_GROUPS},
     "seconds_total": pl.Float64,
 }
@@ -123,6 +124,8 @@ def result_row(row: RowRecord, steps: Mapping[str, StepRecord]) -> dict[str, Any
         "credits": round(credits, 6),
         "attempts": row.attempts,
         "post_id": _str(fields.get("post_id")),
+        # A scheduled post has no id until it goes out; its job id finds it.
+        "publish_job_id": steps["publish"].remote_id if "publish" in steps else None,
     }
     for group in STEP_GROUPS:
         out[f"seconds_{group}"] = _span(by_group.get(group, ()))
