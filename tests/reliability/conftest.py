@@ -125,6 +125,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             "notes": [],
         }
     )
+    excinfo = call.excinfo
+    if excinfo is not None and excinfo.typename == "InvariantError":
+        broken = str(excinfo.value).split(":", 1)[0]
+        rec["invariants"] = sorted({*rec["invariants"], f"{broken} violated"})
     rec.update(nodeid=item.nodeid, result=result, seconds=round(report.duration, 2))
     _RECORDS[:] = [r for r in _RECORDS if r["nodeid"] != item.nodeid]
     _RECORDS.append(rec)

@@ -182,6 +182,7 @@ def run_genbatch(
     on_halt: Callable[[], None] | None = None,
     timeouts: tuple[float, float] | None = None,
     backoff_scale: float | None = None,
+    stop_signal: int = signal.SIGKILL,
     timeout: float = 60.0,
     template: str | None = TEMPLATE,
     cwd: Path | None = None,
@@ -191,6 +192,7 @@ def run_genbatch(
     ``halt_at``: a journal milestone (the engine's GENBATCH_TEST_HALT_AT hook
     parks the process there; we kill it the moment it says so — after
     ``on_halt()`` when given, e.g. to try a second process meanwhile).
+    ``stop_signal``: what "kill" sends (SIGINT: a user's ^C; the exit code is kept).
     ``timeouts``: (request, transfer stall) seconds, ``backoff_scale``: the client's
     retry backoff x this — both run through launch.py.
     """
@@ -245,7 +247,7 @@ def run_genbatch(
         if halted.is_set() or (kill_when is not None and kill_when()):
             if halted.is_set() and on_halt is not None:
                 on_halt()
-            proc.send_signal(signal.SIGKILL)
+            proc.send_signal(stop_signal)
             killed = True
             break
         if time.monotonic() > deadline:
@@ -257,11 +259,16 @@ def run_genbatch(
                 f"genbatch run did not finish in {timeout}s: {''.join(err_lines)[-2000:]}"
             )
         time.sleep(0.005)
-    proc.wait()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"genbatch ignored signal {stop_signal}") from None
     for t in threads:
         t.join(timeout=5)
     return RunResult(
-        None if killed else proc.returncode,
+        None if killed and stop_signal == signal.SIGKILL else proc.returncode,
         "".join(out_lines),
         "".join(err_lines),
         killed,

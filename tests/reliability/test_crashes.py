@@ -11,11 +11,13 @@ killed there) or from what the fault proxy sees on the wire.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 from harness import Case, run_genbatch
 
@@ -92,6 +94,40 @@ def test_sigkill_then_resume(case: Case, sims, proxies, point: str) -> None:
         posts = [j for j in led["user_jobs"] if j["type"] == "publish_content"]
         assert len(posts) == len(ids), f"{len(posts)} publish jobs for {len(ids)} rows"
     case.note(f"killed at {point}; rerun completed every row, each cell bought once")
+
+
+@pytest.mark.case(
+    "10",
+    fault="SIGINT (^C) mid-download",
+    how="CDN body sliced (256 B / 30 ms); SIGINT when the first MP4 GET is on the wire; "
+    "then the same command again",
+)
+def test_sigint_stops_cleanly_and_resumes(case: Case, sims, proxies) -> None:
+    sim = sims(seed=103)
+    proxy = proxies(sim, seed=103)
+    proxy.add("slicer", match=rb"^GET /cdn/outputs/render_", size=256, delay_ms=30)
+    table, ids = case.table(3)
+    out = case.out()
+    first = case.run(
+        table,
+        out,
+        proxy.url,
+        kill_when=_has(proxy, b"GET /cdn/outputs/render_"),
+        stop_signal=signal.SIGINT,
+    )
+    assert first.killed and first.rc == 1, (first.rc, first.stderr[-800:])
+    # A graceful stop writes the table: unfinished rows pending, with how to resume.
+    rows = pl.read_parquet(out / "results.parquet").to_dicts()
+    assert {r["status"] for r in rows} <= {"completed", "pending"}
+    assert all("rerun" in (r["reason"] or "") for r in rows if r["status"] == "pending")
+    case.check(out, sim.ledger(wait_idle=0), ids, final=False)
+    proxy.clear()
+    again = case.run(table, out, proxy.url)
+    assert again.rc == 0, again.stderr
+    led = sim.ledger()
+    case.check(out, led, ids, fetch=sim.fetch)
+    assert len(led["generations"]) == 3 * len(ids)
+    case.note("^C mid-download: exit 1, table written with pending rows; rerun completed")
 
 
 @pytest.mark.case(
