@@ -185,3 +185,32 @@ def test_videos_dir_symlink_refuses_the_run(case: Case, sims) -> None:
     assert not led["generations"]
     case.check(out, led, ids, final=False, planted=[out / "videos"])
     case.note("exit 2 naming the link; nothing written through it")
+
+
+@pytest.mark.case(
+    "12",
+    fault="wrong types (Parquet)",
+    how="a Parquet table: integer hooks, float scripts, a null row_id, a null hook, "
+    "an impossible publish_at",
+)
+def test_parquet_with_wrong_types_fails_only_the_bad_rows(case: Case, sims) -> None:
+    sim = sims(seed=122)
+    table = case.work / "typed.parquet"
+    pl.DataFrame(
+        {
+            "row_id": ["a", None, "c", "d"],
+            "hook": [1, 2, None, 4],
+            "script": [1.5, 2.5, 3.5, None],
+            "publish_at": [None, None, None, "2031-13-45"],
+        },
+        strict=False,
+    ).write_parquet(table)
+    out = case.out()
+    res = case.run(table, out, sim.url)
+    assert res.rc == 1, res.stderr
+    got = _rows(out)
+    case.check(out, sim.ledger(), ["a", "#2", "c", "d"], fetch=sim.fetch)
+    assert got["a"]["status"] == "completed"  # numbers are text to a recipe
+    for rid, column in (("#2", "row_id"), ("c", "hook"), ("d", "publish_at")):
+        assert got[rid]["status"] == "failed" and column in (got[rid]["reason"] or ""), got[rid]
+    case.note("numeric cells became text; the null row_id is reported as #2; bad rows named")
