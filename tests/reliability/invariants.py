@@ -251,6 +251,15 @@ def _i2(ledger: dict[str, Any], engines: Mapping[str, str], foreign: Iterable[st
                     f"row {row!r} cell {cell}: generation {g['id']} is {g['status']} and "
                     f"{later} were paid after it",
                 )
+    # A row re-cloned after a crash must not pay for its steps again on the new engine.
+    live_engines: dict[str, set[str]] = defaultdict(set)
+    for (row, _cell, _layer), gens in by_cell.items():
+        for g in gens:
+            if g["status"] not in REFUNDED:
+                live_engines[row].add(str(g["engine_id"]))
+    spread = {row: sorted(e) for row, e in live_engines.items() if len(e) > 1}
+    if spread:
+        raise _fail("I2", f"rows paid on more than one engine: {spread}")
     twice = [k for k, n in keys.items() if n > 1]
     if twice:
         raise _fail("I2", f"idempotency keys behind two generations: {twice[:3]}")
