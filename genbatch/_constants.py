@@ -328,6 +328,10 @@ ENGINE_RUN_RATE_BURST: Final = 4.0
 #: ENGINE_RETRY_AFTER_DEFAULT instead and the step is tried again a bounded
 #: number of times.  Same bound as the client's own (CLIENT_RETRY_AFTER_CAP).
 ENGINE_RETRY_AFTER_MAX: Final = 60.0
+#: A scheduled post is waited for (to report its post_id) only when it is due
+#: within this many seconds of wall time; later ones complete the row with
+#: the publish job's id, instead of holding a row slot for days.
+ENGINE_PUBLISH_WAIT_MAX: Final = 900.0
 #: `genbatch demo`: the bundled table and where its outputs go.
 ENGINE_DEMO_TABLE: Final = "inputs/demo.csv"
 ENGINE_DEMO_OUT: Final = "outputs/demo"
