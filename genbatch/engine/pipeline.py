@@ -35,12 +35,14 @@ import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from genbatch._constants import (
     ENGINE_MAX_GENERATION_ATTEMPTS,
     ENGINE_MAX_STEP_ATTEMPTS,
+    ENGINE_PUBLISH_WAIT_MAX,
     ENGINE_RETRY_AFTER_DEFAULT,
     ENGINE_RETRY_AFTER_MAX,
     ENGINE_STEP_RETRY_DELAY,
@@ -51,6 +53,7 @@ from genbatch.client.base import AttemptInfo
 from genbatch.client.models import Cell, Engine, Generation, GenerationStarted, UserJob
 from genbatch.client.retry import Failure
 from genbatch.engine.credits import CreditLedger, CreditsRefused, Pricing, Reservation
+from genbatch.engine.ideas_batch import IDEA_STATUS_ON, advance_idea
 from genbatch.engine.journal import Journal, StepRecord
 from genbatch.engine.limits import Limits, Priority
 from genbatch.engine.naming import UnsafePathError, resolve_inside, safe_join
@@ -156,6 +159,9 @@ class RowServices:
     log: RunLog
     max_generation_attempts: int = ENGINE_MAX_GENERATION_ATTEMPTS
     max_step_attempts: int = ENGINE_MAX_STEP_ATTEMPTS
+    #: The server's time scale (a simulator's --time-scale; 1.0 for GEN).
+    time_scale: float = 1.0
+    publish_wait_max: float = ENGINE_PUBLISH_WAIT_MAX
     step_retry_delay: float = ENGINE_STEP_RETRY_DELAY
     #: Steps in flight by group (for the progress view).
     busy: dict[str, int] = field(default_factory=dict)
@@ -359,6 +365,7 @@ class _Row:
         self.journal.start_row(self.rid, STEP_CLONE)
         try:
             await self._clone()
+            await self._idea("started")
             await self._fill()
             for asset in self.plan.assets:
                 await self._upload(asset)
@@ -367,6 +374,7 @@ class _Row:
             if self.plan.render is not None:
                 await self._render()
                 await self._download()
+                await self._idea("rendered")
                 if self.plan.publish is not None:
                     await self._publish()
         except _RowEnd as end:
@@ -839,6 +847,7 @@ class _Row:
         )
         async with self._busy("publish"):
             if job_id is None:
+                await self._idea("publishing")
                 intent = self.journal.record_intent(
                     self.rid, STEP_PUBLISH, retry=rec is not None and rec.done
                 )
@@ -857,7 +866,7 @@ class _Row:
                     raise self._fail_step(STEP_PUBLISH, exc) from None
                 job_id = created.user_job_id
                 self.journal.record_remote_id(self.rid, STEP_PUBLISH, job_id)
-            if plan.schedule_type == "scheduled":
+            if self._post_is_far(plan.scheduled_time):
                 # Accepted for later: the post exists only at scheduled_time
                 # (days away, perhaps).  The row is done; the job id is kept.
                 self.journal.finish_step(
@@ -877,6 +886,44 @@ class _Row:
         post_id = (job.result or {}).get("post_id")
         self.journal.update_row(self.rid, {"post_id": post_id})
         self.journal.finish_step(self.rid, STEP_PUBLISH, "completed", result={"post_id": post_id})
+        if post_id:
+            await self._idea("posted")
+
+    def _post_is_far(self, scheduled_time: str | None) -> bool:
+        """Whether a scheduled post goes out later than we are willing to wait."""
+        if scheduled_time is None:
+            return False
+        try:
+            at = datetime.fromisoformat(scheduled_time.replace("Z", "+00:00"))
+        except ValueError:
+            return True
+        wait = (at - datetime.now(UTC)).total_seconds() * self.svc.time_scale
+        return wait > self.svc.publish_wait_max
+
+    # -- the idea behind the row -------------------------------------------------
+    async def _idea(self, event: str) -> None:
+        """Move the row's idea along its status flow; a failure is a note, not a failure."""
+        idea_id = self.row.idea_id
+        if idea_id is None:
+            return
+        rec = self.journal.row(self.rid)
+        current = rec.extra.get("idea_status") if rec is not None else None
+        token = PRIORITY.set(Priority.FINISH)
+        try:
+            status = await advance_idea(
+                self.svc.client,
+                idea_id,
+                IDEA_STATUS_ON[event],
+                current=current if isinstance(current, str) else None,
+            )
+        except AuthenticationError as exc:
+            raise RunAborted(str(exc)) from None
+        except (GenError, OSError) as exc:
+            self.svc.log.event("idea_status", row_id=self.rid, idea_id=idea_id, error=str(exc))
+            return
+        finally:
+            PRIORITY.reset(token)
+        self.journal.update_row(self.rid, {"idea_status": status})
 
 
 async def run_row(svc: RowServices, row: InputRow, plan: RowPlan, output_name: str) -> str:

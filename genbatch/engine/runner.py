@@ -544,6 +544,7 @@ class _Run:
                     log=self.log,
                     milestone=opts.milestone,
                     busy=self.busy,
+                    time_scale=opts.time_scale,
                 )
                 async with Progress(self.snapshot, enabled=opts.progress):
                     await self._preflight(client)

@@ -55,7 +55,8 @@ async def test_publish_now_waits_for_the_post_id(sim_factory, tmp_path: Path) ->
 
 async def test_rows_with_publish_at_are_scheduled_once(sim_factory, tmp_path: Path) -> None:
     sim = await sim_factory(api_keys=("gb-test-secret-key-7f3a9c21d5e84b60",))
-    when = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    # Far enough ahead that even at the test's time scale the run will not wait.
+    when = (datetime.now(UTC) + timedelta(days=60)).replace(microsecond=0)
     table = write_csv(
         tmp_path / "t.csv",
         ["row_id", "hook", "script", "publish_at"],
@@ -73,7 +74,7 @@ async def test_rows_with_publish_at_are_scheduled_once(sim_factory, tmp_path: Pa
     rows = {r["row_id"]: r for r in check_invariants(led, out, table)}
     (job,) = publishes(led)
     assert job["scheduled_time"].startswith(when.strftime("%Y-%m-%dT%H:%M"))
-    assert job["status"] == "pending"  # posts in two days; the run did not wait
+    assert job["status"] == "pending"  # posts in 60 days; the run did not wait
     assert rows["post-me"]["status"] == "completed" and rows["post-me"]["post_id"] is None
     assert rows["post-me"]["publish_job_id"] == str(job["id"])
     assert rows["keep-me"]["post_id"] is None
