@@ -528,7 +528,20 @@ def main() -> int:
     ap.add_argument("--skip", default="", help=f"comma-separated parts to skip: {','.join(PARTS)}")
     ap.add_argument("--no-write", action="store_true", help="print the section, leave RESULTS.md")
     ap.add_argument("--json", type=Path, help="also write every raw figure to this file")
+    ap.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="FILE",
+        help="measure nothing: write the section from the figures a previous --json saved "
+        "(the section names that run's command and date)",
+    )
     args = ap.parse_args()
+    if args.from_json is not None:
+        old: dict[str, Any] = json.loads(args.from_json.read_text())
+        saved = old.get("args") or _args_of(old)
+        for key, value in saved.items():
+            setattr(args, key, value)
+        return _finish(old, args, old.get("command") or saved["command"])
     skip = {s for s in args.skip.split(",") if s}
     if skip - set(PARTS):
         ap.error(f"unknown parts: {', '.join(sorted(skip - set(PARTS)))}")
@@ -552,8 +565,29 @@ def main() -> int:
             res["h2h"] = part_h2h(args, Path(work))
     res["load_end"] = os.getloadavg()
     res["minutes"] = (time.monotonic() - t0) / 60
+    res["command"] = command
+    res["args"] = {"rows": args.rows, "time_scale": args.time_scale, "real_rate": args.real_rate}
     if args.json:
         args.json.write_text(json.dumps(res, indent=2, default=str))
+    return _finish(res, args, command)
+
+
+def _args_of(res: dict[str, Any]) -> dict[str, Any]:
+    """Head-to-head settings recovered from a saved run's own figures."""
+    h = res["h2h"]
+    bench = median_bench(h) or {}
+    rows = bench.get("options", {}).get("rows", 1000)
+    scale = h["real_rate"] / h["rate"]
+    runs = len(h["runs"])
+    return {
+        "rows": rows,
+        "time_scale": scale,
+        "real_rate": h["real_rate"],
+        "command": shlex.join([PY, "benchmarks/run_all.py", "--runs", str(runs)]),
+    }
+
+
+def _finish(res: dict[str, Any], args: argparse.Namespace, command: str) -> int:
     text = section(res, args, command, kept_notes())
     if args.no_write:
         print(text)
