@@ -332,6 +332,10 @@ ENGINE_RETRY_AFTER_MAX: Final = 60.0
 #: within this many seconds of wall time; later ones complete the row with
 #: the publish job's id, instead of holding a row slot for days.
 ENGINE_PUBLISH_WAIT_MAX: Final = 900.0
+#: Free reads that decide money — polls of a paid job, the reconcile read of
+#: an in-doubt POST — are retried through an outage for this long (seconds,
+#: wall clock) before the row is left pending for the next run to resume.
+ENGINE_OUTAGE_MAX: Final = 3600.0
 #: `genbatch demo`: the bundled table and where its outputs go.
 ENGINE_DEMO_TABLE: Final = "inputs/demo.csv"
 ENGINE_DEMO_OUT: Final = "outputs/demo"
