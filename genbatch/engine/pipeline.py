@@ -37,11 +37,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from genbatch._constants import (
     ENGINE_MAX_GENERATION_ATTEMPTS,
     ENGINE_MAX_STEP_ATTEMPTS,
+    ENGINE_OUTAGE_MAX,
     ENGINE_PUBLISH_WAIT_MAX,
     ENGINE_RETRY_AFTER_DEFAULT,
     ENGINE_RETRY_AFTER_MAX,
@@ -88,9 +89,12 @@ __all__ = [
     "JobWatcher",
     "PaidCallGuard",
     "RowServices",
+    "RowSuspended",
     "RunAborted",
     "believed_retry_after",
+    "is_transient",
     "run_row",
+    "through_outage",
 ]
 
 #: Priority of the calls made in the current task (read by the rate-gate hook).
@@ -99,6 +103,7 @@ PRIORITY: contextvars.ContextVar[int] = contextvars.ContextVar(
 )
 
 _Terminal = Literal["completed", "failed", "skipped"]
+T = TypeVar("T")
 _CREDITS_CODES = ("insufficient_credits_for_job", "usable_gen_credit_required")
 REASON_NO_CREDITS = "insufficient credits"
 
@@ -108,6 +113,57 @@ REASON_NO_CREDITS = "insufficient credits"
 # --------------------------------------------------------------------------
 class RunAborted(GenError):
     """The whole run must stop (401): rows in flight stay resumable."""
+
+
+class RowSuspended(GenError):
+    """A read that decides money kept failing: leave the row resumable, not failed.
+
+    A paid job must be watched to its outcome; writing it off would leave a
+    charge nobody reports (I3).  The row stays ``running`` in the journal
+    (``pending`` in the results) and the next run picks it up.
+    """
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth trying the same (idempotent) call again later."""
+    if isinstance(exc, RateLimitError | ServerError | APIConnectionError | TransferError):
+        return True
+    return isinstance(exc, APIResponseValidationError)
+
+
+async def through_outage(
+    call: Callable[[], Awaitable[T]],
+    *,
+    backoff: tuple[float, float],
+    what: str,
+    limit: float = ENGINE_OUTAGE_MAX,
+    on_error: Callable[[BaseException], None] | None = None,
+) -> T:
+    """``call()`` until it succeeds, riding out transient failures for ``limit`` s.
+
+    ``backoff`` is the client policy's (initial, max): the pause between
+    tries doubles up to max.  401 aborts the run; any other non-transient
+    error is raised; past ``limit`` the row is suspended (:class:`RowSuspended`).
+    """
+    deadline = time.monotonic() + limit
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except AuthenticationError as exc:
+            raise RunAborted(str(exc)) from None
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            if on_error is not None:
+                on_error(exc)
+            if time.monotonic() >= deadline:
+                raise RowSuspended(
+                    f"{what} failed for {limit:.0f} s ({exc}); rerun to resume"
+                ) from None
+            initial, cap = backoff
+            await asyncio.sleep(min(cap, initial * (2**attempt)))
+            attempt += 1
 
 
 class _RowEnd(Exception):
@@ -229,13 +285,6 @@ def _code(exc: BaseException) -> str | None:
     return type(exc).__name__
 
 
-def _transient(exc: BaseException) -> bool:
-    """Worth trying the same (idempotent) step again."""
-    if isinstance(exc, RateLimitError | ServerError | APIConnectionError | TransferError):
-        return True
-    return isinstance(exc, APIResponseValidationError)
-
-
 def believed_retry_after(seconds: float | None) -> float | None:
     """A server's Retry-After, or None when absent or too absurd to honour."""
     if seconds is None or seconds < 0 or seconds > ENGINE_RETRY_AFTER_MAX:
@@ -341,7 +390,7 @@ class _Row:
                 if _credits_exhausted(exc):
                     raise
                 attempt += 1
-                if not _transient(exc) or attempt >= self.svc.max_step_attempts:
+                if not is_transient(exc) or attempt >= self.svc.max_step_attempts:
                     raise
                 delay = self.svc.step_retry_delay * (2 ** (attempt - 1))
                 if isinstance(exc, RateLimitError):
@@ -360,9 +409,10 @@ class _Row:
         return _RowEnd("failed", f"{step}: {exc}", code)
 
     # -- the pipeline --------------------------------------------------------
-    async def run(self) -> _Terminal:
+    async def run(self) -> _Terminal | Literal["pending"]:
         svc = self.svc
         self.journal.start_row(self.rid, STEP_CLONE)
+        self.journal.update_row(self.rid, {"pending_reason": None})
         try:
             await self._clone()
             await self._idea("started")
@@ -382,6 +432,10 @@ class _Row:
             return end.status
         except RunAborted:
             raise
+        except RowSuspended as exc:
+            self.journal.update_row(self.rid, {"pending_reason": str(exc)})
+            svc.log.event("suspended", row_id=self.rid, reason=str(exc))
+            return "pending"
         except UnsafePathError as exc:
             self._finish("failed", str(exc), "unsafe_path")
             return "failed"
@@ -620,10 +674,19 @@ class _Row:
     async def _reconcile(self, step: str, cell_id: str) -> str | None:
         """The generation an in-doubt POST created, or None if the cell proves none."""
         client = self.svc.client
-        cell: Cell = await self._retrying(
-            step,
-            lambda: client.cells.get(self._eng.engine_id, cell_id, self.agent),
-            Priority.POLL,
+
+        async def read() -> Cell:
+            PRIORITY.set(Priority.POLL)
+            return await client.cells.get(self._eng.engine_id, cell_id, self.agent)
+
+        # Free, and it decides whether money was spent: ride out an outage.
+        cell: Cell = await through_outage(
+            read,
+            backoff=(client.policy.backoff_initial, client.policy.backoff_max),
+            what=f"{step}: the reconcile read of cell {cell_id}",
+            on_error=lambda exc: self.svc.log.event(
+                "reconcile_retry", row_id=self.rid, step=step, error=str(exc)
+            ),
         )
         latest = cell.generation_id
         if latest is None or latest in self._prior_ids(step):
@@ -929,7 +992,8 @@ class _Row:
 async def run_row(svc: RowServices, row: InputRow, plan: RowPlan, output_name: str) -> str:
     """Run one row's pipeline to its terminal status (journaled).
 
-    Returns the status.  Raises :class:`RunAborted` (401): the row is left
-    ``running`` in the journal, so the next run resumes it.
+    Returns the status (``"pending"`` for a row suspended by an outage).
+    Raises :class:`RunAborted` (401): the row is left ``running`` in the
+    journal, so the next run resumes it.
     """
     return await _Row(svc, row, plan, output_name).run()

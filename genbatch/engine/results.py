@@ -107,7 +107,9 @@ def result_row(row: RowRecord, steps: Mapping[str, StepRecord]) -> dict[str, Any
     if status == "running":
         # A run that stopped (401, ^C, crash) leaves the row resumable.
         status = "pending"
-        reason = f"interrupted at {row.step or 'start'}; rerun the same command to resume"
+        reason = row.extra.get("pending_reason") or (
+            f"interrupted at {row.step or 'start'}; rerun the same command to resume"
+        )
     elif status == "pending":
         reason = "not started (the run stopped first); rerun the same command"
     out: dict[str, Any] = {

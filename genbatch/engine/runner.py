@@ -56,6 +56,7 @@ from genbatch.engine.pipeline import (
     RunAborted,
     believed_retry_after,
     run_row,
+    through_outage,
 )
 from genbatch.engine.poller import PollHub
 from genbatch.engine.progress import Progress, RunLog, Snapshot
@@ -326,30 +327,32 @@ def make_hooks(
 class _HubWatcher:
     """:class:`pipeline.JobWatcher` on the poll hub; polls run at POLL priority.
 
-    A poll whose fetch failed after the client's own retries (the server
-    flapping for a while) is watched again, a bounded number of times, rather
-    than failing a row whose job is probably fine.
+    Polls are free and a paid job must be watched to its outcome, so a poll
+    that still fails after the client's own retries (an outage) is watched
+    again, pausing per the client's backoff, until ``ENGINE_OUTAGE_MAX`` —
+    then the row is suspended (left resumable), never written off.
     """
 
-    def __init__(self, hub: PollHub, client: GenClient, attempts: int) -> None:
+    def __init__(self, hub: PollHub, client: GenClient) -> None:
         self._hub = hub
         self._client = client
-        self._attempts = attempts
 
     async def _watch(
         self, kind: str, job_id: str, fetch: Callable[[str], Awaitable[Any]], elapsed: float
     ) -> Any:
-        tries = 0
-        while True:
-            try:
-                return await self._hub.watch(kind, job_id, fetch, elapsed=elapsed)
-            except APIError as exc:
-                tries += 1
-                if isinstance(exc, AuthenticationError):
-                    raise RunAborted(str(exc)) from None
-                if tries >= self._attempts:
-                    raise
-                elapsed = self._hub.estimate(kind)  # poll again soon, learn nothing
+        first = [True]
+
+        async def once() -> Any:
+            since = elapsed if first[0] else self._hub.estimate(kind)  # retry: poll soon
+            first[0] = False
+            return await self._hub.watch(kind, job_id, fetch, elapsed=since)
+
+        policy = self._client.policy
+        return await through_outage(
+            once,
+            backoff=(policy.backoff_initial, policy.backoff_max),
+            what=f"polling {kind} {job_id}",
+        )
 
     async def generation(self, generation_id: str, kind: str, elapsed: float = 0.0) -> Generation:
         async def fetch(job_id: str) -> Generation:
@@ -538,7 +541,7 @@ class _Run:
                     limits=self.limits,
                     ledger=self.ledger,
                     pricing=self.pricing,
-                    watcher=_HubWatcher(hub, client, attempts=3),
+                    watcher=_HubWatcher(hub, client),
                     out_dir=opts.out_dir,
                     assets_root=opts.table.resolve().parent,
                     log=self.log,

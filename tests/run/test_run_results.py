@@ -61,3 +61,13 @@ def test_results_from_a_journal(tmp_path: Path) -> None:
     text = files.csv.read_text(encoding="utf-8")
     assert "\n'=evil,failed," in text and ",'-script: is empty," in text
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_a_suspended_row_reports_why_it_is_pending(tmp_path: Path) -> None:
+    with Journal.open(tmp_path) as journal:
+        journal.add_rows(["r"])
+        journal.start_row("r", "render")
+        journal.update_row("r", {"pending_reason": "polling render 9 failed for 3600 s"})
+        files = write_results(journal, tmp_path)
+    (row,) = pl.read_parquet(files.parquet).to_dicts()
+    assert row["status"] == "pending" and row["reason"].startswith("polling render 9")
