@@ -203,7 +203,18 @@ def append_results(f: dict[str, Any], command: str) -> None:
     )
     if "## Engine" not in text:
         text = text.rstrip("\n") + "\n\n" + ENGINE_SECTION + TABLE_HEAD
-    RESULTS.write_text(text.rstrip("\n") + "\n" + line, encoding="utf-8")
+        RESULTS.write_text(text, encoding="utf-8")
+        text = RESULTS.read_text(encoding="utf-8")
+    # Insert after the last line of our table, inside our section only.
+    start = text.index("## Engine")
+    nxt = text.find("\n## ", start + 1)
+    end = len(text) if nxt == -1 else nxt + 1
+    section = text[start:end].rstrip("\n").split("\n")
+    last = max(i for i, ln in enumerate(section) if ln.startswith("|"))
+    section.insert(last + 1, line.rstrip("\n"))
+    body = "\n".join(section) + "\n"
+    text = text[:start] + body + ("\n" + text[end:] if nxt != -1 else "")
+    RESULTS.write_text(text, encoding="utf-8")
     print(f"appended to {RESULTS} ({command})", file=sys.stderr)
 
 
