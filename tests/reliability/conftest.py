@@ -35,6 +35,7 @@ RESULTS_JSON = Path(
     )
 )
 _RECORDS: list[dict[str, Any]] = []
+_DESELECTED: list[str] = []
 _CASE_KEY = pytest.StashKey[Case]()
 
 
@@ -134,8 +135,17 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     _RECORDS.append(rec)
 
 
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    _DESELECTED.extend(i.nodeid for i in items if i.get_closest_marker("case") is not None)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not _RECORDS:
         return
-    payload = {"generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "cases": _RECORDS}
+    payload = {
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "cases": _RECORDS,
+        # Cases collected but not run (-k, -m): a report from this run is partial.
+        "deselected": _DESELECTED,
+    }
     RESULTS_JSON.write_text(json.dumps(payload, indent=2, ensure_ascii=False))

@@ -63,7 +63,12 @@ def render(data: dict[str, Any]) -> str:
         COMMAND,
         "```",
         "",
-        f"Last run: {data.get('generated', '?')} — {len(cases)} cases, {passed} passed.",
+        f"Last run: {data.get('generated', '?')} — {len(cases)} cases, {passed} passed."
+        + (
+            f" **Partial run: {len(data['deselected'])} case(s) deselected.**"
+            if data.get("deselected")
+            else ""
+        ),
         "Each case runs genbatch against the simulator (as its own process where a kill or a",
         "socket fault needs it) through tests/reliability/faultproxy.py, then checks the",
         "invariants of DESIGN §7 from the sim ledger, the journal, the result table and the",

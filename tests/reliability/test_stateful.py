@@ -9,10 +9,12 @@ every row must be terminal and everything reconciled.
 
 Budget: a handful of examples of a few steps each (``derandomize`` so CI
 replays the same sequences; no example database written into the repo).
+For a deeper hunt: ``GENBATCH_RELIABILITY_EXAMPLES=40`` (random sequences).
 """
 
 from __future__ import annotations
 
+import os
 import urllib.request
 from typing import Any
 
@@ -135,10 +137,10 @@ def test_random_faults_kills_and_resumes(case: Case, sims, proxies) -> None:
     run_state_machine_as_test(
         Machine,
         settings=settings(
-            max_examples=3,
+            max_examples=int(os.environ.get("GENBATCH_RELIABILITY_EXAMPLES", "3")),
             stateful_step_count=3,
             deadline=None,
-            derandomize=True,
+            derandomize=not os.environ.get("GENBATCH_RELIABILITY_EXAMPLES"),
             database=None,
             suppress_health_check=list(HealthCheck),
         ),
