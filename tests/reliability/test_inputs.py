@@ -10,6 +10,8 @@ key must stop everything at once, spend nothing and leave the rows to resume.
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import polars as pl
@@ -116,6 +118,48 @@ def test_invalid_key_exits_2_at_once_spends_nothing_and_rows_stay_pending(case: 
     assert again.rc == 0, again.stderr
     case.check(out, sim.ledger(), ids, fetch=sim.fetch, secrets_extra=[wrong])
     case.note(f"exit 2 after {statuses.get('401', 0)} request(s), 0 credits; rerun completed")
+
+
+@pytest.mark.case(
+    "13",
+    fault="key revoked mid-run",
+    how="fault proxy answers every /v1 request with 401 from the first paid POST on; "
+    "then removed and the same command rerun",
+)
+def test_key_revoked_mid_run_stops_everything_and_resumes(case: Case, sims, proxies) -> None:
+    sim = sims(seed=131)
+    proxy = proxies(sim, seed=131)
+    body = b'{"error": "missing or invalid API key", "error_code": "unauthorized"}'
+    revoked = (
+        b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+    )
+
+    def revoke() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if any(b"/generate?" in r for r in proxy.stats.requests):
+                break
+            time.sleep(0.005)
+        proxy.add("respond", "upstream", match=rb"^[A-Z]+ /v1/", response=revoked)
+
+    revoker = threading.Thread(target=revoke, daemon=True)
+    revoker.start()
+    table, ids = case.table(3)
+    out = case.out()
+    res = case.run(table, out, proxy.url)
+    revoker.join(timeout=35)
+    assert res.rc == 2 and "401" in res.stderr, (res.rc, res.stderr)
+    rows = _rows(out)
+    assert {r["status"] for r in rows.values()} <= {"completed", "pending"}, rows
+    proxy.clear()
+    case.check(out, sim.ledger(wait_idle=0), ids, final=False)
+    again = case.run(table, out, proxy.url)
+    assert again.rc == 0, again.stderr
+    led = sim.ledger()
+    case.check(out, led, ids, fetch=sim.fetch)
+    assert len(led["generations"]) == 3 * len(ids)
+    case.note("exit 2 at the first 401, rows left pending (none failed); rerun completed")
 
 
 @pytest.mark.case(
