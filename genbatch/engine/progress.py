@@ -191,8 +191,20 @@ class Progress:
 
     def _render(self, snap: Snapshot) -> RichTable:
         table = RichTable(title=self._title, show_header=True, expand=False)
-        for name in (*_STATES, "req/s", "429s", "credits", "elapsed", "ETA"):
-            table.add_column(name, justify="right")
+        # Short headers: the whole row fits an 80-column terminal.
+        for name in (
+            "todo",
+            "run",
+            "done",
+            "fail",
+            "skip",
+            "req/s",
+            "429",
+            "credits",
+            "time",
+            "ETA",
+        ):
+            table.add_column(name, justify="right", no_wrap=True, min_width=len(name))
         table.add_row(
             *(str(snap.rows.get(s, 0)) for s in _STATES),
             f"{self._req_rate:.1f}",
