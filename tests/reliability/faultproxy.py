@@ -16,7 +16,7 @@ to server) or ``"downstream"`` (server to client):
 * ``timeout``     — after ``after_bytes`` bytes, swallow the rest and never
   answer; close after ``ms`` (0: hold the connection open until the proxy stops);
 * ``slicer``      — write in ``size``-byte slices, ``delay_ms`` apart;
-* ``limit_data``  — forward ``bytes`` bytes while armed, then close (FIN);
+* ``limit_data``  — forward ``nbytes`` bytes while armed, then close (FIN);
 * ``respond``     — answer the client with the canned ``response`` bytes and
   close: upstream, *instead of* the server (the request never arrives);
   downstream, *after* it (the server acted, its answer is replaced — e.g. a
@@ -80,7 +80,7 @@ class Toxic:
     after_bytes: int = 0
     size: int = 1024
     delay_ms: float = 0.0
-    bytes: int = 0
+    nbytes: int = 0
     #: bytes, or a callable making them at fire time (e.g. a Retry-After HTTP date).
     response: bytes | Callable[[], bytes] = b""
     hits: int = 0
@@ -91,7 +91,7 @@ class Toxic:
             raise ValueError(f"unknown toxic {self.kind!r} (known: {', '.join(KINDS)})")
         if self.direction not in ("upstream", "downstream"):
             raise ValueError("direction must be 'upstream' or 'downstream'")
-        if self.kind == "respond" and not self.response:
+        if self.kind == "respond" and isinstance(self.response, bytes) and not self.response:
             raise ValueError("respond needs the response bytes to send")
         if not 0.0 <= self.toxicity <= 1.0:
             raise ValueError("toxicity is a probability in 0..1")
@@ -256,7 +256,7 @@ class _Conn:
                 self._close_later(t.ms)
                 return
             if t.kind in ("reset_peer", "limit_data"):
-                limit = t.after_bytes if t.kind == "reset_peer" else t.bytes
+                limit = t.after_bytes if t.kind == "reset_peer" else t.nbytes
                 room = max(0, limit - passed)
                 if len(data) >= room:
                     if room:

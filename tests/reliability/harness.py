@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from faultproxy import ProxyThread
 from invariants import (
     Snapshot,
     check_invariants,
@@ -35,6 +36,9 @@ from invariants import (
 from genbatch._constants import SIM_DEMO_AGENT_ID
 
 REPO = Path(__file__).resolve().parents[2]
+#: The conftest fixtures ``sims`` and ``proxies`` (for annotations).
+SimFactory = Callable[..., "SimProc"]
+ProxyFactory = Callable[..., "ProxyThread"]
 HERE = Path(__file__).resolve().parent
 PYTHON = sys.executable
 #: A key nobody would type: if it shows up in any file or output, it leaked (I5).

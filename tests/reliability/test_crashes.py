@@ -19,12 +19,13 @@ from typing import Any
 
 import polars as pl
 import pytest
-from harness import Case, run_genbatch
+from faultproxy import ProxyThread
+from harness import Case, ProxyFactory, SimFactory, run_genbatch
 
 pytestmark = pytest.mark.reliability
 
 
-def _has(proxy, prefix: bytes, after: int = 0) -> Callable[[], bool]:
+def _has(proxy: ProxyThread, prefix: bytes, after: int = 0) -> Callable[[], bool]:
     return lambda: any(r.startswith(prefix) for r in proxy.stats.requests[after:])
 
 
@@ -40,20 +41,22 @@ POINTS: dict[str, str] = {
     "during-reconcile": "a paid POST reset after the server took it; killed when the "
     "reconcile read (GET …/cells/:id) is on the wire",
     "mid-download": "CDN body sliced (256 B / 40 ms); killed when videos/*.part exists",
-    "after-rename": "killed when the first videos/*.mp4 exists",
+    "after-rename": "CDN body sliced (512 B / 15 ms); killed when the first videos/*.mp4 exists",
     "before-publish": "publish POST held 3 s in the proxy; killed when it is seen there",
 }
 
 
 @pytest.mark.parametrize("point", list(POINTS))
 @pytest.mark.case("10", fault="SIGKILL at {point}", how="{how}; then the same command again")
-def test_sigkill_then_resume(case: Case, sims, proxies, point: str) -> None:
+def test_sigkill_then_resume(
+    case: Case, sims: SimFactory, proxies: ProxyFactory, point: str
+) -> None:
     case.fault = case.fault.format(point=point)
     case.how = case.how.format(how=POINTS[point])
     sim = sims(seed=10)
     proxy = proxies(sim, seed=10)
     publish = point == "before-publish"
-    table, ids = case.table(2, publish=publish)
+    table, ids = case.table(3 if point == "after-rename" else 2, publish=publish)
     out = case.out()
     kw: dict[str, Any] = {}
     if point == "after-intent":
@@ -74,6 +77,8 @@ def test_sigkill_then_resume(case: Case, sims, proxies, point: str) -> None:
         proxy.add("slicer", match=rb"^GET /cdn/outputs/render_", size=256, delay_ms=40)
         kw["kill_when"] = _videos(out, ".part")
     elif point == "after-rename":
+        # Slow downloads keep the other rows busy, so the run is still alive at the kill.
+        proxy.add("slicer", match=rb"^GET /cdn/outputs/render_", size=512, delay_ms=15)
         kw["kill_when"] = _videos(out, ".mp4")
     else:
         proxy.add("latency", "upstream", match=rb"^POST /v1/user_jobs", ms=3000)
@@ -102,7 +107,9 @@ def test_sigkill_then_resume(case: Case, sims, proxies, point: str) -> None:
     how="CDN body sliced (256 B / 30 ms); SIGINT when the first MP4 GET is on the wire; "
     "then the same command again",
 )
-def test_sigint_stops_cleanly_and_resumes(case: Case, sims, proxies) -> None:
+def test_sigint_stops_cleanly_and_resumes(
+    case: Case, sims: SimFactory, proxies: ProxyFactory
+) -> None:
     sim = sims(seed=103)
     proxy = proxies(sim, seed=103)
     proxy.add("slicer", match=rb"^GET /cdn/outputs/render_", size=256, delay_ms=30)
@@ -135,7 +142,7 @@ def test_sigint_stops_cleanly_and_resumes(case: Case, sims, proxies) -> None:
     fault="SIGKILL during the resume",
     how="halt hook at generate:broll:submitted; rerun killed at its first poll; third run",
 )
-def test_sigkill_during_the_resume(case: Case, sims, proxies) -> None:
+def test_sigkill_during_the_resume(case: Case, sims: SimFactory, proxies: ProxyFactory) -> None:
     sim = sims(seed=101)
     proxy = proxies(sim, seed=101)
     table, ids = case.table(3)
@@ -164,7 +171,7 @@ def test_sigkill_during_the_resume(case: Case, sims, proxies) -> None:
     how="first run parked by the halt hook at render:intent; a second `genbatch run` "
     "on the same --out meanwhile; then the first is SIGKILLed and rerun",
 )
-def test_second_process_on_the_same_output_dir_is_refused(case: Case, sims) -> None:
+def test_second_process_on_the_same_output_dir_is_refused(case: Case, sims: SimFactory) -> None:
     sim = sims(seed=102)
     table, ids = case.table(2)
     out = case.out()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
-from harness import Case
+from harness import Case, ProxyFactory, SimFactory
 
 pytestmark = pytest.mark.reliability
 
@@ -24,7 +24,7 @@ GENERATE = rb"^POST /v1/autocontentengine/\d+/cells/\d+/(generate|render)[ ?]"
     "the charge; then POST /_sim/config balance=1000 and rerun",
 )
 def test_credit_exhaustion_skips_with_reason_and_a_topup_finishes(
-    case: Case, sims, proxies
+    case: Case, sims: SimFactory, proxies: ProxyFactory
 ) -> None:
     sim = sims(seed=17, credits=70.0)
     proxy = proxies(sim, seed=17)

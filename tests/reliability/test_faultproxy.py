@@ -142,7 +142,7 @@ async def test_slicer_delivers_every_byte_in_small_slices(proxy: FaultProxy) -> 
 
 
 async def test_limit_data_closes_mid_body(proxy: FaultProxy) -> None:
-    proxy.add("limit_data", bytes=5_000)
+    proxy.add("limit_data", nbytes=5_000)
     with pytest.raises(aiohttp.ClientPayloadError):
         await _get(proxy.url + "/big")
     assert proxy.stats.bytes_down == 5_000
@@ -271,7 +271,7 @@ async def test_thread_proxy_is_controllable_from_another_thread(backend: Backend
     proxy = ProxyThread(("127.0.0.1", backend.port))
     try:
         assert (await _get(proxy.url + "/small"))[0] == 200
-        proxy.add("limit_data", bytes=1_000, name="cut")
+        proxy.add("limit_data", nbytes=1_000, name="cut")
         with pytest.raises(aiohttp.ClientPayloadError):
             await _get(proxy.url + "/big")
         proxy.remove("cut")

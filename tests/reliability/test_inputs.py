@@ -13,10 +13,11 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
-from harness import Case, write_table
+from harness import Case, ProxyFactory, SimFactory, write_table
 
 pytestmark = pytest.mark.reliability
 
@@ -24,7 +25,7 @@ HEADER = ["row_id", "hook", "script", "publish_at"]
 FORMULA = '=HYPERLINK("http://evil.example/x","click")'
 
 
-def _rows(out: Path) -> dict[str, dict[str, object]]:
+def _rows(out: Path) -> dict[str, dict[str, Any]]:
     return {r["row_id"]: r for r in pl.read_parquet(out / "results.parquet").to_dicts()}
 
 
@@ -34,7 +35,9 @@ def _rows(out: Path) -> dict[str, dict[str, object]]:
     how="one CSV: an empty script, a 100 KB hook, publish_at 'tomorrow', a formula row_id, "
     "formula and unicode values, a unicode row_id — beside two good rows",
 )
-def test_bad_rows_fail_alone_with_reasons_and_formulas_are_escaped(case: Case, sims) -> None:
+def test_bad_rows_fail_alone_with_reasons_and_formulas_are_escaped(
+    case: Case, sims: SimFactory
+) -> None:
     sim = sims(seed=12)
     rows = [
         ["ok-1", "Hook one", "Script one.", ""],
@@ -75,7 +78,7 @@ def test_bad_rows_fail_alone_with_reasons_and_formulas_are_escaped(case: Case, s
     fault="duplicate row ids",
     how="a CSV with row_id 'dup' twice",
 )
-def test_duplicate_row_ids_refuse_the_run_before_any_call(case: Case, sims) -> None:
+def test_duplicate_row_ids_refuse_the_run_before_any_call(case: Case, sims: SimFactory) -> None:
     sim = sims(seed=121)
     table = write_table(
         case.work / "dup.csv",
@@ -99,7 +102,9 @@ def test_duplicate_row_ids_refuse_the_run_before_any_call(case: Case, sims) -> N
     fault="invalid API key",
     how="GEN_API_KEY set to a key the sim does not know; then rerun with the right key",
 )
-def test_invalid_key_exits_2_at_once_spends_nothing_and_rows_stay_pending(case: Case, sims) -> None:
+def test_invalid_key_exits_2_at_once_spends_nothing_and_rows_stay_pending(
+    case: Case, sims: SimFactory
+) -> None:
     sim = sims(seed=13)
     table, ids = case.table(3)
     out = case.out()
@@ -126,7 +131,9 @@ def test_invalid_key_exits_2_at_once_spends_nothing_and_rows_stay_pending(case: 
     how="fault proxy answers every /v1 request with 401 from the first paid POST on; "
     "then removed and the same command rerun",
 )
-def test_key_revoked_mid_run_stops_everything_and_resumes(case: Case, sims, proxies) -> None:
+def test_key_revoked_mid_run_stops_everything_and_resumes(
+    case: Case, sims: SimFactory, proxies: ProxyFactory
+) -> None:
     sim = sims(seed=131)
     proxy = proxies(sim, seed=131)
     body = b'{"error": "missing or invalid API key", "error_code": "unauthorized"}'
@@ -168,7 +175,9 @@ def test_key_revoked_mid_run_stops_everything_and_resumes(case: Case, sims, prox
     how="row_ids ../../x, an absolute path, CON, a NUL byte, and videos/<row>.mp4 planted "
     "as a symlink to a file outside the output dir",
 )
-def test_hostile_names_write_nothing_outside_and_follow_no_symlink(case: Case, sims) -> None:
+def test_hostile_names_write_nothing_outside_and_follow_no_symlink(
+    case: Case, sims: SimFactory
+) -> None:
     sim = sims(seed=15)
     victim = case.work / "victim.mp4"
     victim.write_bytes(b"do not overwrite me")
@@ -213,7 +222,7 @@ def test_hostile_names_write_nothing_outside_and_follow_no_symlink(case: Case, s
     fault="videos/ itself a symlink",
     how="out/videos planted as a symlink to a directory outside the output dir",
 )
-def test_videos_dir_symlink_refuses_the_run(case: Case, sims) -> None:
+def test_videos_dir_symlink_refuses_the_run(case: Case, sims: SimFactory) -> None:
     sim = sims(seed=151)
     outside = case.work / "elsewhere"
     outside.mkdir()
@@ -237,7 +246,7 @@ def test_videos_dir_symlink_refuses_the_run(case: Case, sims) -> None:
     how="a Parquet table: integer hooks, float scripts, a null row_id, a null hook, "
     "an impossible publish_at",
 )
-def test_parquet_with_wrong_types_fails_only_the_bad_rows(case: Case, sims) -> None:
+def test_parquet_with_wrong_types_fails_only_the_bad_rows(case: Case, sims: SimFactory) -> None:
     sim = sims(seed=122)
     table = case.work / "typed.parquet"
     pl.DataFrame(

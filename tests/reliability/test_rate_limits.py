@@ -12,9 +12,11 @@ import email.utils
 import math
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
-from harness import Case
+from faultproxy import ProxyThread
+from harness import Case, ProxyFactory, SimFactory
 
 from genbatch._constants import ENGINE_RETRY_AFTER_DEFAULT
 
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.reliability
 
 API = rb"^[A-Z]+ /v1/"
 #: Requests already past the gate when the 429 came back may land just after it.
-GRACE = 0.25
+GRACE = 0.3
 
 
 def too_many(retry_after: str | None) -> bytes:
@@ -34,7 +36,9 @@ def too_many(retry_after: str | None) -> bytes:
     ).encode() + body
 
 
-def _after_first_generate(proxy, action, *, window: float) -> threading.Thread:
+def _after_first_generate(
+    proxy: ProxyThread, action: Callable[[bool], None], *, window: float
+) -> threading.Thread:
     def run() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -56,7 +60,9 @@ def _after_first_generate(proxy, action, *, window: float) -> threading.Thread:
     fault="429 storm (60 % of API calls for 1.2 s)",
     how="fault proxy answers 60 % of /v1 requests with 429, Retry-After as {form}",
 )
-def test_429_storm_waits_out_retry_after_and_recovers(case: Case, sims, proxies, form) -> None:
+def test_429_storm_waits_out_retry_after_and_recovers(
+    case: Case, sims: SimFactory, proxies: ProxyFactory, form: str
+) -> None:
     case.how = case.how.format(form=form)
     sim = sims(seed=11)
     proxy = proxies(sim, seed=11)
@@ -115,7 +121,7 @@ def test_429_storm_waits_out_retry_after_and_recovers(case: Case, sims, proxies,
     how="sim --rate 8 --burst 4 while genbatch runs at --rate 200 (real 429s with "
     "Retry-After and X-RateLimit-*); checked from the sim's own request log",
 )
-def test_real_token_bucket_429s_are_waited_out(case: Case, sims) -> None:
+def test_real_token_bucket_429s_are_waited_out(case: Case, sims: SimFactory) -> None:
     sim = sims(seed=13, rate=8.0, burst=4)
     table, ids = case.table(2)
     out = case.out()
@@ -145,7 +151,9 @@ def test_real_token_bucket_429s_are_waited_out(case: Case, sims) -> None:
     fault="absurd Retry-After",
     how="fault proxy answers one paid POST with 429, Retry-After: {value}",
 )
-def test_absurd_retry_after_is_capped_and_never_hangs(case: Case, sims, proxies, value) -> None:
+def test_absurd_retry_after_is_capped_and_never_hangs(
+    case: Case, sims: SimFactory, proxies: ProxyFactory, value: str
+) -> None:
     case.how = case.how.format(value=value if value != "garbage" else "'soon-ish' (garbage)")
     sim = sims(seed=12)
     proxy = proxies(sim, seed=12)

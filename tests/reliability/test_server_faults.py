@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import Any
 
 import pytest
-from harness import Case
+from harness import Case, ProxyFactory, SimFactory
 
 pytestmark = pytest.mark.reliability
 
@@ -30,15 +31,15 @@ def http_response(status: int, reason: str, body: dict[str, object]) -> bytes:
     ).encode() + raw
 
 
-def _one_generation_per_cell(ledger: dict[str, object]) -> None:
-    cells = [(g["engine_id"], g["cell_id"]) for g in ledger["generations"]]  # type: ignore[index,union-attr]
+def _one_generation_per_cell(ledger: dict[str, Any]) -> None:
+    cells = [(g["engine_id"], g["cell_id"]) for g in ledger["generations"]]
     assert len(cells) == len(set(cells)), "a cell was generated twice"
 
 
 @pytest.mark.case(
     "0", fault="none (baseline)", how="sim as its own process, fault proxy with no toxics"
 )
-def test_baseline_through_the_proxy(case: Case, sims, proxies) -> None:
+def test_baseline_through_the_proxy(case: Case, sims: SimFactory, proxies: ProxyFactory) -> None:
     sim = sims(seed=1)
     proxy = proxies(sim)
     table, ids = case.table(3)
@@ -57,7 +58,9 @@ def test_baseline_through_the_proxy(case: Case, sims, proxies) -> None:
     fault="5xx on polls",
     how="fault proxy answers 40 % of GET /v1/generations/:id with 503 (never forwarded)",
 )
-def test_5xx_on_polls_are_retried_and_spend_nothing(case: Case, sims, proxies) -> None:
+def test_5xx_on_polls_are_retried_and_spend_nothing(
+    case: Case, sims: SimFactory, proxies: ProxyFactory
+) -> None:
     sim = sims(seed=3)
     proxy = proxies(sim, seed=3)
     toxic = proxy.add(
@@ -87,7 +90,9 @@ def test_5xx_on_polls_are_retried_and_spend_nothing(case: Case, sims, proxies) -
     "exhausted the client's retries x the watcher's 3 tries before 066808d); backoff x0.1 "
     "(launch.py)",
 )
-def test_poll_outage_longer_than_the_retries_keeps_the_paid_job(case: Case, sims, proxies) -> None:
+def test_poll_outage_longer_than_the_retries_keeps_the_paid_job(
+    case: Case, sims: SimFactory, proxies: ProxyFactory
+) -> None:
     sim = sims(seed=33)
     proxy = proxies(sim, seed=33)
     toxic = proxy.add(
@@ -115,7 +120,9 @@ def test_poll_outage_longer_than_the_retries_keeps_the_paid_job(case: Case, sims
     fault="500 after the charge",
     how="fault proxy forwards POST …/generate|render, then replaces the 201 with a 500",
 )
-def test_500_after_the_charge_adopts_the_generation(case: Case, sims, proxies) -> None:
+def test_500_after_the_charge_adopts_the_generation(
+    case: Case, sims: SimFactory, proxies: ProxyFactory
+) -> None:
     sim = sims(seed=4)
     proxy = proxies(sim, seed=4)
     toxic = proxy.add(
@@ -145,7 +152,9 @@ def test_500_after_the_charge_adopts_the_generation(case: Case, sims, proxies) -
     fault="connection reset after the POST body was read",
     how="fault proxy forwards POST …/generate|render, then resets (RST) instead of answering",
 )
-def test_reset_after_the_post_adopts_the_generation(case: Case, sims, proxies) -> None:
+def test_reset_after_the_post_adopts_the_generation(
+    case: Case, sims: SimFactory, proxies: ProxyFactory
+) -> None:
     sim = sims(seed=5)
     proxy = proxies(sim, seed=5)
     toxic = proxy.add("reset_peer", match=GENERATE, toxicity=0.5)
@@ -168,7 +177,9 @@ def test_reset_after_the_post_adopts_the_generation(case: Case, sims, proxies) -
     "next 21 GET …/cells/:id with 503 (20 wrote the generation off before 066808d); "
     "backoff x0.1 (launch.py)",
 )
-def test_reconcile_read_outage_keeps_the_paid_generation(case: Case, sims, proxies) -> None:
+def test_reconcile_read_outage_keeps_the_paid_generation(
+    case: Case, sims: SimFactory, proxies: ProxyFactory
+) -> None:
     sim = sims(seed=71)
     proxy = proxies(sim, seed=71)
     reset = proxy.add(
@@ -200,7 +211,9 @@ def test_reconcile_read_outage_keeps_the_paid_generation(case: Case, sims, proxi
     how="fault proxy forwards POST …/generate|render and swallows the answer; "
     "client request timeout 1.5 s (launch.py)",
 )
-def test_read_timeout_adopts_the_generation(case: Case, sims, proxies) -> None:
+def test_read_timeout_adopts_the_generation(
+    case: Case, sims: SimFactory, proxies: ProxyFactory
+) -> None:
     sim = sims(seed=6)
     proxy = proxies(sim, seed=6)
     toxic = proxy.add("timeout", match=GENERATE, times=2)
@@ -222,7 +235,9 @@ def test_read_timeout_adopts_the_generation(case: Case, sims, proxies) -> None:
     how="fault proxy down (listener closed, live connections reset) for 1 s after the "
     "first paid POST",
 )
-def test_connection_refused_is_retried_and_charges_nothing(case: Case, sims, proxies) -> None:
+def test_connection_refused_is_retried_and_charges_nothing(
+    case: Case, sims: SimFactory, proxies: ProxyFactory
+) -> None:
     sim = sims(seed=7)
     proxy = proxies(sim, seed=7)
     table, ids = case.table(4)

@@ -9,7 +9,8 @@ every row must be terminal and everything reconciled.
 
 Budget: a handful of examples of a few steps each (``derandomize`` so CI
 replays the same sequences; no example database written into the repo).
-For a deeper hunt: ``GENBATCH_RELIABILITY_EXAMPLES=40`` (random sequences).
+For a deeper hunt: ``GENBATCH_RELIABILITY_EXAMPLES=40 pytest --timeout=900 ...``
+(random sequences; the default 120 s per-test timeout would cut it short).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 import pytest
 from faultproxy import ProxyThread
-from harness import Case, SimProc, vo_table
+from harness import Case, ProxyFactory, SimFactory, SimProc, vo_table
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule, run_state_machine_as_test
@@ -49,7 +50,12 @@ TOXICS: dict[str, dict[str, Any]] = {
         "toxicity": 0.4,
         "response": _500,
     },
-    "cut-cdn-body": {"kind": "limit_data", "match": rb"^GET /cdn/", "bytes": 1200, "toxicity": 0.5},
+    "cut-cdn-body": {
+        "kind": "limit_data",
+        "match": rb"^GET /cdn/",
+        "nbytes": 1200,
+        "toxicity": 0.5,
+    },
 }
 KILLS = (
     "clone_intent",
@@ -67,7 +73,9 @@ KILLS = (
     how="Hypothesis RuleBasedStateMachine: sim fault specs, proxy toxics, SIGKILL at "
     "journal milestones, reruns; I1–I6 after every step",
 )
-def test_random_faults_kills_and_resumes(case: Case, sims, proxies) -> None:
+def test_random_faults_kills_and_resumes(
+    case: Case, sims: SimFactory, proxies: ProxyFactory
+) -> None:
     sim: SimProc = sims(seed=16)
     proxy: ProxyThread = proxies(sim, seed=16)
     examples: list[int] = []

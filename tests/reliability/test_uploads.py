@@ -16,7 +16,7 @@ import logging
 import os
 
 import pytest
-from harness import AGENT, CANARY_KEY, Case
+from harness import AGENT, CANARY_KEY, Case, ProxyFactory, SimFactory
 
 from genbatch.client import GenClient
 from genbatch.errors import ChecksumMismatch, TransferError
@@ -35,7 +35,11 @@ HOW = {
 @pytest.mark.parametrize("fault", list(HOW))
 @pytest.mark.case("14", fault="upload fault: {fault}", how="{how}")
 async def test_upload_faults_never_leak_the_key_to_storage(
-    case: Case, sims, proxies, fault: str, caplog: pytest.LogCaptureFixture
+    case: Case,
+    sims: SimFactory,
+    proxies: ProxyFactory,
+    fault: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="genbatch")
     case.fault = case.fault.format(fault=fault)
