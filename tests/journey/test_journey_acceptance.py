@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pytest
 from journeyhelp import cli, target
 
 from genbatch.sim.serve import SimServer
@@ -57,11 +56,6 @@ async def test_agents_to_published_posts(sim: SimServer, tmp_path: Path) -> None
     assert all(j.parsed["schedule_type"] == "scheduled" for j in jobs)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the runner does not call ideas_batch.advance_idea yet (wiring left to the "
-    "batch-runner owner); remove this marker once it does",
-)
 async def test_ideas_end_posted(sim: SimServer, tmp_path: Path) -> None:
     _, ideas = await journey(sim, tmp_path)
     statuses = {sim.world.ideas[int(i["idea_id"])]["status"] for i in ideas}
