@@ -7,6 +7,7 @@ again — and no partial file may ever sit under a final ``.mp4`` name.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from collections import Counter
@@ -15,7 +16,9 @@ from typing import Any
 
 import pytest
 from faultproxy import ProxyThread
-from harness import Case, ProxyFactory, SimFactory
+from harness import CANARY_KEY, Case, ProxyFactory, SimFactory
+
+from genbatch.client import GenClient
 
 pytestmark = pytest.mark.reliability
 
@@ -150,10 +153,49 @@ def test_disk_full_leaves_the_row_retryable_and_resume_downloads_only(
         assert len(led["generations"]) == 4 * 3
         case.note(f"{len(full)} rows failed with ENOSPC, no partial MP4; the rerun only downloaded")
     finally:
-        subprocess.run(["umount", str(videos)], check=False)
+        _umount(videos)
+
+
+def _umount(path: Path) -> None:
+    subprocess.run(["umount", str(path)], check=False)
 
 
 def _table_rows(out: Path) -> list[dict[str, Any]]:
     import polars as pl
 
     return pl.read_parquet(out / "results.parquet").to_dicts()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: GenClient.download leaves <dest>.part when the disk is full — "
+    "client/transfer.py _discard: f.close() re-raises ENOSPC, so part.unlink() never runs "
+    "(the engine deletes it itself since d00dbfb; library callers still get the debris)",
+)
+@pytest.mark.case(
+    "11",
+    fault="disk full under the client's download (library level)",
+    how="GenClient.download of a CDN MP4 into a full 8 KiB tmpfs",
+)
+async def test_client_download_on_a_full_disk_leaves_no_part_file(
+    case: Case, sims: SimFactory
+) -> None:
+    sim = sims(seed=111)
+    disk = case.work / "disk"
+    disk.mkdir()
+    why = _mount_tmpfs(disk, "8k")
+    if why is not None:
+        pytest.skip(f"cannot build a full disk here: {why}")
+    try:
+        with contextlib.suppress(OSError):
+            (disk / "filler").write_bytes(b"\0" * 8192)
+        dest = disk / "clip.mp4"
+        url = sim.url + "/cdn/outputs/template_tiktok-vo-broll_sample.mp4"
+        async with GenClient(CANARY_KEY, api_url=sim.url + "/v1", agent_url=sim.url + "/v1") as c:
+            with pytest.raises(OSError):
+                await c.download(url, dest)
+        left = sorted(p.name for p in disk.iterdir() if p.name != "filler")
+        case.invariants.add("I4")
+        assert left == [], f"left behind: {left}"
+    finally:
+        _umount(disk)
