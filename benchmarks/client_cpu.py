@@ -23,46 +23,20 @@ import asyncio
 import gc
 import json
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
 import orjson
+from _sim import start_sim, stop_sim
 
 from genbatch import _constants as C
 from genbatch.client import GenClient
 
 KEY = "bench-client-cpu-key"
-
-
-def start_sim() -> tuple[subprocess.Popen[str], str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "genbatch",
-        "sim",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--api-key",
-        KEY,
-        "--rate",
-        "1000000000",
-        "--burst",
-        "1000000000",
-        "--time-scale",
-        "0.001",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if "listening on" not in line:
-        proc.kill()
-        raise SystemExit(f"sim did not start: {line!r}")
-    return proc, line.rsplit(" ", 1)[-1]
+#: Rate limit out of the way; short latencies.
+SIM_FLAGS = ("--rate", "1000000000", "--burst", "1000000000", "--time-scale", "0.001")
 
 
 async def _spread(n: int, concurrency: int, one: Callable[[], Awaitable[object]]) -> float:
@@ -80,7 +54,7 @@ async def _spread(n: int, concurrency: int, one: Callable[[], Awaitable[object]]
 
 
 async def main(requests: int, runs: int, concurrency: int) -> dict[str, object]:
-    proc, url = start_sim()
+    proc, url = start_sim(KEY, *SIM_FLAGS)
     try:
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with (
@@ -120,8 +94,7 @@ async def main(requests: int, runs: int, concurrency: int) -> dict[str, object]:
                 client.append(await _spread(requests, concurrency, client_one) / requests)
             assert gen.stats.retries == 0, gen.stats.snapshot()
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_sim(proc, 10)
     raw_med, client_med = statistics.median(raw), statistics.median(client)
     return {
         "requests_per_run": requests,

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from _sim import start_sim, stop_sim
 
 KEY = "bench-engine-key-0123456789"
 AGENT = "1000"
@@ -53,21 +54,6 @@ REQUESTS_PER_ROW = 1 + 1 + 2 * 3
 #: beside it) then the slowest render (55 s) — the latency profile's maxima.
 LONGEST_ROW_SECONDS = 120.0 + 55.0
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-
-
-def start_sim(rate: float, burst: int, scale: float) -> tuple[subprocess.Popen[str], str]:
-    cmd = [
-        sys.executable, "-m", "genbatch", "sim", "--host", "127.0.0.1", "--port", "0",
-        "--api-key", KEY, "--rate", str(rate), "--burst", str(burst),
-        "--time-scale", str(scale), "--credits", "1000000000", "--seed", "1",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if "listening on" not in line:
-        proc.kill()
-        raise SystemExit(f"sim did not start: {line!r}")
-    return proc, line.rsplit(" ", 1)[-1]
 
 
 def write_table(path: Path, rows: int) -> None:
@@ -110,7 +96,10 @@ def main() -> int:
     args = ap.parse_args()
 
     burst = max(1, int(args.rate * args.burst_seconds))
-    sim, url = start_sim(args.rate, burst, args.time_scale)
+    sim, url = start_sim(
+        KEY, "--rate", str(args.rate), "--burst", str(burst),
+        "--time-scale", str(args.time_scale), "--credits", "1000000000", "--seed", "1",
+    )  # fmt: skip
     try:
         with tempfile.TemporaryDirectory(prefix="genbatch-bench-") as tmp:
             table = Path(tmp) / "ideas.csv"
@@ -138,8 +127,7 @@ def main() -> int:
             with (out / "results.csv").open(newline="", encoding="utf-8") as fh:
                 rows = list(csv.DictReader(fh))
     finally:
-        sim.send_signal(signal.SIGINT)
-        sim.wait(timeout=30)
+        stop_sim(sim, 30, signal.SIGINT)
 
     gens = ledger["generations"]
     by_route = ledger["requests"]["by_route"]

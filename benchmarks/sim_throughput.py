@@ -15,41 +15,14 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
-import sys
 import time
 
 import aiohttp
+from _sim import start_sim, stop_sim
 
 KEY = "bench-key"
-
-
-def start_sim() -> tuple[subprocess.Popen[str], str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "genbatch",
-        "sim",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--api-key",
-        KEY,
-        "--rate",
-        "1000000000",
-        "--burst",
-        "1000000000",
-        "--time-scale",
-        "0.001",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if "listening on" not in line:
-        proc.kill()
-        raise SystemExit(f"sim did not start: {line!r}")
-    return proc, line.rsplit(" ", 1)[-1]
+#: Rate limit out of the way; short latencies.
+SIM_FLAGS = ("--rate", "1000000000", "--burst", "1000000000", "--time-scale", "0.001")
 
 
 async def make_generation(session: aiohttp.ClientSession, url: str) -> int:
@@ -114,7 +87,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
-    proc, url = start_sim()
+    proc, url = start_sim(KEY, *SIM_FLAGS)
     try:
         rates = []
         for i in range(args.runs):
@@ -128,8 +101,7 @@ def main() -> int:
             f"concurrency {args.concurrency}, nproc {os.cpu_count()})"
         )
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+        stop_sim(proc, 10)
     return 0
 
 

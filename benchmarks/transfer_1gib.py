@@ -40,6 +40,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
+from _sim import start_sim, stop_sim
 
 from genbatch import _constants as C
 from genbatch.client import GenClient  # imported before any timing, like aiohttp
@@ -47,32 +48,6 @@ from genbatch.client import GenClient  # imported before any timing, like aiohtt
 KEY = "bench-transfer-key"
 AGENT = C.SIM_DEMO_AGENT_ID
 CHUNK = 1 << 20
-
-
-def start_sim() -> tuple[subprocess.Popen[str], str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "genbatch",
-        "sim",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--api-key",
-        KEY,
-        "--rate",
-        "1000000",
-        "--burst",
-        "1000000",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if "listening on" not in line:
-        proc.kill()
-        raise SystemExit(f"sim did not start: {line!r}")
-    return proc, line.rsplit(" ", 1)[-1]
 
 
 def peak_rss_mb() -> float:
@@ -198,7 +173,7 @@ def _order(a: str, b: str, a_first: bool) -> tuple[str, str]:
 
 def main(size_mib: int, rounds: int) -> dict[str, object]:
     size = size_mib << 20
-    proc, url = start_sim()
+    proc, url = start_sim(KEY, "--rate", "1000000", "--burst", "1000000")
     tmp = Path(tempfile.mkdtemp(prefix="genbatch-bench-", dir="/tmp"))
     try:
         src = tmp / "bench.mp4"
@@ -220,8 +195,7 @@ def main(size_mib: int, rounds: int) -> dict[str, object]:
         got = str(results["download-client"][-1]["detail"])
         assert got == f"{size}:{sha}", "client download does not match the source file"
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop_sim(proc, 30)
         for p in tmp.iterdir():
             p.unlink()
         tmp.rmdir()
