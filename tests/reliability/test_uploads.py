@@ -16,7 +16,7 @@ import logging
 import os
 
 import pytest
-from harness import AGENT, CANARY_KEY, Case, ProxyFactory, SimFactory
+from harness import AGENT, CANARY_KEY, REPO, Case, ProxyFactory, SimFactory, write_table
 
 from genbatch.client import GenClient
 from genbatch.errors import ChecksumMismatch, TransferError
@@ -24,6 +24,7 @@ from genbatch.errors import ChecksumMismatch, TransferError
 pytestmark = pytest.mark.reliability
 
 PUT = rb"^PUT /_storage/"
+AUDIO = REPO / "genbatch" / "sim" / "media" / "assets" / "audio.m4a"
 HOW = {
     "bad_digest": "sim --faults bad_digest:1.0 (storage answers BadDigest to every PUT)",
     "expired": "sim --faults upload_expired:1.0 (every presigned URL is born expired)",
@@ -126,3 +127,48 @@ def _md5_b64(data: bytes) -> str:
     import base64
 
     return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+@pytest.mark.parametrize("where", ["mid-body", "after-the-server-took-it"])
+@pytest.mark.case(
+    "14",
+    fault="engine upload reset {where}",
+    how="tiktok-montage rows with a local music file; fault proxy resets the multipart "
+    "POST /v1/content_resources {how}",
+)
+def test_engine_upload_reset_is_retried_without_a_duplicate(
+    case: Case, sims: SimFactory, proxies: ProxyFactory, where: str
+) -> None:
+    case.fault = case.fault.format(where=where)
+    case.how = case.how.format(
+        how="after 20,000 request bytes" if where == "mid-body" else "after the server answered"
+    )
+    sim = sims(seed=141)
+    proxy = proxies(sim, seed=141)
+    music = case.work / "music.m4a"
+    music.write_bytes(AUDIO.read_bytes() * 4)
+    table = write_table(
+        case.work / "montage.csv",
+        ["row_id", "hook", "music"],
+        [["m0", "Latte art in slow motion", "music.m4a"], ["m1", "Beans to cup", "music.m4a"]],
+    )
+    ids = ["m0", "m1"]
+    if where == "mid-body":
+        toxic = proxy.add(
+            "reset_peer",
+            "upstream",
+            match=rb"^POST /v1/content_resources",
+            after_bytes=20_000,
+            times=1,
+        )
+    else:
+        toxic = proxy.add("reset_peer", match=rb"^POST /v1/content_resources", times=1)
+    out = case.out()
+    res = case.run(table, out, proxy.url, template="tiktok-montage")
+    assert toxic.hits == 1
+    assert res.rc == 0, res.stderr
+    led = sim.ledger()
+    case.check(out, led, ids, fetch=sim.fetch)
+    uploads = [u for u in led["uploads"] if u["via"] == "multipart"]
+    assert len(uploads) == len(ids), f"{len(uploads)} resources for {len(ids)} uploads"
+    case.note(f"upload reset {where}: resent with the same key; {len(uploads)} resources, no dup")
