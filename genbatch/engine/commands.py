@@ -27,9 +27,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +39,10 @@ from genbatch._constants import (
     ENGINE_DEFAULT_OUT_ROOT,
     ENGINE_RATE_DEFAULT,
     ENGINE_SIM_RATE,
-    ENGINE_SIM_TIME_SCALE,
     SIM_DEMO_AGENT_ID,
-    SIM_DEMO_API_KEY,
 )
 from genbatch.client import GenClient
+from genbatch.engine.cli_common import add_target_args, target
 from genbatch.engine.journal import Journal, JournalError
 from genbatch.engine.recipe import default_recipe_slugs
 from genbatch.engine.runner import (
@@ -57,97 +54,15 @@ from genbatch.engine.runner import (
     prepare,
 )
 from genbatch.errors import APIError, AuthenticationError, GenError
-from genbatch.settings import Settings
 
 __all__ = ["register"]
 
 _HALT_ENV = "GENBATCH_TEST_HALT_AT"
-_NO_KEY = (
-    f"genbatch: no API key. Set it with `export {CLIENT_ENV_API_KEY}=...` "
-    "(GEN dashboard > your agent > API > Create API Key), "
-    "or add --sim to rehearse against the built-in simulator."
-)
 
 
 def _fail(message: str) -> int:
     print(f"genbatch: {message}", file=sys.stderr)
     return 2
-
-
-# --------------------------------------------------------------------------
-# Where the API is: --sim, --base-url, or the environment
-# --------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Target:
-    api_key: str
-    api_url: str
-    agent_url: str
-    agent: str | None
-    rate: float | None
-    time_scale: float
-
-
-class NoKey(GenError):
-    """Neither GEN_API_KEY nor --sim."""
-
-
-@asynccontextmanager
-async def target(args: argparse.Namespace) -> AsyncIterator[Target]:
-    """The API to talk to; with ``--sim``, a simulator running for the block."""
-    scale = args.sim_time_scale
-    if args.sim:
-        from genbatch.sim.serve import SimConfig, SimServer
-
-        cfg = SimConfig(
-            time_scale=scale if scale is not None else ENGINE_SIM_TIME_SCALE,
-            rate=ENGINE_SIM_RATE,
-            burst=int(ENGINE_SIM_RATE),
-        )
-        async with SimServer(cfg) as sim:
-            base = sim.url + "/v1"
-            yield Target(
-                SIM_DEMO_API_KEY,
-                base,
-                base,
-                getattr(args, "agent", None) or str(SIM_DEMO_AGENT_ID),
-                args.rate if args.rate is not None else ENGINE_SIM_RATE,
-                cfg.time_scale,
-            )
-        return
-    try:
-        settings = Settings.from_env(
-            api_url=args.base_url, agent_url=args.agent_url or args.base_url
-        )
-    except ValueError as exc:
-        raise GenError(f"bad --base-url/--agent-url: {exc}") from None
-    key = settings.key()
-    if not key:
-        raise NoKey(_NO_KEY)
-    yield Target(
-        key,
-        settings.api_url,
-        settings.agent_url,
-        getattr(args, "agent", None),
-        args.rate,
-        scale if scale is not None else 1.0,
-    )
-
-
-def _add_target_args(p: argparse.ArgumentParser) -> None:
-    where = p.add_mutually_exclusive_group()
-    where.add_argument(
-        "--sim", action="store_true", help="run against an in-process simulator (no key needed)"
-    )
-    where.add_argument("--base-url", metavar="URL", help="API base URL (default: GEN_API_URL)")
-    p.add_argument("--agent-url", metavar="URL", help="agent host base URL (default: --base-url)")
-    p.add_argument(
-        "--sim-time-scale",
-        type=float,
-        default=None,
-        metavar="S",
-        help=f"simulator time scale: --sim runs at S (default {ENGINE_SIM_TIME_SCALE}); with "
-        "--base-url, the scale of that `genbatch sim --time-scale S` (for poll timing)",
-    )
 
 
 def _add_table_args(p: argparse.ArgumentParser) -> None:
@@ -160,7 +75,6 @@ def _add_table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agent", metavar="ID", help="agent id for rows without an agent_id")
     p.add_argument("--pricing", type=Path, metavar="F", help="pricing TOML (credits per type)")
     p.add_argument("--limit", type=int, metavar="N", help="run only the first N rows")
-    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
 
 
 # --------------------------------------------------------------------------
@@ -252,9 +166,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _fail("--limit must be >= 0")
     try:
         summary = asyncio.run(_run(args))
-    except NoKey as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
     except StartError as exc:
         return _fail(str(exc))
     except GenError as exc:
@@ -367,9 +278,6 @@ async def _templates(args: argparse.Namespace) -> list[dict[str, Any]]:
 def cmd_templates(args: argparse.Namespace) -> int:
     try:
         rows = asyncio.run(_templates(args))
-    except NoKey as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
     except AuthenticationError as exc:
         return _fail(f"the API key was refused (401): {exc}; check {CLIENT_ENV_API_KEY}")
     except (APIError, GenError) as exc:
@@ -400,9 +308,12 @@ def register(subparsers: Any) -> None:
         "Rerunning the same command resumes; --fresh starts over.",
     )
     _add_table_args(p)
-    _add_target_args(p)
+    add_target_args(
+        p,
+        rate_help="requests/s to the API (known limit)",
+        json_help="print a JSON summary on stdout",
+    )
     p.add_argument("--out", type=Path, metavar="DIR", help="output dir (default outputs/<table>/)")
-    p.add_argument("--rate", type=float, metavar="R", help="requests/s to the API (known limit)")
     p.add_argument("--max-concurrency", type=int, metavar="N", help="rows in flight at once")
     p.add_argument("--max-credits", type=float, metavar="C", help="never spend more than C credits")
     p.add_argument("--fresh", action="store_true", help="start a new run instead of resuming")
@@ -416,6 +327,7 @@ def register(subparsers: Any) -> None:
     _add_table_args(p)
     p.add_argument("--sim", action="store_true", help="assume the simulator's agent and rate")
     p.add_argument("--rate", type=float, metavar="R", help="requests/s for the time bound")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.set_defaults(func=cmd_plan)
 
     p = subparsers.add_parser("status", help="rows by state of a run's output dir")
@@ -424,7 +336,5 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_status)
 
     p = subparsers.add_parser("templates", help="list the templates you can clone")
-    _add_target_args(p)
-    p.add_argument("--rate", type=float, default=None, help=argparse.SUPPRESS)
-    p.add_argument("--json", action="store_true", help="JSON on stdout")
+    add_target_args(p, rate_help=argparse.SUPPRESS, json_help="JSON on stdout")
     p.set_defaults(func=cmd_templates)

@@ -27,7 +27,6 @@ import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,32 +42,23 @@ from genbatch._constants import (
     ENGINE_IDEAS_STEM,
     ENGINE_RESEARCH_STEM,
     ENGINE_RUN_MAX_WAIT,
-    ENGINE_SIM_RATE,
-    ENGINE_SIM_TIME_SCALE,
     ENGINE_TRAIN_RESULTS_STEM,
     SIM_DEMO_AGENT_ID,
-    SIM_DEMO_API_KEY,
 )
-from genbatch.client import AttemptInfo, GenClient, Hooks
-from genbatch.client.routes import Route
+from genbatch.client import GenClient
 from genbatch.engine import agents_apply as AA
 from genbatch.engine import ideas_batch as IB
-from genbatch.engine.limits import Limits, RateGate
+from genbatch.engine.cli_common import Target, add_target_args, target
+from genbatch.engine.limits import Limits
 from genbatch.engine.naming import UnsafePathError, safe_join
 from genbatch.engine.poller import PollHub
 from genbatch.engine.results import csv_escape
+from genbatch.engine.runner import make_hooks
 from genbatch.engine.table import TableError
 from genbatch.engine.video_types import parse_overrides
 from genbatch.errors import AuthenticationError, GenError
-from genbatch.settings import Settings
 
 __all__ = ["register", "write_table"]
-
-
-_NO_KEY = (
-    f"no API key. Set it with `export {CLIENT_ENV_API_KEY}=...` "
-    "(GEN dashboard > your agent > API > Create API Key), or add --sim to rehearse offline"
-)
 
 
 class _Usage(GenError):
@@ -78,80 +68,16 @@ class _Usage(GenError):
 # --------------------------------------------------------------------------
 # Where the API is, and the client every command shares
 # --------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class _Target:
-    api_key: str
-    api_url: str
-    agent_url: str
-    rate: float | None
-    time_scale: float
-    sim: bool
-
-
-@asynccontextmanager
-async def _target(args: argparse.Namespace) -> AsyncIterator[_Target]:
-    scale = args.sim_time_scale
-    if args.sim:
-        from genbatch.sim.serve import SimConfig, SimServer
-
-        cfg = SimConfig(
-            time_scale=scale if scale is not None else ENGINE_SIM_TIME_SCALE,
-            rate=ENGINE_SIM_RATE,
-            burst=int(ENGINE_SIM_RATE),
-        )
-        async with SimServer(cfg) as sim:
-            base = sim.url + "/v1"
-            rate = args.rate if args.rate is not None else ENGINE_SIM_RATE
-            yield _Target(SIM_DEMO_API_KEY, base, base, rate, cfg.time_scale, True)
-        return
-    try:
-        settings = Settings.from_env(
-            api_url=args.base_url, agent_url=args.agent_url or args.base_url
-        )
-    except ValueError as exc:
-        raise _Usage(f"bad --base-url/--agent-url: {exc}") from None
-    key = settings.key()
-    if not key:
-        raise _Usage(_NO_KEY)
-    yield _Target(
-        key,
-        settings.api_url,
-        settings.agent_url,
-        args.rate,
-        scale if scale is not None else 1.0,
-        False,
-    )
-
-
-def _hooks(limits: Limits) -> Hooks:
-    """Every attempt passes its host's rate gate; 429s and successes adapt it."""
-
-    def gate_of(route: Route) -> RateGate:
-        return limits.agent if route.host == "agent" else limits.api
-
-    async def before(route: Route) -> None:
-        await gate_of(route).acquire()
-
-    def after(info: AttemptInfo) -> None:
-        gate = gate_of(info.route)
-        if info.status == 429:
-            gate.on_rate_limited(info.retry_after)
-        elif info.status is not None and info.status < 500:
-            gate.on_success()
-
-    return Hooks(before_attempt=before, after_attempt=after)
-
-
 @asynccontextmanager
 async def _session(
     args: argparse.Namespace, seeds: Mapping[str, float] | None = None
-) -> AsyncIterator[tuple[_Target, IB.Waiter]]:
+) -> AsyncIterator[tuple[Target, IB.Waiter]]:
     """The target, a rate-gated client and the poll hub, for one command."""
-    async with _target(args) as t:
+    async with target(args) as t:
         limits = Limits.create(rate=t.rate)
         async with (
             GenClient(
-                t.api_key, api_url=t.api_url, agent_url=t.agent_url, hooks=_hooks(limits)
+                t.api_key, api_url=t.api_url, agent_url=t.agent_url, hooks=make_hooks(limits)
             ) as client,
             PollHub(scale=t.time_scale, seeds=seeds) as hub,
         ):
@@ -464,21 +390,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 # registration
 # --------------------------------------------------------------------------
 def _add_target_args(p: argparse.ArgumentParser) -> None:
-    where = p.add_mutually_exclusive_group()
-    where.add_argument(
-        "--sim", action="store_true", help="use an in-process simulator (demo key and agent)"
+    add_target_args(
+        p, rate_help="requests/s to each host", json_help="print a JSON report on stdout"
     )
-    where.add_argument("--base-url", metavar="URL", help="API base URL (default: GEN_API_URL)")
-    p.add_argument("--agent-url", metavar="URL", help="agent host base URL (default: --base-url)")
-    p.add_argument(
-        "--sim-time-scale",
-        type=float,
-        default=None,
-        metavar="S",
-        help="a simulator's time scale (for poll timing); --sim runs at S",
-    )
-    p.add_argument("--rate", type=float, metavar="R", help="requests/s to each host")
-    p.add_argument("--json", action="store_true", help="print a JSON report on stdout")
 
 
 def _add_wait_args(p: argparse.ArgumentParser) -> None:

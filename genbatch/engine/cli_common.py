@@ -1,0 +1,116 @@
+"""Where the API is, for every engine command: ``--sim``, ``--base-url``, or the environment.
+
+``genbatch run/templates`` and ``genbatch agents/ideas/research/train`` take
+the same target flags and resolve them the same way, so both command modules
+use this one copy (the rate-gate hooks they share are ``runner.make_hooks``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from genbatch._constants import (
+    CLIENT_ENV_API_KEY,
+    ENGINE_SIM_RATE,
+    ENGINE_SIM_TIME_SCALE,
+    SIM_DEMO_AGENT_ID,
+    SIM_DEMO_API_KEY,
+)
+from genbatch.errors import GenError
+from genbatch.settings import Settings
+
+__all__ = ["NoKey", "Target", "add_target_args", "target"]
+
+_NO_KEY = (
+    f"no API key. Set it with `export {CLIENT_ENV_API_KEY}=...` "
+    "(GEN dashboard > your agent > API > Create API Key), "
+    "or add --sim to rehearse against the built-in simulator."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The API one command talks to, and the rate and time scale to assume for it."""
+
+    api_key: str
+    api_url: str
+    agent_url: str
+    #: ``--agent`` when the command has it; with ``--sim``, else the demo agent.
+    agent: str | None
+    rate: float | None
+    time_scale: float
+    sim: bool
+
+
+class NoKey(GenError):
+    """Neither GEN_API_KEY nor --sim (exit 2 with this message)."""
+
+
+@asynccontextmanager
+async def target(args: argparse.Namespace) -> AsyncIterator[Target]:
+    """The API to talk to; with ``--sim``, a simulator running for the block.
+
+    Raises :class:`NoKey` without a key and :class:`GenError` for a bad URL.
+    """
+    scale = args.sim_time_scale
+    if args.sim:
+        from genbatch.sim.serve import SimConfig, SimServer
+
+        cfg = SimConfig(
+            time_scale=scale if scale is not None else ENGINE_SIM_TIME_SCALE,
+            rate=ENGINE_SIM_RATE,
+            burst=int(ENGINE_SIM_RATE),
+        )
+        async with SimServer(cfg) as sim:
+            base = sim.url + "/v1"
+            yield Target(
+                SIM_DEMO_API_KEY,
+                base,
+                base,
+                getattr(args, "agent", None) or str(SIM_DEMO_AGENT_ID),
+                args.rate if args.rate is not None else ENGINE_SIM_RATE,
+                cfg.time_scale,
+                True,
+            )
+        return
+    try:
+        settings = Settings.from_env(
+            api_url=args.base_url, agent_url=args.agent_url or args.base_url
+        )
+    except ValueError as exc:
+        raise GenError(f"bad --base-url/--agent-url: {exc}") from None
+    key = settings.key()
+    if not key:
+        raise NoKey(_NO_KEY)
+    yield Target(
+        key,
+        settings.api_url,
+        settings.agent_url,
+        getattr(args, "agent", None),
+        args.rate,
+        scale if scale is not None else 1.0,
+        False,
+    )
+
+
+def add_target_args(p: argparse.ArgumentParser, *, rate_help: str, json_help: str) -> None:
+    """``--sim | --base-url``, ``--agent-url``, ``--sim-time-scale``, ``--rate``, ``--json``."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--sim", action="store_true", help="run against an in-process simulator (no key needed)"
+    )
+    where.add_argument("--base-url", metavar="URL", help="API base URL (default: GEN_API_URL)")
+    p.add_argument("--agent-url", metavar="URL", help="agent host base URL (default: --base-url)")
+    p.add_argument(
+        "--sim-time-scale",
+        type=float,
+        default=None,
+        metavar="S",
+        help=f"simulator time scale: --sim runs at S (default {ENGINE_SIM_TIME_SCALE}); with "
+        "--base-url, the scale of that `genbatch sim --time-scale S` (for poll timing)",
+    )
+    p.add_argument("--rate", type=float, default=None, metavar="R", help=rate_help)
+    p.add_argument("--json", action="store_true", help=json_help)
