@@ -25,6 +25,20 @@ from pydantic import (
 )
 
 from genbatch import _constants as C
+from genbatch.cards import (
+    CaptionsModel,
+    ImageAspect,
+    ImageModel,
+    IngredientsModel,
+    LipsyncModel,
+    TextModel,
+    VideoAspect,
+    VideoDuration,
+    VideoFromImageModel,
+    VideoFromTextModel,
+    VoiceMethod,
+)
+from genbatch.cards import GenerationType as GenerationType  # re-exported here
 from genbatch.client import assumptions as A
 from genbatch.client.redact import redact
 
@@ -467,60 +481,6 @@ class CloneRequest(RequestModel):
 # --------------------------------------------------------------------------
 # Creation cards (typed per generation_type, values from the reference)
 # --------------------------------------------------------------------------
-TextModel: TypeAlias = Literal[
-    "gemini_2_0_flash",
-    "gemini_2_5_pro",
-    "gpt_4o",
-    "gpt_4o_mini",
-    "o3_mini",
-    "o4_mini",
-    "claude_sonnet_4",
-]
-ImageModel: TypeAlias = Literal["gemini_image", "gemini_pro_image", "midjourney"]
-ImageAspect: TypeAlias = Literal["1:1", "9:16", "16:9", "4:3", "3:4"]
-VideoFromTextModel: TypeAlias = Literal[
-    "veo_3",
-    "veo_3_fast",
-    "veo_3_1",
-    "veo_3_1_fast",
-    "sora_2",
-    "kling_1_6",
-    "seedance_pro",
-    "seedance_pro_1_5",
-]
-VideoFromImageModel: TypeAlias = Literal[
-    "kling_2_1",
-    "kling_2_6",
-    "veo_3",
-    "veo_3_1",
-    "sora_2",
-    "seedance_lite",
-    "seedance_pro",
-    "seedance_pro_1_5",
-]
-IngredientsModel: TypeAlias = Literal[
-    "pika", "kling_1_6", "seedance_lite", "veo_3_1", "veo_3_1_fast"
-]
-VideoAspect: TypeAlias = Literal["1:1", "9:16", "16:9"]
-VideoDuration: TypeAlias = Literal[5, 10]
-VoiceMethod: TypeAlias = Literal["my_voices", "design_voice", "clone_voice"]
-LipsyncModel: TypeAlias = Literal["sync_so", "gen"]
-#: ASSUMPTION: the reference shows only "gemini" for captions.
-CaptionsModel: TypeAlias = Literal["gemini"]
-
-GenerationType: TypeAlias = Literal[
-    "text",
-    "image_from_text",
-    "video_from_text",
-    "video_from_image",
-    "video_from_ingredients",
-    "speech_from_text",
-    "lipsync",
-    "captions",
-    "media",
-]
-
-
 class TextData(RequestModel):
     prompt: str = Field(min_length=1)
     model: TextModel | None = None

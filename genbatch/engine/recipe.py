@@ -18,8 +18,10 @@ with their cards, render, publish — so ``genbatch plan`` can count requests
 and credits without a network.
 
 The reference's card lists (models, aspect ratios, durations, voice methods)
-live in :data:`CARD_RULES` and nowhere else; the starter templates' columns
-in :data:`STARTER_TEMPLATES`.
+are :mod:`genbatch.cards`, the definition the client's typed cards use too;
+:data:`CARD_RULES` says which of them a recipe checks for each type, so a bad card fails at load
+time naming the recipe field.  The starter templates' columns live in
+:data:`STARTER_TEMPLATES`.
 """
 
 from __future__ import annotations
@@ -32,10 +34,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, NoReturn, Protocol
+from typing import Any, Literal, NoReturn, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from genbatch import cards
 from genbatch._constants import (
     ENGINE_DEFAULT_OUTPUT_NAME,
     ENGINE_FINAL_VIDEO_CELL,
@@ -94,74 +97,44 @@ class CardRule:
     resource_fields: tuple[str, ...] = ()
 
 
-_VIDEO_ASPECTS = frozenset({"1:1", "9:16", "16:9"})
+def _options(alias: Any) -> frozenset[Any]:
+    """The values of one of the ``Literal`` card aliases."""
+    return frozenset(get_args(alias))
 
+
+# The value lists are genbatch.cards (the client's typed cards use the same
+# aliases); this table says which of them a recipe checks, per type.
 CARD_RULES: Mapping[str, CardRule] = {
-    "text": CardRule(
-        required=("prompt",),
-        models=frozenset(
-            {
-                "gemini_2_0_flash",
-                "gemini_2_5_pro",
-                "gpt_4o",
-                "gpt_4o_mini",
-                "o3_mini",
-                "o4_mini",
-                "claude_sonnet_4",
-            }
-        ),
-    ),
+    "text": CardRule(required=("prompt",), models=_options(cards.TextModel)),
     "image_from_text": CardRule(
         required=("prompt",),
-        models=frozenset({"gemini_image", "gemini_pro_image", "midjourney"}),
-        aspect_ratios=frozenset({"1:1", "9:16", "16:9", "4:3", "3:4"}),
+        models=_options(cards.ImageModel),
+        aspect_ratios=_options(cards.ImageAspect),
     ),
     "video_from_text": CardRule(
         required=("prompt",),
-        models=frozenset(
-            {
-                "veo_3",
-                "veo_3_fast",
-                "veo_3_1",
-                "veo_3_1_fast",
-                "sora_2",
-                "kling_1_6",
-                "seedance_pro",
-                "seedance_pro_1_5",
-            }
-        ),
-        aspect_ratios=_VIDEO_ASPECTS,
-        durations=frozenset({5, 10}),
+        models=_options(cards.VideoFromTextModel),
+        aspect_ratios=_options(cards.VideoAspect),
+        durations=_options(cards.VideoDuration),
     ),
     "video_from_image": CardRule(
         required=("image_resource_id",),
-        models=frozenset(
-            {
-                "kling_2_1",
-                "kling_2_6",
-                "veo_3",
-                "veo_3_1",
-                "sora_2",
-                "seedance_lite",
-                "seedance_pro",
-                "seedance_pro_1_5",
-            }
-        ),
+        models=_options(cards.VideoFromImageModel),
         resource_fields=("image_resource_id", "image_tail_resource_id"),
     ),
     "video_from_ingredients": CardRule(
         required=("asset_resource_ids",),
-        models=frozenset({"pika", "kling_1_6", "seedance_lite", "veo_3_1", "veo_3_1_fast"}),
+        models=_options(cards.IngredientsModel),
         resource_fields=("asset_resource_ids",),
     ),
     "speech_from_text": CardRule(
         required=("script",),
-        voice_methods=frozenset({"my_voices", "design_voice", "clone_voice"}),
+        voice_methods=_options(cards.VoiceMethod),
         resource_fields=("audio_resource_id",),
     ),
     "lipsync": CardRule(
         required=("video_resource_id", "audio_resource_id"),
-        models=frozenset({"sync_so", "gen"}),
+        models=_options(cards.LipsyncModel),
         resource_fields=("video_resource_id", "audio_resource_id"),
     ),
     "captions": CardRule(required=("source_resource_id",), resource_fields=("source_resource_id",)),
