@@ -325,16 +325,23 @@ class Limits:
         *,
         rate: float | None = None,
         agent_rate: float | None = None,
+        burst: float = ENGINE_RATE_BURST,
         rows_in_flight: int = ENGINE_ROWS_IN_FLIGHT,
         generations: int = ENGINE_CAP_GENERATIONS,
         renders: int = ENGINE_CAP_RENDERS,
         uploads: int = ENGINE_CAP_UPLOADS,
         downloads: int = ENGINE_CAP_DOWNLOADS,
     ) -> Limits:
+        """The gates; each rate gate's ``burst`` is capped at one second of its rate (>= 1)."""
         api_rate = rate if rate is not None else ENGINE_RATE_DEFAULT
+        agent_rate = agent_rate if agent_rate is not None else api_rate
+
+        def gate(gate_rate: float, name: str) -> RateGate:
+            return RateGate(gate_rate, burst=min(burst, max(1.0, gate_rate)), name=name)
+
         return cls(
-            api=RateGate(api_rate, name="api"),
-            agent=RateGate(agent_rate if agent_rate is not None else api_rate, name="agent"),
+            api=gate(api_rate, "api"),
+            agent=gate(agent_rate, "agent"),
             rows=ConcurrencyCap(rows_in_flight, "rows"),
             generations=ConcurrencyCap(generations, "generations"),
             renders=ConcurrencyCap(renders, "renders"),

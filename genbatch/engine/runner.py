@@ -289,12 +289,11 @@ def plan_rows(
 # --------------------------------------------------------------------------
 def make_limits(rate: float | None, rows_in_flight: int | None) -> Limits:
     """The run's gates: ``Limits.create`` with a small burst on the rate gates."""
-    base = Limits.create(rate=rate, rows_in_flight=rows_in_flight or ENGINE_ROWS_IN_FLIGHT)
-    api_rate = base.api.max_rate
-    burst = min(ENGINE_RUN_RATE_BURST, max(1.0, api_rate))
-    base.api = RateGate(api_rate, burst=burst, name="api")
-    base.agent = RateGate(base.agent.max_rate, burst=burst, name="agent")
-    return base
+    return Limits.create(
+        rate=rate,
+        burst=ENGINE_RUN_RATE_BURST,
+        rows_in_flight=rows_in_flight or ENGINE_ROWS_IN_FLIGHT,
+    )
 
 
 def make_hooks(

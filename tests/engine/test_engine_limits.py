@@ -255,3 +255,12 @@ def test_limits_defaults() -> None:
     limits = Limits.create(rate=7.0)
     assert limits.api.max_rate == 7.0 and limits.agent.max_rate == 7.0
     assert limits.rows.limit > 0 and limits.downloads.limit > 0
+
+
+def test_limits_create_burst_is_capped_at_one_second_of_rate() -> None:
+    # the bucket's capacity is the burst (aiolimiter's max_rate)
+    assert Limits.create(rate=7.0).api._limiter.max_rate == 1.0  # default: strictly spaced
+    limits = Limits.create(rate=400.0, agent_rate=2.0, burst=4.0)
+    assert limits.api._limiter.max_rate == 4.0
+    assert limits.agent._limiter.max_rate == 2.0  # one second of a 2/s gate
+    assert Limits.create(rate=0.5, burst=4.0).api._limiter.max_rate == 1.0  # never below 1
