@@ -293,6 +293,12 @@ def section(res: dict[str, Any], args: argparse.Namespace, command: str, notes: 
         "```",
         "",
     ]
+    if res.get("rendered_from"):
+        out += [
+            f"(This text was rendered afterwards from that run's saved figures with "
+            f"`benchmarks/run_all.py --from-json {res['rendered_from']}`; nothing re-measured.)",
+            "",
+        ]
     missed: list[str] = []
     rows: list[str] = ["| figure | target | measured | verdict |", "|---|---|---|---|"]
 
@@ -538,6 +544,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.from_json is not None:
         old: dict[str, Any] = json.loads(args.from_json.read_text())
+        old["rendered_from"] = str(args.from_json)
         saved = old.get("args") or _args_of(old)
         for key, value in saved.items():
             setattr(args, key, value)
