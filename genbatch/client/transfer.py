@@ -465,10 +465,17 @@ async def download(
 
 
 async def _discard(sink: _Sink, f: IO[bytes], part: Path) -> None:
+    """Close and remove the part file, whatever the flush or close raise.
+
+    On a full disk ``close`` flushes the file's buffer and raises ENOSPC
+    again; the unlink must run regardless, or the ``.part`` is left behind.
+    """
     try:
-        await sink.flush()
+        try:
+            await sink.flush()  # let a pending write finish before closing
+        finally:
+            await asyncio.to_thread(f.close)
     finally:
-        await asyncio.to_thread(f.close)
         await asyncio.to_thread(part.unlink, missing_ok=True)
 
 

@@ -9,6 +9,7 @@ mock; the simulator-based tests cover the same paths end to end.
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -108,12 +109,17 @@ def make_app(st: Storage) -> web.Application:
     async def missing(request: web.Request) -> web.Response:
         return web.Response(status=404)
 
+    async def small(request: web.Request) -> web.Response:
+        # fits the file object's buffer: a full disk shows only at flush/close
+        return web.Response(body=DATA[:1000])
+
     async def redirect(request: web.Request) -> web.Response:
         raise web.HTTPTemporaryRedirect("/put")
 
     app = web.Application()
     app.router.add_get("/blob", blob)
     app.router.add_get("/missing", missing)
+    app.router.add_get("/small", small)
     app.router.add_put("/put", put)
     app.router.add_put("/expired", expired)
     app.router.add_put("/lax", lax)
@@ -172,6 +178,24 @@ async def test_download_resumes_short_body_with_range(
     assert ranges[0] is None and all(r and r.startswith("bytes=") for r in ranges[1:])
     assert len(ranges) == 3
     assert all(g.get("If-Range") == '"v1"' for g in st.gets[1:])
+
+
+@pytest.mark.parametrize("path", ["/small", "/blob"])
+async def test_download_on_a_full_disk_leaves_no_part_file(
+    storage: tuple[Storage, str], tmp_path: Path, path: str
+) -> None:
+    # /dev/full fails every write with ENOSPC, so the part file's write,
+    # flush and close all raise: the discard must remove it all the same.
+    if not os.path.exists("/dev/full"):  # noqa: ASYNC240 — a test-side check
+        pytest.skip("no /dev/full here")
+    _st, base = storage
+    dest = tmp_path / "out.mp4"
+    (tmp_path / "out.mp4.part").symlink_to("/dev/full")
+    async with aiohttp.ClientSession() as s:
+        with pytest.raises(OSError) as info:
+            await download(s, base + path, dest, policy=FAST)
+    assert info.value.errno == errno.ENOSPC
+    assert not any(tmp_path.iterdir())  # noqa: ASYNC240 — a test-side check
 
 
 async def test_download_restarts_when_range_ignored(
