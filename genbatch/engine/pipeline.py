@@ -880,11 +880,7 @@ class _Row:
             except RunAborted:
                 raise
             except Exception as exc:
-                # Belt and braces for I4: whatever the transfer left behind
-                # (a full disk can defeat its own cleanup) goes.
-                part = target.with_name(target.name + ".part")
-                with contextlib.suppress(OSError):
-                    part.unlink(missing_ok=True)
+                # No .part to clean up: the client removes it on every failure.
                 raise self._fail_step(STEP_DOWNLOAD, exc) from None
         rel = f"{ENGINE_VIDEOS_DIR}/{self.output_name}"
         self.journal.update_row(
