@@ -1,6 +1,7 @@
 """Fixtures of the reliability matrix, and the hook that records each case.
 
-* ``sims(...)``     — a simulator as its own process (terminated after the test);
+* ``sims(...)``     — a simulator as its own process (pooled across cases: reset and
+  reconfigured for each; terminated at the end of the session);
 * ``proxies(sim)``  — a fault proxy in front of it (CDN and storage URLs rewritten
   through it, so downloads and PUTs meet the toxics too);
 * ``case``          — the case's work dir, its runs (``case.run``: ``genbatch run``
@@ -25,7 +26,7 @@ from typing import Any
 
 import pytest
 from faultproxy import ProxyThread
-from harness import Case, SimProc, start_sim
+from harness import Case, SimPool, SimProc
 
 #: Where the case records go (report.py reads the same default).
 RESULTS_JSON = Path(
@@ -51,18 +52,18 @@ def sim_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("sim-logs")
 
 
+@pytest.fixture(scope="session")
+def sim_pool(sim_logs: Path) -> Iterator[SimPool]:
+    pool = SimPool(sim_logs)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def sims(sim_logs: Path) -> Iterator[Callable[..., SimProc]]:
-    started: list[SimProc] = []
-
-    def make(**kw: Any) -> SimProc:
-        sim = start_sim(sim_logs, **kw)
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        sim.stop()
+def sims(sim_pool: SimPool) -> Iterator[Callable[..., SimProc]]:
+    """A simulator process (pooled, reset, configured by keyword) for this case."""
+    yield sim_pool.take
+    sim_pool.give_back()
 
 
 @pytest.fixture

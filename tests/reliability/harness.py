@@ -74,6 +74,12 @@ class SimProc:
             out: dict[str, Any] = json.loads(resp.read())
             return out
 
+    def reset(self) -> None:
+        """Back to the seeded start (``POST /_sim/reset``): a clean ledger and world."""
+        req = urllib.request.Request(self.url + "/_sim/reset", data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+
     def fetch(self, url: str) -> bytes:
         with urllib.request.urlopen(url, timeout=10) as resp:
             data: bytes = resp.read()
@@ -117,6 +123,76 @@ def start_sim(
         raise RuntimeError(f"simulator did not start: {line!r} {log.read_text()[-500:]}")
     url = line.strip().rsplit(" ", 1)[-1]
     return SimProc(url, int(url.rsplit(":", 1)[1]), proc, log)
+
+
+class SimPool:
+    """Simulator processes reused across cases: each hand-out is reset and reconfigured.
+
+    Starting and stopping a process costs ~1 s; ~45 cases would spend a third
+    of the suite's budget on it.  ``POST /_sim/reset`` gives a clean world
+    and ledger; rate, burst, balance, faults and time scale are set afresh.
+    (The fault dice are not re-seeded by a reset, so a case's fault sequence
+    depends on what ran before it — the cases assert properties, not draws.)
+    """
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.idle: list[SimProc] = []
+        self.busy: list[SimProc] = []
+        self.dedicated: list[SimProc] = []
+
+    def take(
+        self,
+        *,
+        seed: int = 1,
+        faults: str = "",
+        credits: float = 100_000.0,
+        rate: float = 1000.0,
+        burst: int = 1000,
+        time_scale: float = SCALE,
+        fresh: bool = False,
+    ) -> SimProc:
+        """A reset, configured simulator; ``fresh``: its own process started with ``seed``
+        (for cases whose sim-side fault draws must replay exactly)."""
+        if fresh:
+            sim = start_sim(
+                self.log_dir, seed=seed, faults=faults, credits=credits, rate=rate, burst=burst,
+                time_scale=time_scale,
+            )  # fmt: skip
+            self.dedicated.append(sim)
+            return sim
+        while self.idle:
+            sim = self.idle.pop()
+            if sim.proc.poll() is None:
+                break
+        else:
+            sim = start_sim(self.log_dir)
+        sim.reset()
+        sim.config(rate=rate, burst=burst, balance=credits, faults=faults, time_scale=time_scale)
+        self.busy.append(sim)
+        return sim
+
+    def give_back(self) -> None:
+        for sim in self.dedicated:
+            sim.stop()
+        self.dedicated.clear()
+        for sim in self.busy:
+            if sim.proc.poll() is None:
+                try:
+                    sim.config(faults="")
+                except OSError:
+                    sim.stop()
+                    continue
+                self.idle.append(sim)
+        self.busy.clear()
+
+    def close(self) -> None:
+        self.give_back()
+        for sim in self.idle + self.busy:
+            if sim.proc.poll() is None:
+                sim.proc.terminate()
+        for sim in self.idle + self.busy:
+            sim.stop()
 
 
 # --------------------------------------------------------------------------

@@ -76,7 +76,7 @@ KILLS = (
 def test_random_faults_kills_and_resumes(
     case: Case, sims: SimFactory, proxies: ProxyFactory
 ) -> None:
-    sim: SimProc = sims(seed=16)
+    sim: SimProc = sims(seed=16, fresh=True)  # its fault dice replay with derandomize
     proxy: ProxyThread = proxies(sim, seed=16)
     examples: list[int] = []
 
