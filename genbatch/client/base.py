@@ -242,6 +242,7 @@ class BaseClient:
         form: FormFactory | None = None,
         idempotency_key: str | None = None,
         max_retries: int | None = None,
+        resend_ambiguous: bool = True,
         raw: bool = False,
     ) -> Response:
         """Send ``route`` with retries per the policy; return the parsed success.
@@ -250,6 +251,9 @@ class BaseClient:
         it, ambiguous failures are retried (the server dedups on the key);
         without it the client still sends a per-call key but resends only
         when the request provably never left (see ``retry.py``).
+        ``resend_ambiguous=False``: not even with the key — an attempt that may
+        have taken effect is raised (``ServerError`` / ``APIConnectionError``
+        with ``maybe_sent``) for a caller that reconciles before resending.
         """
         url = self.url_for(route, path)
         query = {k: str(v) for k, v in params.items() if v is not None} if params else None
@@ -319,6 +323,7 @@ class BaseClient:
                 headers=resp_headers,
                 now=time.time(),
                 jitter=self._rng.random(),
+                resend_ambiguous=resend_ambiguous,
             )
             self.stats.record(decision)
             if self.hooks.after_attempt is not None:

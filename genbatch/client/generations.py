@@ -1,9 +1,10 @@
 """Steps 4–5 — trigger cell / layer generations and renders, read, stop, continue, wait.
 
 Generate, render and continue cost credits.  They are never resent blindly:
-without the caller's ``idempotency_key`` an ambiguous failure is raised
-(``APIConnectionError.maybe_sent`` / ``ServerError``) so the caller can read the
-cell's latest generation and decide (DESIGN §5).
+without the caller's ``idempotency_key`` (or with ``resend_ambiguous=False``)
+an ambiguous failure is raised (``APIConnectionError.maybe_sent`` /
+``ServerError``) so the caller can read the cell's latest generation and
+decide (DESIGN §5).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class Generations(Resource):
         card: GenerationCard | Mapping[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
+        resend_ambiguous: bool = True,
     ) -> GenerationStarted:
         """Trigger the cell's generation with ``card`` (or its saved card when None)."""
         return await self._client.request_model(
@@ -58,6 +60,7 @@ class Generations(Resource):
             params={"agent_id": agent_id},
             json=card_body(card),
             idempotency_key=idempotency_key,
+            resend_ambiguous=resend_ambiguous,
         )
 
     async def generate_layer(
@@ -87,6 +90,7 @@ class Generations(Resource):
         agent_id: str | int,
         *,
         idempotency_key: str | None = None,
+        resend_ambiguous: bool = True,
     ) -> GenerationStarted:
         """Composite the final_video cell's layers into one MP4 (no body)."""
         return await self._client.request_model(
@@ -95,6 +99,7 @@ class Generations(Resource):
             path={"id": engine_id, "cell_id": cell_id},
             params={"agent_id": agent_id},
             idempotency_key=idempotency_key,
+            resend_ambiguous=resend_ambiguous,
         )
 
     async def stop(self, generation_id: str | int) -> Generation | None:

@@ -9,7 +9,10 @@ Money rule: a request whose resend could pay twice (a POST with side effects
 and no caller-supplied ``Idempotency-Key``) is resent only when it provably
 never reached the server — a connect failure — or when the server explicitly
 refused it with 429 (ASSUMPTION in ``assumptions.py``).  Anything else is
-raised so the caller can reconcile instead of guessing.
+raised so the caller can reconcile instead of guessing.  A caller that
+reconciles even keyed POSTs itself (the engine's paid steps: GEN may not honour
+the key) passes ``resend_ambiguous=False``: then an attempt that may have taken
+effect (a failure after connecting, or a 5xx) is never resent.
 """
 
 from __future__ import annotations
@@ -135,6 +138,7 @@ def decide(
     headers: Mapping[str, str] | None = None,
     now: float = 0.0,
     jitter: float = 1.0,
+    resend_ambiguous: bool = True,
 ) -> Decision:
     """Whether and when to retry after attempt number ``attempt`` (0 = the first try).
 
@@ -142,6 +146,9 @@ def decide(
     PATCH/DELETE, a side-effect-free POST, or a POST carrying the caller's
     own Idempotency-Key); None infers it from the method (only POST is not).
     ``jitter`` is a uniform draw in [0, 1) supplied by the caller.
+    ``resend_ambiguous=False``: never resend after an attempt that may have
+    taken effect (a failure other than a connect failure, or a 5xx), even when
+    ``idempotent`` — the caller reconciles first (reason ``ambiguous:…``).
     """
     if failure is None and (status is None or status < 400):
         return Decision(False, 0.0, "ok")
@@ -157,6 +164,11 @@ def decide(
     if not (idempotent or safe_anyway):
         return Decision(False, 0.0, f"unsafe_post:{reason}")
     retry_after = parse_retry_after(headers, now) if headers else None
+    maybe_took_effect = (failure is not None and failure not in NEVER_SENT) or (
+        status is not None and status >= 500
+    )
+    if maybe_took_effect and not resend_ambiguous:
+        return Decision(False, 0.0, f"ambiguous:{reason}", retry_after)
     if retry_after is not None and retry_after > policy.retry_after_cap:
         return Decision(False, 0.0, f"retry_after_over_cap:{reason}", retry_after)
     if attempt >= policy.max_retries:

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from genbatch.client.retry import (
+    Decision,
     Failure,
     RetryCounters,
     RetryPolicy,
@@ -202,3 +203,45 @@ def test_counters_by_reason() -> None:
     assert snap["retries_by_reason"] == {"status_503": 2}
     assert snap["giveups_by_reason"] == {"unsafe_post:status_500": 1}
     assert c.retries == 2 and c.retry_sleep_seconds > 0
+
+
+@pytest.mark.parametrize(
+    ("status", "failure"),
+    [(500, None), (503, None), (None, Failure.TIMEOUT), (None, Failure.DISCONNECT)],
+)
+def test_resend_ambiguous_off_stops_even_a_keyed_post(
+    status: int | None, failure: Failure | None
+) -> None:
+    def keyed(resend_ambiguous: bool) -> Decision:
+        return decide(
+            POLICY,
+            attempt=0,
+            method="POST",
+            idempotent=True,
+            status=status,
+            failure=failure,
+            resend_ambiguous=resend_ambiguous,
+        )
+
+    assert keyed(True).retry  # the key makes a resend safe…
+    d = keyed(False)
+    assert not d.retry and d.reason.startswith("ambiguous:")  # …unless the caller reconciles
+
+
+@pytest.mark.parametrize(
+    ("status", "failure"),
+    [(429, None), (408, None), (None, Failure.CONNECT), (None, Failure.CONNECT_TIMEOUT)],
+)
+def test_resend_ambiguous_off_still_resends_what_took_no_effect(
+    status: int | None, failure: Failure | None
+) -> None:
+    d = decide(
+        POLICY,
+        attempt=0,
+        method="POST",
+        idempotent=True,
+        status=status,
+        failure=failure,
+        resend_ambiguous=False,
+    )
+    assert d.retry

@@ -109,6 +109,26 @@ async def test_reset_after_generate_with_key_never_charges_twice(gen: GenClient,
     assert (await sim.ledger())["credits"]["charged"] == 20.0
 
 
+@pytest.mark.parametrize("fault", ["reset_after:1", "503:1"])
+async def test_keyed_paid_post_with_resend_ambiguous_off_is_sent_once(
+    gen: GenClient, sim: Sim, fault: str
+) -> None:
+    eng_id, cell_id = await _video_cell(gen)
+    await sim.config(faults=fault)
+    with pytest.raises((ServerError, APIConnectionError)) as info:
+        await gen.generations.generate(
+            eng_id, cell_id, AGENT, VIDEO, idempotency_key="k-2", resend_ambiguous=False
+        )
+    if isinstance(info.value, APIConnectionError):
+        assert info.value.maybe_sent is True
+    await sim.config(faults="")
+    assert await sim.count(GENERATE) == 1  # the key alone would have resent it
+    assert list(gen.stats.giveups_by_reason) == [
+        "ambiguous:" + ("disconnect" if fault.startswith("reset") else "status_503")
+    ]
+    assert gen.stats.retries == 0
+
+
 async def test_keyed_generate_retried_through_503(gen: GenClient, sim: Sim) -> None:
     eng_id, cell_id = await _video_cell(gen)
     await sim.config(faults="503:1")
