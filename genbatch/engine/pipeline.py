@@ -14,8 +14,9 @@ where it stopped.  The money rule (DESIGN §5) shapes the paid steps
    intent with a new key, a bounded number of times.
 
 The client would resend an ambiguous POST by itself when it carries our key
-(the simulator honours keys; GEN may not), so :class:`PaidCallGuard` stops
-such a resend at the rate-gate hook and hands the decision back here.
+(the simulator honours keys; GEN may not), so the paid POSTs go out with
+``resend_ambiguous=False``: the client raises instead and the decision comes
+back here.
 
 Free steps (clone, upload, publish) have no read that could find what an
 in-doubt POST created; they are resent with the *same* key (ASSUMPTION: the
@@ -50,9 +51,7 @@ from genbatch._constants import (
     ENGINE_VIDEOS_DIR,
 )
 from genbatch.client import GenClient
-from genbatch.client.base import AttemptInfo
 from genbatch.client.models import Cell, Engine, Generation, GenerationStarted, UserJob
-from genbatch.client.retry import Failure
 from genbatch.engine.credits import CreditLedger, CreditsRefused, Pricing, Reservation
 from genbatch.engine.ideas_batch import IDEA_STATUS_ON, advance_idea
 from genbatch.engine.journal import Journal, StepRecord
@@ -87,7 +86,6 @@ from genbatch.errors import (
 __all__ = [
     "PRIORITY",
     "JobWatcher",
-    "PaidCallGuard",
     "RowServices",
     "RowSuspended",
     "RunAborted",
@@ -176,10 +174,6 @@ class _RowEnd(Exception):
         self.error_code = error_code
 
 
-class _AmbiguousResend(GenError):
-    """Raised by :class:`PaidCallGuard` to stop the client resending a paid POST."""
-
-
 # --------------------------------------------------------------------------
 # Collaborators (the runner provides them)
 # --------------------------------------------------------------------------
@@ -228,48 +222,6 @@ class RowServices:
 # --------------------------------------------------------------------------
 # The paid-POST guard
 # --------------------------------------------------------------------------
-class PaidCallGuard:
-    """Turns the client's own resend of an ambiguous paid POST into an error.
-
-    Installed on the client's attempt hooks by the runner.  Inside
-    :meth:`active`, an attempt that failed in a way that may have reached the
-    server (reset, timeout, 5xx) marks the call; the next attempt's
-    ``before_attempt`` then raises instead of sending, so the pipeline can do
-    its reconcile read first.  429 and connect failures are resent as usual:
-    they prove nothing was processed.
-    """
-
-    _CURRENT: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
-        "genbatch_paid_call", default=None
-    )
-
-    @classmethod
-    @contextlib.contextmanager
-    def active(cls) -> Any:
-        token = cls._CURRENT.set([False])
-        try:
-            yield
-        finally:
-            cls._CURRENT.reset(token)
-
-    @classmethod
-    def before_attempt(cls) -> None:
-        state = cls._CURRENT.get()
-        if state is not None and state[0]:
-            raise _AmbiguousResend("a paid POST may have taken effect; reconciling first")
-
-    @classmethod
-    def after_attempt(cls, info: AttemptInfo) -> None:
-        state = cls._CURRENT.get()
-        if state is None or not info.route.side_effect:
-            return
-        never_sent = info.failure in (Failure.CONNECT, Failure.CONNECT_TIMEOUT)
-        if (info.failure is not None and not never_sent) or (
-            info.status is not None and info.status >= 500
-        ):
-            state[0] = True
-
-
 # --------------------------------------------------------------------------
 # Error classification
 # --------------------------------------------------------------------------
@@ -626,7 +578,7 @@ class _Row:
 
         def post(key: str) -> Awaitable[GenerationStarted]:
             return client.generations.generate(
-                eng_id, cell_id, self.agent, card, idempotency_key=key
+                eng_id, cell_id, self.agent, card, idempotency_key=key, resend_ambiguous=False
             )
 
         async with self._busy("generate"), self.svc.limits.generations.slot(Priority.CONTINUE):
@@ -647,7 +599,9 @@ class _Row:
         eng_id = self._eng.engine_id
 
         def post(key: str) -> Awaitable[GenerationStarted]:
-            return client.generations.render(eng_id, cell_id, self.agent, idempotency_key=key)
+            return client.generations.render(
+                eng_id, cell_id, self.agent, idempotency_key=key, resend_ambiguous=False
+            )
 
         async with self._busy("render"), self.svc.limits.renders.slot(Priority.FINISH):
             done = await self._paid(
@@ -825,8 +779,7 @@ class _Row:
         while True:
             token = PRIORITY.set(priority)
             try:
-                with PaidCallGuard.active():
-                    started = await post(key)
+                started = await post(key)
                 return started.generation_id
             except AuthenticationError as exc:
                 raise RunAborted(str(exc)) from None
@@ -838,12 +791,7 @@ class _Row:
                     raise self._fail_step(step, exc) from None
                 await asyncio.sleep(retry_wait(exc))
                 continue
-            except (
-                _AmbiguousResend,
-                ServerError,
-                APIConnectionError,
-                APIResponseValidationError,
-            ) as exc:
+            except (ServerError, APIConnectionError, APIResponseValidationError) as exc:
                 tries += 1
                 never_sent = isinstance(exc, APIConnectionError) and not exc.maybe_sent
                 if not never_sent:

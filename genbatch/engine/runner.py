@@ -51,7 +51,6 @@ from genbatch.engine.limits import Limits, Priority, RateGate
 from genbatch.engine.naming import NameAllocator, UnsafePathError
 from genbatch.engine.pipeline import (
     PRIORITY,
-    PaidCallGuard,
     RowServices,
     RunAborted,
     believed_retry_after,
@@ -305,7 +304,6 @@ def make_hooks(
         return limits.agent if route.host == "agent" else limits.api
 
     async def before(route: Route) -> None:
-        PaidCallGuard.before_attempt()
         await gate_of(route).acquire(PRIORITY.get())
         if observer is not None:
             observer("send", route, None)
@@ -313,7 +311,6 @@ def make_hooks(
     def after(info: AttemptInfo) -> None:
         if observer is not None:
             observer("done", info.route, info)
-        PaidCallGuard.after_attempt(info)
         gate = gate_of(info.route)
         if info.status == 429:
             gate.on_rate_limited(believed_retry_after(info.retry_after))
