@@ -20,8 +20,8 @@ GENERATE = rb"^POST /v1/autocontentengine/\d+/cells/\d+/(generate|render)[ ?]"
 @pytest.mark.case(
     "17",
     fault="credits run out mid-run (extra)",
-    how="sim --credits 70 for 5 rows of 27; fault proxy resets 40 % of paid POSTs after "
-    "the charge; then POST /_sim/config balance=1000 and rerun",
+    how="sim balance 70 (/_sim/config) for 5 rows of 27; fault proxy resets 40 % of paid "
+    "POSTs after the charge; then POST /_sim/config balance=1000 and rerun",
 )
 def test_credit_exhaustion_skips_with_reason_and_a_topup_finishes(
     case: Case, sims: SimFactory, proxies: ProxyFactory

@@ -118,7 +118,7 @@ def test_429_storm_waits_out_retry_after_and_recovers(
 @pytest.mark.case(
     "1",
     fault="429s from the server's own token bucket",
-    how="sim --rate 8 --burst 4 while genbatch runs at --rate 200 (real 429s with "
+    how="sim rate 8, burst 4 (/_sim/config) while genbatch runs at --rate 200 (real 429s with "
     "Retry-After and X-RateLimit-*); checked from the sim's own request log",
 )
 def test_real_token_bucket_429s_are_waited_out(case: Case, sims: SimFactory) -> None:

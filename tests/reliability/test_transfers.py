@@ -52,7 +52,7 @@ def test_truncated_mp4_is_resumed_without_a_new_charge(
         case.how = "fault proxy closes the CDN connection after 1,500 body bytes (3 times)"
         toxic = proxy.add("limit_data", match=CDN_VIDEO, nbytes=1_500, times=3)
     else:
-        case.how = "sim --faults truncate:0.5 (CDN body cut short, Content-Length still full)"
+        case.how = "sim fault truncate:0.5 (/_sim/config): CDN body cut short, Content-Length kept"
         sim.config(faults="truncate:0.5")
     table, ids = case.table(4)
     out = case.out()
@@ -191,5 +191,6 @@ async def test_client_download_on_a_full_disk_leaves_no_part_file(
         left = sorted(p.name for p in disk.iterdir() if p.name != "filler")
         case.invariants.add("I4")
         assert left == [], f"left behind: {left}"
+        case.note("ENOSPC raised to the caller; no clip.mp4 nor clip.mp4.part left")
     finally:
         _umount(disk)

@@ -26,8 +26,8 @@ pytestmark = pytest.mark.reliability
 PUT = rb"^PUT /_storage/"
 AUDIO = REPO / "genbatch" / "sim" / "media" / "assets" / "audio.m4a"
 HOW = {
-    "bad_digest": "sim --faults bad_digest:1.0 (storage answers BadDigest to every PUT)",
-    "expired": "sim --faults upload_expired:1.0 (every presigned URL is born expired)",
+    "bad_digest": "sim fault bad_digest:1.0 (/_sim/config): storage answers BadDigest to every PUT",
+    "expired": "sim fault upload_expired:1.0 (/_sim/config): every presigned URL is born expired",
     "reset_mid_put": "fault proxy resets the PUT after 50,000 body bytes (once)",
     "redirect": "fault proxy answers the PUT with 307 to another host (a capture server)",
 }
