@@ -277,20 +277,36 @@ ENGINE_POLL_SEED_SECONDS: Final[dict[str, float]] = {
 }
 #: Seed for a kind not listed above.
 ENGINE_POLL_SEED_DEFAULT: Final = 30.0
-#: The first poll aims at this quantile of the kind's completion time: high,
-#: so most jobs are done at the first look (polls spend the shared rate budget).
+#: The first poll aims at this quantile of the kind's learned completion
+#: times when the rate gate is busy (polls displace new work), and at the
+#: tight one when the gate has slack (polls are free; detection delay falls).
 ENGINE_POLL_FIRST_QUANTILE: Final = 0.85
-#: Step size of the quantile tracker (fraction of the estimate per job), and
-#: the larger step used for the first few jobs of a kind to converge fast.
-ENGINE_POLL_LEARN_RATE: Final = 0.05
-ENGINE_POLL_LEARN_RATE_BOOTSTRAP: Final = 0.3
-ENGINE_POLL_BOOTSTRAP_JOBS: Final = 8
-#: After a miss, the next poll comes this fraction of the estimate later, then
-#: the interval grows geometrically by the factor, within [min, max] seconds.
-ENGINE_POLL_BACKOFF_START: Final = 0.1
+ENGINE_POLL_TIGHT_QUANTILE: Final = 0.4
+#: Completion times kept per kind (a random sample of recent jobs; their
+#: quantiles drive the schedule).  A prior of evenly spread points over seed x (1 +/- spread)
+#: fills the window until real jobs push it out.
+ENGINE_POLL_WINDOW: Final = 128
+ENGINE_POLL_PRIOR_POINTS: Final = 8
+ENGINE_POLL_PRIOR_SPREAD: Final = 1 / 3
+#: A job done at its first poll is recorded at this fraction of that time
+#: (it finished somewhere before), so a first poll set too late walks down.
+ENGINE_POLL_HIT_SHRINK: Final = 0.8
+#: After a miss inside the likely window (below this quantile), the next poll
+#: comes STEP x the job's elapsed time later: a job is seen within ~STEP of
+#: its duration.  Past the window the interval grows by the factor, within
+#: [min, max] seconds (x scale).
+ENGINE_POLL_WINDOW_END_QUANTILE: Final = 0.97
+ENGINE_POLL_STEP: Final = 0.1
 ENGINE_POLL_BACKOFF_FACTOR: Final = 1.6
 ENGINE_POLL_MIN_INTERVAL: Final = 0.5
 ENGINE_POLL_MAX_INTERVAL: Final = 30.0
+#: Rate-gate slack (1 - used share of its rate, measured over this many
+#: seconds): at or below LOW polls use the busy quantile, at or above HIGH
+#: the tight one, in between a blend.  Without a gate to watch, DEFAULT.
+ENGINE_POLL_SLACK_SECONDS: Final = 1.0
+ENGINE_POLL_SLACK_LOW: Final = 0.15
+ENGINE_POLL_SLACK_HIGH: Final = 0.5
+ENGINE_POLL_DEFAULT_SLACK: Final = 0.0
 #: Relative jitter (+/-) on every delay, so jobs started together spread out.
 ENGINE_POLL_JITTER: Final = 0.1
 #: Polls running concurrently; bounds tasks alive however many jobs wait.

@@ -6,20 +6,28 @@ due time and starts that poll (at most ``max_inflight`` polls run at once,
 each passing the shared rate gate at :attr:`Priority.POLL`).  10,000 pending
 jobs are a few MB and one timer.
 
-When to poll.  Polls spend the same rate budget as new work, so the hub aims
-to look once, just after the job is done:
+When to poll.  Polls spend the same rate budget as new work, so the
+schedule depends on how busy that budget is:
 
-* the first poll comes at the kind's estimate ``E`` (``video_from_text``,
-  ``render``, ...), seeded from ``ENGINE_POLL_SEED_SECONDS`` × ``scale`` (the
-  simulator's time scale, so rehearsals learn nothing wrong);
-* ``E`` tracks the ``ENGINE_POLL_FIRST_QUANTILE`` quantile of completion
-  times by stochastic approximation (Robbins–Monro): a job found done at its
-  first poll shrinks ``E`` by ``η(1-q)``, a job not yet done grows it by
-  ``ηq``, so at equilibrium a fraction ``q`` of jobs need exactly one poll.
-  This works on what polling can observe — "done by then or not" — where an
-  average of detection times would only ever learn its own schedule;
-* after a miss the next polls follow ``E·start·factor^k`` with jitter,
-  clamped to ``[min, max] × scale``.
+* each kind (``video_from_text``, ``render``, ...) keeps its recent
+  completion times (``ENGINE_POLL_WINDOW``), seeded with a prior spread
+  around ``ENGINE_POLL_SEED_SECONDS`` x ``scale`` (the simulator's time
+  scale, so rehearsals learn nothing wrong).  Each finished job adds one
+  absolute sample -- the middle of its last (not done, done] poll window, or
+  ``HIT_SHRINK`` x the first poll's time when that poll already found it
+  done -- so a cohort of jobs started together adds samples, it cannot
+  compound a multiplicative step (the old tracker ran 1.2 s -> 23 s that way);
+* the first poll comes at a quantile of those samples: high (0.85) when the
+  rate gate is busy, so one poll usually suffices; low (0.4) when the gate
+  has slack, so polls bracket the likely completion;
+* after a miss inside the likely window the next poll comes ``STEP`` x the
+  job's elapsed time later (a job is seen within ~STEP of its duration),
+  beyond the window the interval grows geometrically, clamped to
+  ``[min, max] x scale``, all with jitter.
+
+Slack comes from ``budget`` (the rate gate the client's polls pass, watched
+not entered: its acquisitions per second against its rate).  Without one
+the hub assumes ``ENGINE_POLL_DEFAULT_SLACK``.
 
 A fetch that raises fails the watcher's future with that exception; the
 client has already retried what was retryable.
@@ -31,28 +39,36 @@ import asyncio
 import heapq
 import itertools
 import random
+from bisect import bisect_left, insort
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 from genbatch._constants import (
     ENGINE_POLL_BACKOFF_FACTOR,
-    ENGINE_POLL_BACKOFF_START,
-    ENGINE_POLL_BOOTSTRAP_JOBS,
+    ENGINE_POLL_DEFAULT_SLACK,
     ENGINE_POLL_FIRST_QUANTILE,
+    ENGINE_POLL_HIT_SHRINK,
     ENGINE_POLL_JITTER,
-    ENGINE_POLL_LEARN_RATE,
-    ENGINE_POLL_LEARN_RATE_BOOTSTRAP,
     ENGINE_POLL_MAX_INFLIGHT,
     ENGINE_POLL_MAX_INTERVAL,
     ENGINE_POLL_MIN_INTERVAL,
+    ENGINE_POLL_PRIOR_POINTS,
+    ENGINE_POLL_PRIOR_SPREAD,
     ENGINE_POLL_SEED_DEFAULT,
     ENGINE_POLL_SEED_SECONDS,
+    ENGINE_POLL_SLACK_HIGH,
+    ENGINE_POLL_SLACK_LOW,
+    ENGINE_POLL_SLACK_SECONDS,
+    ENGINE_POLL_STEP,
+    ENGINE_POLL_TIGHT_QUANTILE,
+    ENGINE_POLL_WINDOW,
+    ENGINE_POLL_WINDOW_END_QUANTILE,
 )
 from genbatch.engine.limits import Gate, Priority
 
-__all__ = ["TERMINAL_STATUSES", "KindStats", "PollHub", "is_terminal"]
+__all__ = ["TERMINAL_STATUSES", "KindStats", "PollHub", "RateBudget", "is_terminal"]
 
 T = TypeVar("T")
 
@@ -106,35 +122,63 @@ class KindStats:
         return self.delay_sum / self.resolved if self.resolved else 0.0
 
 
+class _Counted(Protocol):
+    @property
+    def acquired(self) -> int: ...
+
+
+class RateBudget(Protocol):
+    """What the hub reads of a rate gate (:class:`~genbatch.engine.limits.RateGate` fits)."""
+
+    @property
+    def rate(self) -> float: ...
+
+    @property
+    def stats(self) -> _Counted: ...
+
+
 class _Model:
-    """The quantile tracker for one kind."""
+    """One kind's recent completion times (seconds since watch), kept sorted."""
 
-    __slots__ = ("estimate", "learned", "stats")
+    __slots__ = ("rng", "size", "sorted", "stats", "window")
 
-    def __init__(self, kind: str, estimate: float) -> None:
-        self.estimate = estimate
-        self.learned = 0
-        self.stats = KindStats(kind, estimate)
+    def __init__(self, kind: str, seed: float, *, size: int = ENGINE_POLL_WINDOW) -> None:
+        n, spread = ENGINE_POLL_PRIOR_POINTS, ENGINE_POLL_PRIOR_SPREAD
+        prior = [seed * (1 - spread + 2 * spread * (i + 0.5) / n) for i in range(n)]
+        self.window = prior
+        self.size = max(size, n)
+        self.sorted = sorted(prior)
+        self.stats = KindStats(kind, seed)
+        self.rng = random.Random(len(kind))
 
-    def observe(
-        self, hit: bool, last_miss: float | None, *, quantile: float, eta: float, floor: float
-    ) -> None:
-        """One Robbins–Monro step toward the ``quantile`` of completion times.
+    def quantile(self, q: float) -> float:
+        xs = self.sorted
+        return xs[min(len(xs) - 1, int(q * len(xs)))]
 
-        ``hit``: done at the first poll (planned at the estimate).
-        ``last_miss``: the latest time the job was seen unfinished.
+    def add(self, sample: float) -> None:
+        """Keep ``size`` samples; when full, a random one makes room.
+
+        Random, not oldest: a cohort of jobs started together resolves in
+        duration order, so "the last N" would be its slowest N.
         """
-        boot = self.learned < ENGINE_POLL_BOOTSTRAP_JOBS
-        step = ENGINE_POLL_LEARN_RATE_BOOTSTRAP if boot else eta
-        self.learned += 1
-        if hit:
-            self.estimate *= 1.0 - step * (1.0 - quantile)
+        if len(self.window) < self.size:
+            self.window.append(sample)
         else:
-            self.estimate *= 1.0 + step * quantile
-            if last_miss is not None:
-                # Not done at last_miss: this kind can take at least that long.
-                self.estimate = max(self.estimate, last_miss)
-        self.estimate = max(self.estimate, floor)
+            i = self.rng.randrange(self.size)
+            del self.sorted[bisect_left(self.sorted, self.window[i])]
+            self.window[i] = sample
+        insort(self.sorted, sample)
+
+    def observe(self, hit: bool, last_miss: float | None, at: float, *, floor: float) -> None:
+        """Learn one finished job.
+
+        ``hit``: done at its first poll, answered ``at`` seconds after watch;
+        otherwise it was seen unfinished at ``last_miss`` (when that poll was
+        sent) and done at ``at``: the middle of that window is the sample.
+        """
+        done_by = at * ENGINE_POLL_HIT_SHRINK
+        sample = done_by if hit or last_miss is None else (last_miss + at) / 2
+        self.add(max(sample, floor))
 
 
 class _Job(Generic[T]):
@@ -171,7 +215,7 @@ class _Job(Generic[T]):
         self.learn = learn
         self.polls = 0
         self.last_miss: float | None = None
-        self.first_at = model.estimate  # E when the first poll was planned
+        self.first_at = 0.0  # seconds after t0 the first poll was planned for
         self.interval = 0.0
 
 
@@ -187,30 +231,43 @@ class PollHub:
         seeds: Mapping[str, float] | None = None,
         max_inflight: int = ENGINE_POLL_MAX_INFLIGHT,
         quantile: float = ENGINE_POLL_FIRST_QUANTILE,
-        learn_rate: float = ENGINE_POLL_LEARN_RATE,
-        backoff_start: float = ENGINE_POLL_BACKOFF_START,
+        tight_quantile: float = ENGINE_POLL_TIGHT_QUANTILE,
+        step: float = ENGINE_POLL_STEP,
         backoff_factor: float = ENGINE_POLL_BACKOFF_FACTOR,
         min_interval: float = ENGINE_POLL_MIN_INTERVAL,
         max_interval: float = ENGINE_POLL_MAX_INTERVAL,
         jitter: float = ENGINE_POLL_JITTER,
+        budget: RateBudget | None = None,
         seed: int | None = None,
     ) -> None:
-        if scale <= 0 or max_inflight < 1 or not 0 < quantile < 1:
-            raise ValueError("need scale > 0, max_inflight >= 1 and 0 < quantile < 1")
+        """``gate``: polls pass it (and, if it is a rate gate, it is the budget).
+        ``budget``: a rate gate the polls use elsewhere (the client's hooks),
+        watched for slack, never entered.  ``quantile``/``tight_quantile``:
+        first-poll quantile when that gate is busy / has slack.
+        """
+        if scale <= 0 or max_inflight < 1 or not 0 < tight_quantile <= quantile < 1 or step <= 0:
+            raise ValueError(
+                "need scale > 0, max_inflight >= 1, 0 < tight_quantile <= quantile < 1, step > 0"
+            )
         self._gate = gate
         self._priority = priority
         self._scale = scale
         self._seeds = dict(ENGINE_POLL_SEED_SECONDS)
         self._seeds.update(seeds or {})
         self._max_inflight = max_inflight
-        self._q = quantile
-        self._eta = learn_rate
-        self._start = backoff_start
+        self._q_busy = quantile
+        self._q_tight = tight_quantile
+        self._step = step
         self._factor = backoff_factor
         self._min = min_interval * scale
         self._max = max_interval * scale
         self._jitter = jitter
         self._rng = random.Random(seed)
+        if budget is None and hasattr(gate, "rate") and hasattr(gate, "stats"):
+            budget = gate  # type: ignore[assignment]
+        self._budget = budget
+        self._slack = ENGINE_POLL_DEFAULT_SLACK
+        self._slack_mark: tuple[float, int] | None = None
         self._models: dict[str, _Model] = {}
         self._heap: list[tuple[float, int, _Job[Any]]] = []
         self._seq = itertools.count()
@@ -253,8 +310,13 @@ class PollHub:
 
     # -- public ----------------------------------------------------------------
     def estimate(self, kind: str) -> float:
-        """Current first-poll target for ``kind``, in seconds."""
-        return self._model(kind).estimate
+        """Current first-poll target for ``kind``, in seconds after the job starts."""
+        return self._model(kind).quantile(self._first_quantile())
+
+    @property
+    def slack(self) -> float:
+        """Last measured share of the rate budget left unused (0..1)."""
+        return self._slack
 
     @property
     def pending(self) -> int:
@@ -264,11 +326,12 @@ class PollHub:
     def stats(self) -> dict[str, KindStats]:
         """Per-kind snapshot (copies; safe to keep)."""
         out = {}
+        q = self._first_quantile()
         for kind, model in self._models.items():
             s = model.stats
             out[kind] = KindStats(
                 kind,
-                model.estimate,
+                model.quantile(q),
                 s.watched,
                 s.resolved,
                 s.polls,
@@ -302,8 +365,9 @@ class PollHub:
         future: asyncio.Future[T] = loop.create_future()
         job = _Job(model, str(job_id), fetch, done, future, loop.time() - elapsed, elapsed == 0)
         model.stats.watched += 1
-        first = max(model.estimate - elapsed, 0.0)
-        self._push(job, job.t0 + elapsed + self._jittered(first))
+        job.first_at = self._jittered(model.quantile(self._first_quantile()))
+        first = max(job.first_at - elapsed, 0.0)
+        self._push(job, job.t0 + elapsed + first)
         return future
 
     # -- internals ---------------------------------------------------------------
@@ -313,6 +377,31 @@ class PollHub:
             seed = self._seeds.get(kind, ENGINE_POLL_SEED_DEFAULT) * self._scale
             model = self._models[kind] = _Model(kind, seed)
         return model
+
+    def _first_quantile(self) -> float:
+        """Busy gate: aim high (one poll); slack: aim low and bracket."""
+        lo, hi = ENGINE_POLL_SLACK_LOW, ENGINE_POLL_SLACK_HIGH
+        w = min(1.0, max(0.0, (self._measure_slack() - lo) / (hi - lo)))
+        return self._q_busy - w * (self._q_busy - self._q_tight)
+
+    def _measure_slack(self) -> float:
+        """Budget's unused share over the last ``ENGINE_POLL_SLACK_SECONDS`` (smoothed)."""
+        budget = self._budget
+        if budget is None:
+            return self._slack
+        try:
+            now = asyncio.get_running_loop().time()
+        except RuntimeError:
+            return self._slack
+        acquired = budget.stats.acquired
+        mark = self._slack_mark
+        if mark is None:
+            self._slack_mark = (now, acquired)
+        elif now - mark[0] >= ENGINE_POLL_SLACK_SECONDS:
+            used = (acquired - mark[1]) / ((now - mark[0]) * max(budget.rate, 1e-9))
+            self._slack = 0.5 * self._slack + 0.5 * max(0.0, 1.0 - used)
+            self._slack_mark = (now, acquired)
+        return self._slack
 
     def _jittered(self, delay: float) -> float:
         return delay * (1.0 + self._rng.uniform(-self._jitter, self._jitter))
@@ -364,6 +453,7 @@ class PollHub:
     async def _poll(self, job: _Job[Any]) -> None:
         loop = asyncio.get_running_loop()
         stats = job.model.stats
+        sent = loop.time() - job.t0
         try:
             if self._gate is not None:
                 async with self._gate.slot(self._priority):
@@ -387,11 +477,14 @@ class PollHub:
             self._learn(job, at)
             job.future.set_result(result)
             return
-        job.last_miss = at
-        job.interval = (
-            job.model.estimate * self._start if job.polls == 1 else job.interval * self._factor
-        )
-        job.interval = min(self._max, max(self._min, job.interval))
+        # Not done when the server answered, so not done when we asked.
+        job.last_miss = sent
+        model = job.model
+        if at < model.quantile(ENGINE_POLL_WINDOW_END_QUANTILE):
+            interval = self._step * at  # inside the likely window: stay close
+        else:
+            interval = max(job.interval * self._factor, self._step * at)  # a slow one
+        job.interval = min(self._max, max(self._min, interval))
         self._push(job, loop.time() + self._jittered(job.interval))
 
     def _learn(self, job: _Job[Any], at: float) -> None:
@@ -405,4 +498,4 @@ class PollHub:
         stats.delay_sum += (at - lower) / 2
         if not job.learn or (hit and at > job.first_at * _LATE_FIRST_POLL):
             return
-        model.observe(hit, job.last_miss, quantile=self._q, eta=self._eta, floor=self._min)
+        model.observe(hit, job.last_miss, at, floor=self._min)
