@@ -69,8 +69,13 @@ class Faults:
     """The active faults plus the RNG that decides each one."""
 
     def __init__(self, spec: str, seed: int) -> None:
+        self.seed = seed
         self._rng = random.Random(seed)
         self.set(spec)
+
+    def reseed(self) -> None:
+        """Restart the dice from the seed (``POST /_sim/reset``): the draws replay."""
+        self._rng = random.Random(self.seed)
 
     def set(self, spec: str) -> None:
         self.active = parse_faults(spec)

@@ -496,8 +496,13 @@ class World:
         self._seed_identity(now)
 
     def reset(self) -> None:
-        """Back to the seeded start (admin ``POST /_sim/reset``); limits keep their config."""
+        """Back to the seeded start (admin ``POST /_sim/reset``); limits keep their config.
+
+        World, latency RNG (a new clock) and fault RNG all restart from the
+        seed, so a pooled simulator replays exactly what a fresh one would.
+        """
         self.bucket.reset()
+        self.faults.reseed()
         self._init_state()
 
     def next_id(self, kind: str) -> int:
