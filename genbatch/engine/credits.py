@@ -4,9 +4,16 @@ GEN does not document prices (DESIGN §3), so a user-editable pricing table
 (:class:`Pricing`, default ``genbatch/recipes/pricing.toml``) estimates each
 paid POST.  The :class:`CreditLedger` turns estimates into reservations:
 
-* :meth:`CreditLedger.reserve` before a paid POST — refused at once when the
-  budget (``--max-credits``) or the known workspace balance can *never*
-  cover it; when only other in-flight reservations stand in the way it waits
+* :meth:`CreditLedger.admit` before a row starts: its whole remaining
+  estimate is held as a :class:`RowReservation`, so a row starts only if it
+  can be finished — credits spread over more rows than the budget covers
+  would buy half-made videos.  Same verdicts as below (refused / wait);
+* :meth:`RowReservation.draw` before each of the row's paid POSTs: the
+  step's estimate comes out of the row's hold (from the ledger only for
+  what exceeds it, when earlier steps cost more than estimated);
+* :meth:`CreditLedger.reserve` for one paid POST on its own — refused at
+  once when the budget (``--max-credits``) or the known workspace balance
+  can *never* cover it; when only other in-flight reservations stand in the way it waits
   for them to settle or release (their actual cost may be lower, or they
   fail and are refunded);
 * :meth:`Reservation.settle` with the actual cost once the job completed;
@@ -39,6 +46,7 @@ __all__ = [
     "Pricing",
     "PricingError",
     "Reservation",
+    "RowReservation",
 ]
 
 
@@ -130,14 +138,27 @@ class LedgerSnapshot:
 
 
 class Reservation:
-    """Credits held for one paid POST until it settles or is released."""
+    """Credits held for one paid POST until it settles or is released.
 
-    __slots__ = ("_ledger", "amount", "state", "tag")
+    ``pooled`` of ``amount`` was drawn from ``row``'s hold: released, it goes
+    back to the row (a failed generation may be tried again), not the ledger.
+    """
 
-    def __init__(self, ledger: CreditLedger, amount: float, tag: str) -> None:
+    __slots__ = ("_ledger", "_pooled", "_row", "amount", "state", "tag")
+
+    def __init__(
+        self,
+        ledger: CreditLedger,
+        amount: float,
+        tag: str,
+        row: RowReservation | None = None,
+        pooled: float = 0.0,
+    ) -> None:
         self._ledger = ledger
         self.amount = amount
         self.tag = tag
+        self._row = row
+        self._pooled = pooled
         self.state: Literal["held", "settled", "released"] = "held"
 
     def settle(self, actual: float | None = None) -> float:
@@ -154,7 +175,8 @@ class Reservation:
         """The job failed, was stopped or never sent: nothing was charged."""
         if self.state == "held":
             self._close("released")
-            self._ledger._settle(self.amount, 0.0)
+            back = self._row._give_back(self._pooled) if self._row is not None else 0.0
+            self._ledger._settle(self.amount - back, 0.0)
 
     def _close(self, state: Literal["settled", "released"]) -> None:
         if self.state != "held":
@@ -163,6 +185,69 @@ class Reservation:
 
     def __repr__(self) -> str:
         return f"<Reservation {self.tag!r} {self.amount:g} {self.state}>"
+
+
+class RowReservation:
+    """Credits held at admission for one row's remaining paid steps.
+
+    Held in the ledger from :meth:`CreditLedger.admit` until :meth:`close`
+    (the row ended, however it ended); each paid POST :meth:`draw` s from it.
+    """
+
+    __slots__ = ("_ledger", "closed", "held", "tag")
+
+    def __init__(self, ledger: CreditLedger, amount: float, tag: str) -> None:
+        self._ledger = ledger
+        self.held = amount
+        self.tag = tag
+        self.closed = False
+
+    async def draw(self, amount: float, tag: str = "") -> Reservation:
+        """One paid POST's estimate, out of this row's hold.
+
+        No new paid work once the ledger is exhausted, hold or not.  What the
+        hold no longer covers (earlier steps cost more than estimated) is
+        reserved from the ledger, waiting or refused like :meth:`CreditLedger.reserve`.
+        """
+        ledger = self._ledger
+        tag = tag or self.tag
+        if amount > 0 and ledger._exhausted is not None:
+            ledger._refused += 1
+            raise CreditsRefused("exhausted", ledger._exhausted)
+        take = 0.0 if self.closed else min(self.held, max(0.0, amount))
+        self.held -= take
+        extra = amount - take
+        if extra <= 1e-9:
+            ledger._in_flight += 1
+            return Reservation(ledger, take, tag, self, take)
+        try:
+            outer = await ledger.reserve(extra, tag)
+        except BaseException:
+            self._give_back(take)
+            raise
+        outer.amount += take
+        outer._row, outer._pooled = self, take
+        return outer
+
+    def _give_back(self, amount: float) -> float:
+        """Return a released draw to the hold; 0 once closed (the ledger takes it)."""
+        if self.closed:
+            return 0.0
+        self.held += amount
+        return amount
+
+    def close(self) -> None:
+        """The row ended: what it did not spend goes back to the ledger."""
+        if not self.closed:
+            self.closed = True
+            ledger = self._ledger
+            ledger._reserved = max(0.0, ledger._reserved - self.held)
+            self.held = 0.0
+            ledger._notify()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<RowReservation {self.tag!r} {self.held:g} {state}>"
 
 
 class CreditLedger:
@@ -235,16 +320,25 @@ class CreditLedger:
         self._notify()
 
     # -- reservations ----------------------------------------------------------
-    def _verdict(self, amount: float) -> Literal["ok", "wait"] | CreditsRefused:
+    def _verdict(self, amount: float, row: bool = False) -> Literal["ok", "wait"] | CreditsRefused:
+        """Grant, wait (only open reservations stand in the way), or refuse.
+
+        ``row``: an admission — the reason then says what the row needs.
+        """
         if amount <= 0:
             return "ok"  # free steps (media, clone) are never paid work
         if self._exhausted is not None:
             return CreditsRefused("exhausted", self._exhausted)
         if self.max_credits is not None:
             if self._charged + amount > self.max_credits + 1e-9:
+                # "left": what in-flight holds leave, the figure a user recognises.
+                spare = max(0.0, self.max_credits - self._charged - self._reserved)
                 return CreditsRefused(
                     "budget",
-                    f"budget exhausted: {self._charged:g} of --max-credits "
+                    f"insufficient credits: needs {amount:g}, {spare:g} left of "
+                    f"--max-credits {self.max_credits:g}"
+                    if row
+                    else f"budget exhausted: {self._charged:g} of --max-credits "
                     f"{self.max_credits:g} spent, next step needs {amount:g}",
                 )
             if self._charged + self._reserved + amount > self.max_credits + 1e-9:
@@ -254,12 +348,32 @@ class CreditLedger:
             if left + self._reserved < amount - 1e-9:
                 return CreditsRefused(
                     "balance",
-                    f"insufficient credits: balance {left + self._reserved:g}, "
+                    f"insufficient credits: needs {amount:g}, {max(0.0, left):g} left"
+                    if row
+                    else f"insufficient credits: balance {left + self._reserved:g}, "
                     f"next step needs {amount:g}",
                 )
             if left < amount - 1e-9:
                 return "wait"
         return "ok"
+
+    async def admit(self, amount: float, tag: str = "") -> RowReservation:
+        """Hold a row's whole remaining estimate before it starts, waiting for room.
+
+        Raises :class:`CreditsRefused` when the row can never be covered
+        (``"insufficient credits: needs N, M left"``), or the ledger is exhausted.
+        A row with nothing left to pay (``amount`` 0) is always admitted.
+        """
+        while True:
+            verdict = self._verdict(amount, row=True)
+            if isinstance(verdict, CreditsRefused):
+                self._refused += 1
+                raise verdict
+            if verdict == "ok":
+                held = max(0.0, amount)
+                self._reserved += held
+                return RowReservation(self, held, tag)
+            await self._changed.wait()
 
     def try_reserve(self, amount: float, tag: str = "") -> Reservation | None:
         """Reserve now, or ``None`` if it must wait; raises if it never fits."""

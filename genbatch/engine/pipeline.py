@@ -52,7 +52,13 @@ from genbatch._constants import (
 )
 from genbatch.client import GenClient
 from genbatch.client.models import Cell, Engine, Generation, GenerationStarted, UserJob
-from genbatch.engine.credits import CreditLedger, CreditsRefused, Pricing, Reservation
+from genbatch.engine.credits import (
+    CreditLedger,
+    CreditsRefused,
+    Pricing,
+    Reservation,
+    RowReservation,
+)
 from genbatch.engine.ideas_batch import IDEA_STATUS_ON, advance_idea
 from genbatch.engine.journal import Journal, StepRecord
 from genbatch.engine.limits import Limits, Priority
@@ -91,6 +97,7 @@ __all__ = [
     "RunAborted",
     "believed_retry_after",
     "is_transient",
+    "remaining_credits",
     "run_row",
     "through_outage",
 ]
@@ -291,11 +298,20 @@ class _EngineRef:
 class _Row:
     """The state of one row while its pipeline runs."""
 
-    def __init__(self, svc: RowServices, row: InputRow, plan: RowPlan, output_name: str) -> None:
+    def __init__(
+        self,
+        svc: RowServices,
+        row: InputRow,
+        plan: RowPlan,
+        output_name: str,
+        credits: RowReservation | None = None,
+    ) -> None:
         self.svc = svc
         self.row = row
         self.plan = plan
         self.output_name = output_name
+        #: The row's admission hold; paid POSTs draw from it (None: the ledger).
+        self.credits = credits
         self.rid = row.row_id
         self.agent = row.agent_id
         self.engine: _EngineRef | None = None
@@ -755,10 +771,12 @@ class _Row:
             new_attempt = True
 
     async def _reserve(self, step: str, kind: str, model: str | None) -> Reservation:
-        """Hold the estimate before a paid POST; a refusal skips the row."""
-        ledger = self.svc.ledger
+        """Hold the estimate before a paid POST (from the row's hold); a refusal skips the row."""
+        price, tag = self.svc.pricing.price(kind, model), f"{self.rid}/{step}"
         try:
-            return await ledger.reserve(self.svc.pricing.price(kind, model), f"{self.rid}/{step}")
+            if self.credits is not None:
+                return await self.credits.draw(price, tag)
+            return await self.svc.ledger.reserve(price, tag)
         except CreditsRefused as exc:
             self.journal.finish_step(self.rid, step, "skipped", error_code=exc.reason)
             reason = REASON_NO_CREDITS if exc.reason == "exhausted" else str(exc)
@@ -933,11 +951,46 @@ class _Row:
         self.journal.update_row(self.rid, {"idea_status": status})
 
 
-async def run_row(svc: RowServices, row: InputRow, plan: RowPlan, output_name: str) -> str:
+def remaining_credits(journal: Journal, row_id: str, plan: RowPlan, pricing: Pricing) -> float:
+    """The row's estimate minus what the journal says is already paid for.
+
+    A paid step is paid for once completed, or once its generation was
+    accepted and not yet seen to fail (it is watched, never re-bought).  An
+    intent without an id may or may not have been paid: it is counted, so
+    the reconcile read never meets an empty budget (raises PricingError).
+    """
+    steps = journal.steps(row_id)
+    rec = journal.row(row_id)
+    prior = rec.extra.get("prior", {}) if rec is not None else {}
+    total = 0.0
+    for step, kind, model in plan.paid_steps:
+        done = steps.get(step)
+        if done is not None:
+            failed = [str(i) for i in prior.get(step, [])] if isinstance(prior, dict) else []
+            if done.status == "completed":
+                continue
+            if not done.done and done.remote_id is not None and done.remote_id not in failed:
+                continue
+        total += pricing.price(kind, model)
+    return total
+
+
+async def run_row(
+    svc: RowServices,
+    row: InputRow,
+    plan: RowPlan,
+    output_name: str,
+    credits: RowReservation | None = None,
+) -> str:
     """Run one row's pipeline to its terminal status (journaled).
+
+    ``credits``: the row's admission hold (:meth:`CreditLedger.admit` of
+    :func:`remaining_credits`); its paid POSTs draw from it.  The caller
+    closes it when the row ends.  Without one, each POST reserves from the
+    ledger on its own.
 
     Returns the status (``"pending"`` for a row suspended by an outage).
     Raises :class:`RunAborted` (401): the row is left ``running`` in the
     journal, so the next run resumes it.
     """
-    return await _Row(svc, row, plan, output_name).run()
+    return await _Row(svc, row, plan, output_name, credits).run()

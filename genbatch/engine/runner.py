@@ -11,7 +11,11 @@ work always goes first.
 
 Stops, and what they leave behind:
 
-* ``insufficient_credits_for_job`` (or the ``--max-credits`` budget): the
+* Admission: a row starts only once the ledger holds its whole remaining
+  estimate (``--max-credits``, the balance read at start); a row the budget
+  cannot finish ends ``skipped`` (``insufficient credits: needs N, M left``)
+  without a paid call, so credits are never spread over rows none can finish.
+* ``insufficient_credits_for_job`` (prices are estimates; the backstop): the
   ledger is exhausted; in-flight jobs are watched to their end, no new paid
   POST goes out, rows not yet admitted end ``skipped`` with the reason.
 * 401: the key is wrong for everything — cancel everything at once and exit
@@ -45,7 +49,13 @@ from genbatch.client import GenClient, Hooks
 from genbatch.client.base import AttemptInfo
 from genbatch.client.models import Generation, UserJob
 from genbatch.client.routes import Route
-from genbatch.engine.credits import CreditLedger, Pricing, PricingError
+from genbatch.engine.credits import (
+    CreditLedger,
+    CreditsRefused,
+    Pricing,
+    PricingError,
+    RowReservation,
+)
 from genbatch.engine.journal import Journal, JournalError
 from genbatch.engine.limits import Limits, Priority, RateGate
 from genbatch.engine.naming import NameAllocator, UnsafePathError
@@ -54,6 +64,7 @@ from genbatch.engine.pipeline import (
     RowServices,
     RunAborted,
     believed_retry_after,
+    remaining_credits,
     run_row,
     through_outage,
 )
@@ -672,19 +683,46 @@ class _Run:
         if self.aborted or self.interrupted:
             self.limits.rows.release()
             return
-        if self.ledger.exhausted:
+        hold = await self._credits_for(key, plan)
+        if hold is None:
             self.limits.rows.release()
-            reason = self.ledger.exhausted_reason or "insufficient credits"
-            self._end(key, "skipped", reason, "insufficient_credits_for_job")
             return
         self.counts.running += 1
-        task = asyncio.create_task(self._row(svc, item, plan, name), name=f"row-{key}")
+        task = asyncio.create_task(self._row(svc, item, plan, name, hold), name=f"row-{key}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _row(self, svc: RowServices, row: InputRow, plan: RowPlan, name: str) -> None:
+    async def _credits_for(self, key: str, plan: RowPlan) -> RowReservation | None:
+        """Admission: hold the row's whole remaining estimate before it starts.
+
+        A row starts only if the budget (``--max-credits``, the balance read
+        at start) can finish it; otherwise it ends ``skipped`` without a paid
+        call (``"insufficient credits: needs N, M left"``).  It waits while
+        rows in flight hold what it needs (they may cost less, or fail and be
+        refunded).  None: the row does not start.
+        """
         try:
-            status = await run_row(svc, row, plan, name)
+            need = remaining_credits(self.journal, key, plan, self.pricing)
+        except PricingError as exc:
+            self._end(key, "failed", str(exc), "pricing")
+            return None
+        try:
+            hold = await self.ledger.admit(need, key)
+        except CreditsRefused as exc:
+            if not (self.aborted or self.interrupted):
+                code = "max_credits" if exc.reason == "budget" else "insufficient_credits_for_job"
+                self._end(key, "skipped", str(exc), code)
+            return None
+        if self.aborted or self.interrupted:
+            hold.close()
+            return None
+        return hold
+
+    async def _row(
+        self, svc: RowServices, row: InputRow, plan: RowPlan, name: str, hold: RowReservation
+    ) -> None:
+        try:
+            status = await run_row(svc, row, plan, name, hold)
             self.counts.add(status)
         except RunAborted as exc:
             self._abort(f"the API key was refused (401): {exc}")
@@ -696,6 +734,7 @@ class _Run:
                 self.journal.finish_row(row.row_id, "failed", f"internal error: {exc!r}", "bug")
             self.counts.add("failed")
         finally:
+            hold.close()  # what the row did not spend is free for the next
             self.counts.running -= 1
             self.limits.rows.release()
 

@@ -198,3 +198,62 @@ def test_try_reserve_without_a_loop() -> None:
     assert ledger.balance_left() is None
     with pytest.raises(ValueError):
         CreditLedger(max_credits=-1)
+
+
+# -- row admission -----------------------------------------------------------
+async def test_admission_holds_a_whole_row_and_steps_draw_from_it() -> None:
+    ledger = CreditLedger(balance=70)
+    rows = [await ledger.admit(27, "r1"), await ledger.admit(27, "r2")]
+    assert ledger.reserved == 54 and ledger.balance_left() == 16
+    third = asyncio.create_task(ledger.admit(27, "r3"))
+    await settle()
+    assert not third.done()  # fits only if an admitted row comes in cheaper
+    for row in rows:
+        speech = await row.draw(2)
+        video = await row.draw(20)
+        video.release()  # failed, refunded: back to the row, not the ledger
+        assert row.held == 25 and ledger.reserved == 54 - 27 * rows.index(row)
+        video = await row.draw(20)
+        render = await row.draw(5)
+        assert row.held == 0 and ledger.charged == (27 if row is rows[1] else 0)
+        for r in (speech, video, render):
+            r.settle()
+        row.close()
+    with pytest.raises(CreditsRefused) as info:
+        await asyncio.wait_for(third, 5)
+    assert str(info.value) == "insufficient credits: needs 27, 16 left"
+    assert info.value.reason == "balance"
+    assert ledger.charged == 54 and ledger.reserved == 0
+
+
+async def test_admission_budget_reason_and_unspent_hold_returns() -> None:
+    ledger = CreditLedger(max_credits=60)
+    row = await ledger.admit(27, "r1")
+    other = await ledger.admit(27, "r2")
+    (await row.draw(2)).settle()
+    row.close()  # ended early (failed): 25 unspent go back at once
+    assert ledger.reserved == 27 and ledger.charged == 2
+    third = await ledger.admit(27, "r3")  # now it fits: 2 + 27 + 27 <= 60
+    other.close()
+    third.close()
+    assert ledger.reserved == 0
+    (await ledger.admit(0, "paid already")).close()  # nothing to pay: always admitted
+    ledger2 = CreditLedger(max_credits=60)
+    (await ledger2.reserve(50)).settle()
+    with pytest.raises(CreditsRefused, match=r"needs 27, 10 left of --max-credits 60"):
+        await ledger2.admit(27, "r")
+
+
+async def test_a_draw_beyond_the_hold_reserves_the_rest_and_exhaustion_stops_draws() -> None:
+    ledger = CreditLedger(max_credits=30)
+    row = await ledger.admit(5, "r1")
+    big = await row.draw(20)  # cost more than estimated: 15 from the ledger
+    assert row.held == 0 and ledger.reserved == 20
+    big.release()
+    assert row.held == 5 and ledger.reserved == 5
+    ledger.exhaust("insufficient credits")
+    with pytest.raises(CreditsRefused, match="insufficient credits"):
+        await row.draw(5)
+    assert row.held == 5
+    row.close()
+    assert ledger.reserved == 0 and ledger.charged == 0
