@@ -541,7 +541,7 @@ class _Run:
             hooks=make_hooks(self.limits, opts.observer),
         ) as client:
             self.client = client
-            async with PollHub(scale=opts.time_scale) as hub:
+            async with PollHub(scale=opts.time_scale, budget=self.limits.api) as hub:
                 svc = RowServices(
                     client=client,
                     journal=self.journal,
