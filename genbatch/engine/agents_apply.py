@@ -49,7 +49,7 @@ from genbatch._constants import (
 from genbatch.client import GenClient
 from genbatch.client.models import AgentCoreUpdate
 from genbatch.engine.limits import ConcurrencyCap
-from genbatch.engine.table import TableError
+from genbatch.engine.table import TableError, read_frame
 from genbatch.errors import APIStatusError, AuthenticationError, GenError
 
 __all__ = [
@@ -137,7 +137,7 @@ def read_agents_table(path: Path | str) -> list[AgentSpec]:
     :attr:`AgentSpec.problems`; that row fails, the others go ahead.
     """
     path = Path(path)
-    frame = _read_frame(path)
+    frame = read_frame(path)
     columns = [c.strip() for c in frame.columns]
     if len(set(columns)) != len(columns):
         raise TableError(f"{path}: repeated column names")
@@ -159,23 +159,6 @@ def read_agents_table(path: Path | str) -> list[AgentSpec]:
     specs = [parse_agent_row(i + 1, rec) for i, rec in enumerate(frame.iter_rows(named=True))]
     _check_unique(path, specs)
     return specs
-
-
-def _read_frame(path: Path) -> pl.DataFrame:
-    if not path.is_file():
-        raise TableError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in {".csv", ".txt"}:
-            # Every cell as text: "007" stays "007"; JSON cells are parsed per field.
-            return pl.read_csv(path, infer_schema=False, encoding="utf8")
-        if suffix in {".parquet", ".pq"}:
-            return pl.read_parquet(path)
-    except pl.exceptions.NoDataError:
-        raise TableError(f"{path}: the file is empty") from None
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
-        raise TableError(f"{path}: cannot read the table: {exc}") from None
-    raise TableError(f"{path}: unsupported table format {suffix or '(none)'}; use .csv or .parquet")
 
 
 def _check_unique(path: Path, specs: Sequence[AgentSpec]) -> None:

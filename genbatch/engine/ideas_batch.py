@@ -52,7 +52,7 @@ from genbatch.client import assumptions as A
 from genbatch.client.models import AgentRun, Idea, IdeaStatus, TrainSocialData, UserJob
 from genbatch.engine.limits import ConcurrencyCap
 from genbatch.engine.poller import PollHub
-from genbatch.engine.table import TableError
+from genbatch.engine.table import TableError, read_frame
 from genbatch.engine.video_types import template_for
 from genbatch.errors import APIError, APIStatusError, AuthenticationError, GenError
 
@@ -326,23 +326,6 @@ def read_requests_table(path: Path | str, default_message: str) -> list[IdeaRequ
     if not out:
         raise TableError(f"{path}: no row names an agent")
     return out
-
-
-def read_frame(path: Path) -> pl.DataFrame:
-    """A small CSV (all text) or Parquet table, or :class:`TableError`."""
-    if not path.is_file():
-        raise TableError(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    try:
-        if suffix in {".csv", ".txt"}:
-            return pl.read_csv(path, infer_schema=False, encoding="utf8")
-        if suffix in {".parquet", ".pq"}:
-            return pl.read_parquet(path)
-    except pl.exceptions.NoDataError:
-        raise TableError(f"{path}: the file is empty") from None
-    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
-        raise TableError(f"{path}: cannot read the table: {exc}") from None
-    raise TableError(f"{path}: unsupported table format {suffix or '(none)'}; use .csv or .parquet")
 
 
 def _text(value: Any) -> str | None:

@@ -52,6 +52,7 @@ __all__ = [
     "RowError",
     "Table",
     "TableError",
+    "read_frame",
 ]
 
 #: Columns with a meaning to genbatch; everything else is a recipe variable.
@@ -460,3 +461,24 @@ def _check_row_ids(path: Path, lf: pl.LazyFrame) -> int:
             "row_id must be unique (it is the key runs resume by)"
         )
     return rows
+
+
+def read_frame(path: Path) -> pl.DataFrame:
+    """A small side table (agents, sources) read whole: CSV all text, or Parquet.
+
+    Input tables of rows go through :class:`Table`, which streams; these are a few
+    hundred rows at most, so one ``DataFrame`` is simpler and costs nothing.
+    """
+    if not path.is_file():
+        raise TableError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix in {".csv", ".txt"}:
+            return pl.read_csv(path, infer_schema=False, encoding="utf8")
+        if suffix in {".parquet", ".pq"}:
+            return pl.read_parquet(path)
+    except pl.exceptions.NoDataError:
+        raise TableError(f"{path}: the file is empty") from None
+    except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+        raise TableError(f"{path}: cannot read the table: {exc}") from None
+    raise TableError(f"{path}: unsupported table format {suffix or '(none)'}; use .csv or .parquet")
