@@ -237,13 +237,24 @@ ENGINE_RATE_DEFAULT: Final = 10.0
 #: Back-to-back requests allowed after idle time.  1 = strictly spaced, which
 #: never trips a server token bucket whose rate is at least ours.
 ENGINE_RATE_BURST: Final = 1.0
+#: ... and at most this many seconds of the gate's current rate (>= 1): a
+#: server bucket smaller than our burst 429s whatever our rate, and at low
+#: rates spacing costs nothing (timer lateness only matters at high rates).
+ENGINE_RATE_BURST_SECONDS: Final = 0.01
 #: Floor of the adaptive rate (requests/second) however many 429s arrive.
 ENGINE_RATE_MIN: Final = 0.5
-#: Multiplicative decrease applied on a 429 (AIMD "MD").
+#: Multiplicative decrease of the measured send rate on a 429 when the
+#: server's delivered rate does not pin its limit yet (far above it).
 ENGINE_RATE_DECREASE: Final = 0.5
-#: Additive increase per successful request, as a fraction of the max rate
-#: (AIMD "AI"): ~1/0.02 = 50 successes climb back from half to full rate.
-ENGINE_RATE_INCREASE_FRACTION: Final = 0.02
+#: Once the limit is pinned (successes between two 429s per second), restart
+#: at this fraction of it: just under, so the next 429 waits for a probe.
+ENGINE_RATE_MARGIN: Final = 0.95
+#: Seconds for the rate to climb back to its anchor after a 429 (CUBIC's K);
+#: it then probes above: +ENGINE_RATE_PROBE of the anchor after another K.
+ENGINE_RATE_RECOVERY_SECONDS: Final = 4.0
+ENGINE_RATE_PROBE: Final = 0.5
+#: Window (seconds) over which the send rate at a 429 is measured.
+ENGINE_RATE_WINDOW: Final = 1.0
 #: Pause assumed when a 429 carries no Retry-After (seconds).
 ENGINE_RETRY_AFTER_DEFAULT: Final = 1.0
 #: Caps on work in flight; rows-in-flight bounds memory however long the table.

@@ -11,9 +11,10 @@ rate gate, so a task never holds a rate token while it waits for a cap::
   priority (lower first), FIFO within a priority.  Also the rows-in-flight
   cap that keeps memory flat however long the table is.
 * :class:`RateGate` — one per host: an aiolimiter leaky bucket whose rate
-  adapts (AIMD).  A 429 pauses *everyone* until Retry-After has passed and
-  halves the rate; each success adds back a little, never above the
-  configured max (``--rate``).  Waiters pass in priority order.
+  adapts (CUBIC-like, see its docstring).  A 429 pauses *everyone* until
+  Retry-After has passed and cuts the rate once per overload, anchored at
+  what the server delivered; the rate then climbs back with time, never
+  above the configured max (``--rate``).  Waiters pass in priority order.
 
 Priorities (:class:`Priority`): finishing work first — learning a job's
 outcome, downloads, renders — then the next step of a started row, and only
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -39,10 +41,14 @@ from genbatch._constants import (
     ENGINE_CAP_RENDERS,
     ENGINE_CAP_UPLOADS,
     ENGINE_RATE_BURST,
+    ENGINE_RATE_BURST_SECONDS,
     ENGINE_RATE_DECREASE,
     ENGINE_RATE_DEFAULT,
-    ENGINE_RATE_INCREASE_FRACTION,
+    ENGINE_RATE_MARGIN,
     ENGINE_RATE_MIN,
+    ENGINE_RATE_PROBE,
+    ENGINE_RATE_RECOVERY_SECONDS,
+    ENGINE_RATE_WINDOW,
     ENGINE_RETRY_AFTER_DEFAULT,
     ENGINE_ROWS_IN_FLIGHT,
 )
@@ -167,17 +173,24 @@ class _AdjustableLimiter(AsyncLimiter):
     let it recompute its wake-up timer.
     """
 
-    def set_rate(self, rate: float) -> None:
+    def set_rate(self, rate: float, capacity: float | None = None) -> None:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             pass  # configured before the loop runs: nothing has leaked yet
         else:
             self._leak()  # settle the level at the old rate first
+        if capacity is not None:
+            self.max_rate = capacity
         self.time_period = self.max_rate / rate
         self._rate_per_sec = rate
         if self._waiters:
             self._wake_next()
+
+    def fill(self) -> None:
+        """Mark the bucket full now: the next token is one period away, no burst."""
+        self._level = self.max_rate
+        self._last_check = asyncio.get_running_loop().time()
 
 
 @dataclass(slots=True)
@@ -190,16 +203,42 @@ class RateStats:
 
 
 class RateGate:
-    """Adaptive per-host rate gate (AIMD on top of aiolimiter).
+    """Adaptive per-host rate gate: CUBIC-like, in requests/second, on aiolimiter.
 
-    * ``on_rate_limited(retry_after)`` — a 429: block every acquirer until
-      ``retry_after`` has passed, and multiply the rate by ``decrease`` —
-      once per pause window, since the burst of 429s that one overload
-      produces is one congestion signal, not many.
-    * ``on_success()`` — add ``increase * max_rate`` back, capped at
-      ``max_rate``: roughly 1/increase successes from half to full speed.
-    * ``on_quota(remaining, reset_after)`` — the server said the window is
-      spent: pause until it resets, without lowering the rate.
+    The server's limit is unknown (``--rate`` is only a ceiling, never
+    exceeded), and the only signal every server gives is a 429.  Against a
+    token bucket, each 429 costs a pause of at least its Retry-After for
+    everyone (whole seconds on most servers; the sim's too), and a bucket
+    smaller than rate x Retry-After wastes the rest of that pause.  So the
+    gate aims for *few* 429s rather than a quick climb:
+
+    * **One decrease per congestion event.**  A 429 for a request sent before
+      the last decrease (``elapsed`` tells when it was sent) is the same
+      overload seen again: it extends the pause, it does not cut the rate.
+    * **Cut from what was really sent.**  ``U`` = min(gate rate, the send rate
+      measured over the last ``window`` seconds outside pauses): a gate at
+      200/s whose callers only sent 40/s learns "40 is too much", not "200".
+    * **Anchor at what the server really delivered.**  Two 429s bracket an
+      interval that started and ended with the server's bucket empty, so the
+      successes between them per second, ``L``, cannot exceed its rate.  When
+      ``L >= decrease * U`` the limit is pinned in [L, U]: the anchor is ``L``
+      and the rate restarts at ``margin * L``.  Otherwise (far above the
+      limit, or the bucket overflowed during a long pause) it is plain
+      multiplicative decrease: anchor and restart ``decrease * U``.
+    * **Grow with time, not with successes** (CUBIC's window in rate units):
+      ``A - (A - r0)(1 - t/K)^3`` up to the anchor ``A`` after ``K =
+      recovery`` seconds, then ``A(1 + probe((t - K)/K)^3)`` — flat near the
+      anchor, probing above it ever faster only once it held for a while
+      (the limit may have risen, or ``L`` was low).  Growth per second does
+      not depend on how many requests succeed, so a busy gate does not
+      overshoot faster than an idle one.
+    * **Retry-After exactly**: nobody is let through before it has passed,
+      and no pause is added beyond it.
+
+    The server's ``X-RateLimit-Limit`` is not used as a rate: it is often a
+    count per unknown window (the sim sends its bucket size), and it is
+    absent on many servers.  ``on_quota(remaining, reset_after)`` pauses
+    until a spent window resets, without lowering the rate.
 
     One acquirer at a time stands at the bucket (a priority-ordered cap of
     1 in front), so a burst of low-priority waiters cannot overtake a poll.
@@ -211,30 +250,53 @@ class RateGate:
         *,
         max_rate: float | None = None,
         burst: float = ENGINE_RATE_BURST,
+        burst_seconds: float = ENGINE_RATE_BURST_SECONDS,
         min_rate: float = ENGINE_RATE_MIN,
         decrease: float = ENGINE_RATE_DECREASE,
-        increase: float = ENGINE_RATE_INCREASE_FRACTION,
+        margin: float = ENGINE_RATE_MARGIN,
+        recovery: float = ENGINE_RATE_RECOVERY_SECONDS,
+        probe: float = ENGINE_RATE_PROBE,
+        window: float = ENGINE_RATE_WINDOW,
         name: str = "",
     ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
-        if not 0 < decrease < 1:
-            raise ValueError("decrease must be in (0, 1)")
+        if not 0 < decrease < 1 or not 0 < margin <= 1:
+            raise ValueError("decrease must be in (0, 1) and margin in (0, 1]")
+        if recovery <= 0 or probe <= 0 or window <= 0:
+            raise ValueError("recovery, probe and window must be > 0")
         self.name = name
         self.max_rate = max_rate if max_rate is not None else rate
         self.min_rate = min(min_rate, self.max_rate)
         self._rate = min(rate, self.max_rate)
         self._decrease = decrease
-        self._increase = increase
-        self._limiter = _AdjustableLimiter(burst, burst / self._rate)
+        self._margin = margin
+        self._recovery = recovery
+        self._probe = probe
+        self._window = window
+        self._burst = burst
+        self._burst_seconds = burst_seconds
+        capacity = self._capacity(self._rate)
+        self._limiter = _AdjustableLimiter(capacity, capacity / self._rate)
         self._queue = ConcurrencyCap(1, name=f"{name}-queue")
         self._paused_until = 0.0
+        # Congestion state: None until the first 429 (then the rate is max).
+        self._event_at: float | None = None
+        self._anchor = self._rate
+        self._restart = self._rate
+        self._ok_since_event = 0
+        self._sent: deque[float] = deque()
         self.stats = RateStats()
 
     @property
     def rate(self) -> float:
         """The current (adapted) requests per second."""
         return self._rate
+
+    @property
+    def anchor(self) -> float | None:
+        """The rate the gate believes the server allows (None before any 429)."""
+        return None if self._event_at is None else self._anchor
 
     @property
     def waiting(self) -> int:
@@ -248,11 +310,15 @@ class RateGate:
     def _now() -> float:
         return asyncio.get_running_loop().time()
 
+    def _capacity(self, rate: float) -> float:
+        """The bucket's burst: at most ``burst_seconds`` of the rate (>= 1)."""
+        return max(1.0, min(self._burst, rate * self._burst_seconds))
+
     def _set_rate(self, rate: float) -> None:
         rate = min(self.max_rate, max(self.min_rate, rate))
         if rate != self._rate:
             self._rate = rate
-            self._limiter.set_rate(rate)
+            self._limiter.set_rate(rate, self._capacity(rate))
 
     def set_max_rate(self, max_rate: float) -> None:
         """A newly known limit (e.g. ``--rate`` or a server header)."""
@@ -264,18 +330,27 @@ class RateGate:
 
     async def acquire(self, priority: int = Priority.CONTINUE) -> None:
         async with self._queue.slot(priority):
-            await self._wait_pause()
+            paused = await self._wait_pause()
+            self._grow()
             await self._limiter.acquire()
             # A 429 may have arrived while we waited for the bucket.
-            await self._wait_pause()
+            if await self._wait_pause() or paused:
+                # The server's bucket may hold a single token after a pause:
+                # spacing restarts from this send, no burst of saved tokens.
+                self._limiter.fill()
+            self._record_send()
         self.stats.acquired += 1
         self.stats.by_priority[priority] = self.stats.by_priority.get(priority, 0) + 1
 
-    async def _wait_pause(self) -> None:
+    async def _wait_pause(self) -> bool:
+        """Sleep out the Retry-After pause, if any; whether there was one."""
         # A deadline that later 429s may push out, not an event: re-check
         # after each sleep (asyncio may also wake a hair early).
-        while (delay := self._paused_until - self._now()) > 0:  # noqa: ASYNC110
+        waited = False
+        while (delay := self._paused_until - self._now()) > 0:
+            waited = True
             await asyncio.sleep(delay)
+        return waited
 
     @asynccontextmanager
     async def slot(self, priority: int = Priority.CONTINUE) -> AsyncIterator[None]:
@@ -283,20 +358,74 @@ class RateGate:
         await self.acquire(priority)
         yield
 
-    def on_success(self) -> None:
-        self._set_rate(self._rate + self._increase * self.max_rate)
+    # -- measurement ---------------------------------------------------------
+    def _record_send(self) -> None:
+        now = self._now()
+        sent = self._sent
+        sent.append(now)
+        while sent[0] < now - self._window:
+            sent.popleft()
 
-    def on_rate_limited(self, retry_after: float | None = None) -> None:
+    def _send_rate(self, now: float) -> float | None:
+        """Requests sent per second over the last window, pauses excluded."""
+        since = max(now - self._window, min(self._paused_until, now))
+        recent = [t for t in self._sent if t >= since]
+        if len(recent) < 2 or now <= recent[0]:
+            return None
+        return len(recent) / (now - recent[0])
+
+    # -- adaptation ----------------------------------------------------------
+    def _target(self, now: float) -> float:
+        """CUBIC in rate units: concave up to the anchor, then a convex probe."""
+        if self._event_at is None:
+            return self.max_rate
+        t = max(0.0, now - max(self._event_at, self._paused_until))
+        k = self._recovery
+        if t < k:
+            return self._anchor - (self._anchor - self._restart) * (1.0 - t / k) ** 3
+        return self._anchor * (1.0 + self._probe * ((t - k) / k) ** 3)
+
+    def _grow(self) -> None:
+        target = self._target(self._now())
+        if target > self._rate:
+            self._set_rate(target)
+
+    def on_success(self) -> None:
+        self._ok_since_event += 1
+        self._grow()
+
+    def on_rate_limited(self, retry_after: float | None = None, *, elapsed: float = 0.0) -> None:
+        """A 429; ``elapsed``: how long ago its request was sent (0 if unknown)."""
         now = self._now()
         wait = retry_after if retry_after is not None and retry_after >= 0 else None
         until = now + (wait if wait is not None else ENGINE_RETRY_AFTER_DEFAULT)
         self.stats.rate_limited += 1
-        if now >= self._paused_until:  # first 429 of this congestion episode
-            self._set_rate(self._rate * self._decrease)
-            self.stats.decreases += 1
+        sent_at = now - max(0.0, elapsed)
+        same_event = self._event_at is not None and (
+            sent_at < self._event_at or now < self._paused_until
+        )
+        if not same_event:
+            self._decrease_at(now)
         if until > self._paused_until:
             self.stats.paused_seconds += until - max(now, self._paused_until)
             self._paused_until = until
+
+    def _decrease_at(self, now: float) -> None:
+        sent = self._send_rate(now)
+        upper = min(self._rate, sent) if sent is not None else self._rate
+        cut = self._decrease * upper
+        delivered = None
+        if self._event_at is not None and now > self._event_at:
+            delivered = self._ok_since_event / (now - self._event_at)
+        if delivered is not None and delivered >= cut:
+            self._anchor = max(delivered, self.min_rate)
+            self._restart = self._margin * self._anchor
+        else:
+            self._anchor = self._restart = max(cut, self.min_rate)
+        self._event_at = now
+        self._ok_since_event = 0
+        self._set_rate(self._restart)
+        self.stats.decreases += 1
 
     def on_quota(self, remaining: int | None, reset_after: float | None) -> None:
         if remaining is not None and remaining <= 0 and reset_after is not None:
@@ -332,7 +461,8 @@ class Limits:
         uploads: int = ENGINE_CAP_UPLOADS,
         downloads: int = ENGINE_CAP_DOWNLOADS,
     ) -> Limits:
-        """The gates; each rate gate's ``burst`` is capped at one second of its rate (>= 1)."""
+        """The gates; each rate gate's ``burst`` is capped at one second of its rate (>= 1),
+        and live at ENGINE_RATE_BURST_SECONDS of its current rate (see RateGate)."""
         api_rate = rate if rate is not None else ENGINE_RATE_DEFAULT
         agent_rate = agent_rate if agent_rate is not None else api_rate
 

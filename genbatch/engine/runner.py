@@ -324,7 +324,7 @@ def make_hooks(
             observer("done", info.route, info)
         gate = gate_of(info.route)
         if info.status == 429:
-            gate.on_rate_limited(believed_retry_after(info.retry_after))
+            gate.on_rate_limited(believed_retry_after(info.retry_after), elapsed=info.elapsed)
         elif info.status is not None and info.status < 500:
             gate.on_success()
 

@@ -1,4 +1,4 @@
-"""Gates: caps never exceeded, priority order, 429 pauses everyone, AIMD.
+"""Gates: caps never exceeded, priority order, 429 pauses everyone, adaptive rate.
 
 Assertions are about order and counts (and "not before" bounds, which
 cannot flake), never about how long something took.
@@ -7,10 +7,18 @@ cannot flake), never about how long something took.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
+import random
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pytest
 
 from genbatch.engine.limits import ConcurrencyCap, Limits, Priority, RateGate, through
+
+T = TypeVar("T")
 
 
 async def settle() -> None:
@@ -151,25 +159,22 @@ async def test_retry_after_reaches_waiters_already_at_the_bucket() -> None:
     assert loop.time() >= pause_end
 
 
-async def test_aimd_decrease_once_per_pause_then_additive_climb() -> None:
-    gate = RateGate(10.0, min_rate=1.0, decrease=0.5, increase=0.1)
+async def test_one_decrease_per_congestion_event() -> None:
+    gate = RateGate(10.0, min_rate=1.0, decrease=0.5)
     gate.on_rate_limited(0.01)
     assert gate.rate == 5.0
-    gate.on_rate_limited(0.01)  # same congestion episode: pause extends, rate holds
+    gate.on_rate_limited(0.01)  # same episode (inside the pause): pause extends, rate holds
     assert gate.rate == 5.0 and gate.stats.rate_limited == 2 and gate.stats.decreases == 1
-    await asyncio.sleep(0.02)
-    gate.on_rate_limited(0.0)  # a new episode
-    assert gate.rate == 2.5
-    for _ in range(3):
-        await asyncio.sleep(0.001)  # each a new episode (the last pause was 0 s)
+    await asyncio.sleep(0.03)
+    # After the pause, but its request was sent before the decrease: same overload.
+    gate.on_rate_limited(0.0, elapsed=0.5)
+    assert gate.stats.decreases == 1
+    gate.on_rate_limited(0.0)  # sent after it: a new event
+    assert gate.stats.decreases == 2 and gate.rate < 5.0
+    for _ in range(5):
+        await asyncio.sleep(0.001)
         gate.on_rate_limited(0.0)
     assert gate.rate == 1.0  # floored at min_rate
-    for _ in range(5):
-        gate.on_success()
-    assert gate.rate == pytest.approx(6.0)  # +0.1 * max per success
-    for _ in range(50):
-        gate.on_success()
-    assert gate.rate == 10.0  # never above the configured max
 
 
 async def test_default_pause_when_no_retry_after() -> None:
@@ -197,7 +202,7 @@ async def test_set_max_rate_lowers_the_current_rate() -> None:
 
 
 async def test_rate_change_while_waiting_still_admits_everyone() -> None:
-    gate = RateGate(0.01, max_rate=1000.0, increase=1.0, min_rate=0.01)  # next token: 100 s
+    gate = RateGate(0.01, max_rate=1000.0, min_rate=0.01)  # next token: 100 s
     await gate.acquire()
     waiter = asyncio.create_task(gate.acquire())
     await settle()
@@ -262,5 +267,180 @@ def test_limits_create_burst_is_capped_at_one_second_of_rate() -> None:
     assert Limits.create(rate=7.0).api._limiter.max_rate == 1.0  # default: strictly spaced
     limits = Limits.create(rate=400.0, agent_rate=2.0, burst=4.0)
     assert limits.api._limiter.max_rate == 4.0
-    assert limits.agent._limiter.max_rate == 2.0  # one second of a 2/s gate
+    assert limits.agent._limiter.max_rate == 1.0  # a slow gate is strictly spaced
     assert Limits.create(rate=0.5, burst=4.0).api._limiter.max_rate == 1.0  # never below 1
+
+
+# -- the adaptive gate against a fake server, on a virtual clock ---------------
+class VirtualClockLoop(asyncio.SelectorEventLoop):
+    """An event loop whose clock jumps to the next timer instead of sleeping.
+
+    Each idle turn also moves it a nanosecond, so a deadline computed in
+    floating point is always reached.  No wall-clock timing anywhere.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._now = 0.0
+        select = self._selector.select  # type: ignore[attr-defined]
+
+        def jump(timeout: float | None = None) -> Any:
+            self._now += timeout if timeout else 1e-9
+            return select(0)
+
+        self._selector.select = jump  # type: ignore[attr-defined]
+
+    def time(self) -> float:
+        return self._now
+
+
+def virtual(coro: Coroutine[Any, Any, T]) -> T:
+    loop = VirtualClockLoop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
+class Bucket:
+    """The server: a token bucket (rate, burst); Retry-After in whole seconds >= 1."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.t = float(burst), 0.0
+
+    def take(self, now: float) -> int | None:
+        self.tokens = min(self.burst, self.tokens + (now - self.t) * self.rate)
+        self.t = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return None
+        return max(1, math.ceil((1 - self.tokens) / self.rate))
+
+
+@dataclass
+class Outcome:
+    accepted: int = 0
+    limited: int = 0
+    sends: list[float] = field(default_factory=list)
+    pauses: list[tuple[float, float]] = field(default_factory=list)
+    decreases: int = 0
+
+    def sent_inside_a_pause(self) -> int:
+        """Sends after a 429 reached us and before its Retry-After passed."""
+        return sum(1 for s in self.sends for a, b in self.pauses if a < s < b - 1e-6)
+
+
+async def drive(
+    server: Bucket, gate: RateGate, *, seconds: float, workers: int = 64, rtt: float = 0.01
+) -> Outcome:
+    """``workers`` callers with endless demand, each request one ``rtt`` long."""
+    loop = asyncio.get_running_loop()
+    out = Outcome()
+    rng = random.Random(7)
+
+    async def caller() -> None:
+        while loop.time() < seconds:
+            await gate.acquire()
+            sent = loop.time()
+            if sent >= seconds:
+                return
+            out.sends.append(sent)
+            await asyncio.sleep(rtt / 2)
+            retry_after = server.take(loop.time())
+            await asyncio.sleep(rtt / 2)
+            if retry_after is None:
+                out.accepted += 1
+                gate.on_success()
+            else:
+                out.limited += 1
+                now = loop.time()
+                out.pauses.append((now, now + retry_after))
+                gate.on_rate_limited(float(retry_after), elapsed=rtt)
+                # The client's own retry waits Retry-After (+ up to 10 % jitter).
+                await asyncio.sleep(retry_after * (1 + 0.1 * rng.random()))
+
+    await asyncio.gather(*(caller() for _ in range(workers)))
+    out.decreases = gate.stats.decreases
+    return out
+
+
+@pytest.mark.parametrize(("limit", "rtt"), [(15.0, 0.01), (15.0, 0.06), (40.0, 0.02)])
+def test_converges_near_an_unknown_limit_with_few_429s(limit: float, rtt: float) -> None:
+    """--rate 200 against a server allowing ``limit``/s (bucket = 1 s of it)."""
+    server = Bucket(limit, int(limit))
+    gate = RateGate(200.0, burst=4.0)
+    out = virtual(drive(server, gate, seconds=40.0, rtt=rtt))
+    assert out.accepted >= 0.8 * limit * 40.0  # measured ~97 %
+    assert out.decreases <= 8  # 4 to come down from 200, then a probe every ~10 s
+    assert out.limited <= 30  # the in-flight requests of those events
+    assert out.sent_inside_a_pause() == 0
+    assert gate.anchor is not None and 0.85 * limit <= gate.anchor <= 1.1 * limit
+
+
+def test_small_server_bucket_still_settles_without_429_storms() -> None:
+    """A bucket of 3 wastes most of each 1 s pause: slower, but no storm."""
+    server = Bucket(15.0, 3)
+    out = virtual(drive(server, RateGate(200.0, burst=4.0), seconds=40.0))
+    assert out.accepted >= 0.6 * 15.0 * 40.0  # measured ~70 % (before: ~20 %)
+    assert out.decreases <= 10 and out.sent_inside_a_pause() == 0
+
+
+def test_known_limit_never_trips_even_a_one_token_bucket() -> None:
+    """At a slow rate the gate spaces requests (burst <= 10 ms of rate)."""
+    out = virtual(drive(Bucket(15.0, 1), RateGate(15.0, burst=4.0), seconds=20.0))
+    assert out.limited == 0 and out.accepted >= 15.0 * 20.0 - 1
+
+
+def test_no_burst_after_a_pause() -> None:
+    """The first send after a Retry-After is followed by a full period, not a burst."""
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        gate = RateGate(100.0, burst=4.0)  # capacity 1 at 100/s (10 ms)
+        await gate.acquire()
+        gate.on_rate_limited(1.0)
+        times: list[float] = []
+        for _ in range(3):
+            await gate.acquire()
+            times.append(loop.time())
+        return times
+
+    times = virtual(main())
+    assert times[0] >= 1.0  # not before Retry-After
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 1 / 50.0 - 1e-6  # one period of the halved rate, no saved burst
+
+
+def test_growth_is_per_second_not_per_success() -> None:
+    """Two gates hit at the same moment, one with 50x the successes: same rate."""
+
+    async def main() -> tuple[float, float]:
+        busy, idle = RateGate(100.0), RateGate(100.0)
+        for g in (busy, idle):
+            g.on_rate_limited(0.0)
+        await asyncio.sleep(2.0)
+        for _ in range(500):
+            busy.on_success()
+        for _ in range(10):
+            idle.on_success()
+        return busy.rate, idle.rate
+
+    busy, idle = virtual(main())
+    assert busy == idle and 50.0 <= busy <= 100.0
+
+
+def test_climbs_back_with_time_and_never_above_max() -> None:
+    async def main() -> list[float]:
+        gate = RateGate(20.0)
+        gate.on_rate_limited(0.0)
+        rates = []
+        for _ in range(30):
+            await asyncio.sleep(1.0)
+            gate.on_success()
+            rates.append(gate.rate)
+        return rates
+
+    rates = virtual(main())
+    assert rates == sorted(rates)  # monotone between 429s
+    assert rates[0] < 20.0 and rates[-1] == 20.0  # back at the ceiling, never above
