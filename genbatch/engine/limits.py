@@ -233,12 +233,17 @@ class RateGate:
       not depend on how many requests succeed, so a busy gate does not
       overshoot faster than an idle one.
     * **Retry-After exactly**: nobody is let through before it has passed,
-      and no pause is added beyond it.
+      and no pause is added beyond it.  The first send after a pause starts
+      a full period (no saved-up burst: the server's bucket may hold one
+      token), and the burst is at most ``burst_seconds`` of the current rate,
+      so a slow gate is strictly spaced and never trips a small bucket.
+    * Before any 429 the gate runs at the ceiling; there is no slow start.
 
     The server's ``X-RateLimit-Limit`` is not used as a rate: it is often a
-    count per unknown window (the sim sends its bucket size), and it is
-    absent on many servers.  ``on_quota(remaining, reset_after)`` pauses
-    until a spent window resets, without lowering the rate.
+    count per unknown window (the sim sends its bucket size), it is absent on
+    many servers, and the client's attempt hook does not carry headers.
+    ``on_quota(remaining, reset_after)`` pauses until a spent window resets,
+    without lowering the rate.
 
     One acquirer at a time stands at the bucket (a priority-ordered cap of
     1 in front), so a burst of low-priority waiters cannot overtake a poll.
