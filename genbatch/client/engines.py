@@ -28,6 +28,7 @@ from genbatch.client.models import (
     Layer,
     Row,
 )
+from genbatch.client.routes import Route
 from genbatch.errors import RequestValidationError
 
 __all__ = ["Cells", "Columns", "Engines", "GlobalVariables", "Layers", "Rows"]
@@ -38,6 +39,22 @@ _XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 def _q(agent_id: AgentId) -> dict[str, object]:
     return {"agent_id": agent_id}
+
+
+async def _bulk(
+    res: Resource,
+    route: Route,
+    path: Mapping[str, object],
+    agent_id: AgentId,
+    body: Mapping[str, Any],
+    what: str,
+) -> Any:
+    """The bulk writes (mass_update, update_positions, …): bodies and answers the
+    reference leaves untyped, so the caller's mapping goes out and the raw JSON comes back."""
+    resp = await res._client.request(
+        route, path=path, params=_q(agent_id), json=mapping_body(body, what)
+    )
+    return resp.data
 
 
 class Engines(Resource):
@@ -110,24 +127,21 @@ class Rows(Resource):
     async def update_positions(
         self, engine_id: str | int, agent_id: AgentId, body: Mapping[str, Any]
     ) -> Any:
-        resp = await self._client.request(
+        return await _bulk(
+            self,
             R.ROWS_UPDATE_POSITIONS,
-            path={"id": engine_id},
-            params=_q(agent_id),
-            json=mapping_body(body, "rows.update_positions"),
+            {"id": engine_id},
+            agent_id,
+            body,
+            "rows.update_positions",
         )
-        return resp.data
 
     async def mass_update(
         self, engine_id: str | int, agent_id: AgentId, body: Mapping[str, Any]
     ) -> Any:
-        resp = await self._client.request(
-            R.ROWS_MASS_UPDATE,
-            path={"id": engine_id},
-            params=_q(agent_id),
-            json=mapping_body(body, "rows.mass_update"),
+        return await _bulk(
+            self, R.ROWS_MASS_UPDATE, {"id": engine_id}, agent_id, body, "rows.mass_update"
         )
-        return resp.data
 
 
 class Columns(Resource):
@@ -160,24 +174,21 @@ class Columns(Resource):
     async def update_positions(
         self, engine_id: str | int, agent_id: AgentId, body: Mapping[str, Any]
     ) -> Any:
-        resp = await self._client.request(
+        return await _bulk(
+            self,
             R.COLUMNS_UPDATE_POSITIONS,
-            path={"id": engine_id},
-            params=_q(agent_id),
-            json=mapping_body(body, "columns.update_positions"),
+            {"id": engine_id},
+            agent_id,
+            body,
+            "columns.update_positions",
         )
-        return resp.data
 
     async def mass_update(
         self, engine_id: str | int, agent_id: AgentId, body: Mapping[str, Any]
     ) -> Any:
-        resp = await self._client.request(
-            R.COLUMNS_MASS_UPDATE,
-            path={"id": engine_id},
-            params=_q(agent_id),
-            json=mapping_body(body, "columns.mass_update"),
+        return await _bulk(
+            self, R.COLUMNS_MASS_UPDATE, {"id": engine_id}, agent_id, body, "columns.mass_update"
         )
-        return resp.data
 
 
 class Cells(Resource):
@@ -222,13 +233,9 @@ class Cells(Resource):
     async def mass_update(
         self, engine_id: str | int, agent_id: AgentId, body: Mapping[str, Any]
     ) -> Any:
-        resp = await self._client.request(
-            R.CELLS_MASS_UPDATE,
-            path={"id": engine_id},
-            params=_q(agent_id),
-            json=mapping_body(body, "cells.mass_update"),
+        return await _bulk(
+            self, R.CELLS_MASS_UPDATE, {"id": engine_id}, agent_id, body, "cells.mass_update"
         )
-        return resp.data
 
     async def set_default_user_job(
         self,
@@ -237,13 +244,14 @@ class Cells(Resource):
         agent_id: AgentId,
         body: Mapping[str, Any],
     ) -> Any:
-        resp = await self._client.request(
+        return await _bulk(
+            self,
             R.CELLS_SET_DEFAULT_USER_JOB,
-            path={"id": engine_id, "cell_id": cell_id},
-            params=_q(agent_id),
-            json=mapping_body(body, "cells.set_default_user_job"),
+            {"id": engine_id, "cell_id": cell_id},
+            agent_id,
+            body,
+            "cells.set_default_user_job",
         )
-        return resp.data
 
 
 class Layers(Resource):
@@ -316,13 +324,14 @@ class Layers(Resource):
         agent_id: AgentId,
         body: Mapping[str, Any],
     ) -> Any:
-        resp = await self._client.request(
+        return await _bulk(
+            self,
             R.LAYERS_UPDATE_POSITIONS,
-            path={"id": engine_id, "cell_id": cell_id},
-            params=_q(agent_id),
-            json=mapping_body(body, "layers.update_positions"),
+            {"id": engine_id, "cell_id": cell_id},
+            agent_id,
+            body,
+            "layers.update_positions",
         )
-        return resp.data
 
 
 class GlobalVariables(Resource):
