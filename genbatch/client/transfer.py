@@ -351,7 +351,7 @@ async def download(
     safe_url = redact_url(url)
     stats.calls += 1
     await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
-    f: IO[bytes] = await asyncio.to_thread(open, part, "wb")
+    f = await _open_part(part)
     sink = _Sink(f)
     expected: int | None = None
     etag: str | None = None
@@ -461,6 +461,23 @@ async def download(
     except BaseException:
         with contextlib.suppress(Exception):  # best effort; the original error matters
             await asyncio.shield(_discard(sink, f, part))
+        raise
+
+
+async def _open_part(part: Path) -> IO[bytes]:
+    """Open the part file; a cancel during the open still removes what it made.
+
+    The open runs in a thread that finishes whatever happens to the awaiting
+    task, so a cancel there would otherwise leave an open handle and a
+    ``.part`` behind: wait for the thread, close, unlink, then re-raise.
+    """
+    opening = asyncio.ensure_future(asyncio.to_thread(open, part, "wb"))
+    try:
+        return await asyncio.shield(opening)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            (await opening).close()
+        await asyncio.to_thread(part.unlink, missing_ok=True)
         raise
 
 

@@ -8,6 +8,7 @@ mock; the simulator-based tests cover the same paths end to end.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import errno
 import hashlib
@@ -196,6 +197,25 @@ async def test_download_on_a_full_disk_leaves_no_part_file(
             await download(s, base + path, dest, policy=FAST)
     assert info.value.errno == errno.ENOSPC
     assert not any(tmp_path.iterdir())  # noqa: ASYNC240 — a test-side check
+
+
+async def test_download_cancelled_while_opening_leaves_no_part_file(tmp_path: Path) -> None:
+    # A FIFO at the part path blocks open(..., "wb") until a reader appears, so the
+    # cancel lands exactly while the open runs in its thread.
+    dest = tmp_path / "out.mp4"
+    part = tmp_path / "out.mp4.part"
+    os.mkfifo(part)
+    async with aiohttp.ClientSession() as s:
+        task = asyncio.create_task(download(s, "http://127.0.0.1:9/never", dest, policy=FAST))
+        await asyncio.sleep(0.2)
+        assert not task.done()
+        task.cancel()
+        reader = await asyncio.to_thread(os.open, part, os.O_RDONLY)  # unblocks the writer
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        os.close(reader)
+    assert not part.exists()
+    assert not dest.exists()
 
 
 async def test_download_restarts_when_range_ignored(
