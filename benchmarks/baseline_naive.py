@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from genbatch._constants import SIM_DEMO_AGENT_ID, SIM_DEMO_API_KEY
-from genbatch.engine.bench import SimProcess, SimSpec, api_requests
+from genbatch.bench.run import SimProcess, SimSpec, api_requests
 from genbatch.engine.recipe import Recipe
 
 TEMPLATE = "tiktok-vo-broll"

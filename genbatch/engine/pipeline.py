@@ -59,7 +59,7 @@ from genbatch.engine.credits import (
     Reservation,
     RowReservation,
 )
-from genbatch.engine.ideas_batch import IDEA_STATUS_ON, advance_idea
+from genbatch.engine.idea_status import IDEA_STATUS_ON, advance_idea
 from genbatch.engine.journal import Journal, StepRecord
 from genbatch.engine.limits import Limits, Priority
 from genbatch.engine.naming import UnsafePathError, resolve_inside, safe_join

@@ -9,12 +9,11 @@ In-process use (tests, ``genbatch run --sim``)::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import signal
-import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -26,7 +25,6 @@ from genbatch._constants import (
     SIM_DEFAULT_BURST,
     SIM_DEFAULT_CREDITS,
     SIM_DEFAULT_HOST,
-    SIM_DEFAULT_PORT,
     SIM_DEFAULT_RATE,
     SIM_DEFAULT_SEED,
     SIM_DEFAULT_TIME_SCALE,
@@ -121,70 +119,13 @@ class SimServer:
         await self.close()
 
 
-# ------------------------------------------------------------------ CLI
-def register(subparsers: Any) -> None:
-    """Add ``genbatch sim`` to the CLI."""
-    p: argparse.ArgumentParser = subparsers.add_parser(
-        "sim",
-        help="run the offline GEN simulator (both hosts on one port)",
-        description="Serve a stateful GEN API simulator: both hosts, CDN, storage, /_sim admin.",
-    )
-    p.add_argument("--host", default=SIM_DEFAULT_HOST, help="bind address (default %(default)s)")
-    p.add_argument("--port", type=int, default=SIM_DEFAULT_PORT, help="0 picks a free port")
-    p.add_argument(
-        "--api-key",
-        action="append",
-        default=[],
-        dest="api_keys",
-        metavar="KEY",
-        help="accept this API key (repeatable); the demo key is always accepted",
-    )
-    p.add_argument("--rate", type=float, default=SIM_DEFAULT_RATE, help="requests/s per key")
-    p.add_argument("--burst", type=int, default=SIM_DEFAULT_BURST, help="token bucket size")
-    p.add_argument("--credits", type=float, default=SIM_DEFAULT_CREDITS, help="starting balance")
-    p.add_argument(
-        "--time-scale",
-        type=float,
-        default=SIM_DEFAULT_TIME_SCALE,
-        help="multiply every job latency (0.01 = 100x faster)",
-    )
-    p.add_argument("--faults", default="", help="e.g. 500:0.02,reset_after:0.01,slow:0.05@2")
-    p.add_argument("--seed", type=int, default=SIM_DEFAULT_SEED, help="RNG seed (reproducible)")
-    p.add_argument("--admin-key", default=None, help="require X-Sim-Admin-Key on /_sim/")
-    p.set_defaults(func=func)
-
-
-def func(args: argparse.Namespace) -> int:
-    try:
-        config = SimConfig(
-            api_keys=tuple(args.api_keys),
-            rate=args.rate,
-            burst=args.burst,
-            credits=args.credits,
-            time_scale=args.time_scale,
-            faults=args.faults,
-            seed=args.seed,
-            admin_key=args.admin_key,
-            host=args.host,
-            port=args.port,
-        )
-    except ValueError as exc:
-        print(f"genbatch sim: {exc}", file=sys.stderr)
-        return 2
-    try:
-        asyncio.run(_serve(config))
-    except OSError as exc:
-        print(f"genbatch sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-async def _serve(config: SimConfig) -> None:
+async def serve_forever(config: SimConfig, announce: Callable[[str], None] = print) -> None:
+    """Serve until SIGINT/SIGTERM; ``announce`` gets the one line saying where."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with SimServer(config) as sim:
-        print(f"genbatch sim listening on {sim.url}", flush=True)
+        announce(f"genbatch sim listening on {sim.url}")
         await stop.wait()

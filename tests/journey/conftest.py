@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from journeyhelp import KEY, SCALE
 
+from genbatch.agents.ideas import Waiter, research_seeds
 from genbatch.client import GenClient
-from genbatch.engine.ideas_batch import Waiter, research_seeds
 from genbatch.engine.poller import PollHub
 from genbatch.sim.serve import SimServer
 

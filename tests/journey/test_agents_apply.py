@@ -11,8 +11,8 @@ import pytest
 from journeyhelp import AGENT_CREATE, CORE_PATCH, cli, count, target, write_csv
 
 from genbatch._constants import SIM_DEMO_AGENT_ID
+from genbatch.agents.apply import KEYWORD_MIRROR_NOTE, parse_agent_row
 from genbatch.client import GenClient
-from genbatch.engine.agents_apply import KEYWORD_MIRROR_NOTE, parse_agent_row
 from genbatch.sim.serve import SimServer
 
 REPO = Path(__file__).resolve().parents[2]

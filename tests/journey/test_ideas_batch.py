@@ -11,21 +11,20 @@ import polars as pl
 import pytest
 from journeyhelp import RUN_START, USER_JOBS, cli, count, target, write_csv
 
-from genbatch.client import GenClient
-from genbatch.engine.ideas_batch import (
+from genbatch.agents.ideas import (
     DOCUMENTED_IDEA_FIELDS,
     IDEA_COLUMNS,
-    IDEA_STATUS_ON,
     TableData,
     Waiter,
-    advance_idea,
     read_ideas,
     run_message,
 )
-from genbatch.engine.journey_commands import write_table
+from genbatch.agents.video_types import template_for
+from genbatch.cli.journey import write_table
+from genbatch.client import GenClient
+from genbatch.engine.idea_status import IDEA_STATUS_ON, advance_idea
 from genbatch.engine.recipe import Recipe, default_recipe_slugs
 from genbatch.engine.table import InputRow, Table
-from genbatch.engine.video_types import template_for
 from genbatch.sim.serve import SimServer
 
 

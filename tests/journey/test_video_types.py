@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 
 from genbatch._constants import ENGINE_VIDEO_TYPE_FALLBACK_TEMPLATE
-from genbatch.client.models import VIDEO_TYPE_IDS as CLIENT_VIDEO_TYPE_IDS
-from genbatch.engine.recipe import STARTER_TEMPLATES, default_recipe_slugs
-from genbatch.engine.video_types import (
+from genbatch.agents.video_types import (
     VIDEO_TEMPLATES,
     VIDEO_TYPE_IDS,
     normalize_video_type,
     parse_overrides,
     template_for,
 )
+from genbatch.client.models import VIDEO_TYPE_IDS as CLIENT_VIDEO_TYPE_IDS
+from genbatch.engine.recipe import STARTER_TEMPLATES, default_recipe_slugs
 
 
 def test_every_reference_video_type_maps_to_a_template_tagged_with_it() -> None:
@@ -83,11 +83,11 @@ def test_parse_overrides_from_cli_strings() -> None:
     assert normalize_video_type("  ") is None
 
 
-@pytest.mark.parametrize("module", ["agents_apply", "ideas_batch", "video_types"])
+@pytest.mark.parametrize("module", ["apply", "ideas", "video_types"])
 def test_journey_modules_build_no_urls(module: str) -> None:
-    # DESIGN §2: the engine never builds URLs; the client does.
-    from genbatch import engine
+    # docs/design.md, layers: only the client builds URLs.
+    from genbatch import agents
 
-    text = Path(engine.__file__).with_name(f"{module}.py").read_text(encoding="utf-8")
+    text = Path(agents.__file__).with_name(f"{module}.py").read_text(encoding="utf-8")
     for forbidden in ("aiohttp", "genbatch.sim", "http://", "https://"):
         assert forbidden not in text, f"{module}.py mentions {forbidden}"

@@ -41,8 +41,8 @@ from genbatch._constants import (
     ENGINE_SIM_RATE,
     SIM_DEMO_AGENT_ID,
 )
+from genbatch.cli.target import add_target_args, target
 from genbatch.client import GenClient
-from genbatch.engine.cli_common import add_target_args, target
 from genbatch.engine.journal import Journal, JournalError
 from genbatch.engine.recipe import default_recipe_slugs
 from genbatch.engine.runner import (

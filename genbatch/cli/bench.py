@@ -2,7 +2,7 @@
 
 ``genbatch bench [--rows N --rate R --burst B --time-scale S --faults SPEC]``
 runs a synthetic table through ``genbatch run`` against a simulator process
-and prints the figures (:mod:`genbatch.engine.bench`).  ``genbatch bench
+and prints the figures (:mod:`genbatch.bench.run`).  ``genbatch bench
 --from OUT_DIR`` prints the "where the time goes" analysis of any finished
 run, real or simulated, from its journal.  Exit 0 when the figures were
 produced (whatever they say), 2 when they could not be.
@@ -23,7 +23,7 @@ from genbatch._constants import (
     ENGINE_BENCH_TEMPLATE,
     ENGINE_BENCH_TIME_SCALE,
 )
-from genbatch.engine.bench import BenchError, BenchOptions, SimSpec, analyze, run_bench
+from genbatch.bench.run import BenchError, BenchOptions, SimSpec, analyze, run_bench
 from genbatch.engine.recipe import RecipeError, default_recipe_slugs
 
 __all__ = ["register"]

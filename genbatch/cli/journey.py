@@ -45,17 +45,17 @@ from genbatch._constants import (
     ENGINE_TRAIN_RESULTS_STEM,
     SIM_DEMO_AGENT_ID,
 )
+from genbatch.agents import apply as AA
+from genbatch.agents import ideas as IB
+from genbatch.agents.video_types import parse_overrides
+from genbatch.cli.target import Target, add_target_args, target
 from genbatch.client import GenClient
-from genbatch.engine import agents_apply as AA
-from genbatch.engine import ideas_batch as IB
-from genbatch.engine.cli_common import Target, add_target_args, target
 from genbatch.engine.limits import Limits
 from genbatch.engine.naming import UnsafePathError, safe_join
 from genbatch.engine.poller import PollHub
 from genbatch.engine.results import csv_escape
 from genbatch.engine.runner import make_hooks
 from genbatch.engine.table import TableError
-from genbatch.engine.video_types import parse_overrides
 from genbatch.errors import AuthenticationError, GenError
 
 __all__ = ["register", "write_table"]

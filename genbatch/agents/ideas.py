@@ -10,7 +10,7 @@ table is a ``genbatch run`` input as it stands:
 * ``template`` from the idea's ``video_type`` (:mod:`video_types`, overridable);
 * ``hook`` and ``script`` (= ``full_script``) fill every default recipe;
 * ``idea_id`` lets the run move the idea's status along with the row
-  (:func:`advance_idea`, :data:`IDEA_STATUS_ON`).
+  (:mod:`genbatch.engine.idea_status`).
 
 Nested fields (``selected_assets``, ``project_manifest``,
 ``inspiration_sources``) are Parquet lists/structs and JSON text in the
@@ -47,19 +47,18 @@ from genbatch._constants import (
     ENGINE_RUN_MAX_WAIT,
     ENGINE_RUN_WATCH_ATTEMPTS,
 )
+from genbatch.agents.video_types import template_for
 from genbatch.client import GenClient
 from genbatch.client import assumptions as A
-from genbatch.client.models import AgentRun, Idea, IdeaStatus, TrainSocialData, UserJob
+from genbatch.client.models import AgentRun, Idea, TrainSocialData, UserJob
 from genbatch.engine.limits import ConcurrencyCap
 from genbatch.engine.poller import PollHub
 from genbatch.engine.table import TableError, read_frame
-from genbatch.engine.video_types import template_for
 from genbatch.errors import APIError, APIStatusError, AuthenticationError, GenError
 
 __all__ = [
     "DOCUMENTED_IDEA_FIELDS",
     "IDEA_COLUMNS",
-    "IDEA_STATUS_ON",
     "NESTED_IDEA_FIELDS",
     "IdeaRequest",
     "IdeasReport",
@@ -69,7 +68,6 @@ __all__ = [
     "TrainOutcome",
     "TrainSpec",
     "Waiter",
-    "advance_idea",
     "approve_runs",
     "build_ideas_table",
     "generate_ideas",
@@ -661,41 +659,6 @@ def runs_table(runs: Sequence[RunOutcome]) -> TableData:
     return TableData.from_records(
         [r.record() for r in runs], (*cols, "approved", "ideas", "message")
     )
-
-
-# --------------------------------------------------------------------------
-# The idea's status moves with its row (called by the batch runner)
-# --------------------------------------------------------------------------
-#: Row event → the idea status it means (reference: generated → approve_to_create
-#: → ready_for_review → approved_to_post → posted).
-IDEA_STATUS_ON: Final[Mapping[str, IdeaStatus]] = {
-    "started": "approve_to_create",  # production of the row began (clone)
-    "rendered": "ready_for_review",  # the final video rendered (and downloaded)
-    "publishing": "approved_to_post",  # just before the publish user job is created
-    "posted": "posted",  # the publish job completed with a post_id
-}
-_FLOW: Final = ("generated", "approve_to_create", "ready_for_review", "approved_to_post", "posted")
-
-
-async def advance_idea(
-    client: GenClient,
-    idea_id: str,
-    status: IdeaStatus,
-    *,
-    current: str | None = None,
-) -> str:
-    """Set an idea's status (``PUT /v1/agent/ideas/:id/status/:status``); the status after.
-
-    Idempotent (an explicit set, not a cycle), so a resumed row may call it
-    again.  ``current``: the status the caller last saw; a move backwards in
-    the flow (e.g. a resume re-announcing ``started`` after ``rendered``) is
-    skipped and ``current`` returned.  Errors raise: a runner should record
-    them on the row as a note, not fail a row whose video is fine.
-    """
-    if current in _FLOW and status in _FLOW and _FLOW.index(status) <= _FLOW.index(current):
-        return current
-    idea = await client.ideas.set_status(idea_id, status)
-    return idea.status or status
 
 
 # --------------------------------------------------------------------------

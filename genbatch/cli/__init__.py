@@ -17,11 +17,11 @@ from genbatch import __version__
 
 #: Modules that contribute subcommands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
-    "genbatch.sim.serve",
-    "genbatch.engine.commands",
-    "genbatch.demo",
-    "genbatch.engine.journey_commands",
-    "genbatch.engine.bench_commands",
+    "genbatch.cli.sim",
+    "genbatch.cli.run",
+    "genbatch.cli.demo",
+    "genbatch.cli.journey",
+    "genbatch.cli.bench",
 )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from genbatch._constants import ENGINE_DEMO_OUT, ENGINE_DEMO_TABLE, ENGINE_SIM_TIME_SCALE
-from genbatch.engine import commands
+from genbatch.cli import run as commands
 
 __all__ = ["register"]
 
