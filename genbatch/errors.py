@@ -24,8 +24,15 @@ Like httpx, the tree is drawn here so nobody has to reverse-engineer it::
      ├── RequestValidationError        a request body failed validation locally
      ├── JobFailed                     a generation / job ended failed or stopped
      ├── WaitTimeout                   a wait() helper gave up (job still running)
-     └── TransferError                 an upload to storage or a download failed
-          └── ChecksumMismatch         storage rejected the body's MD5 (BadDigest)
+     ├── TransferError                 an upload to storage or a download failed
+     │    └── ChecksumMismatch         storage rejected the body's MD5 (BadDigest)
+     └── InputError                    what the user gave cannot work: a table, recipe,
+                                       pricing file, output path, journal or flag
+                                       (engine and cli errors derive from it)
+
+Every class carries ``exit_code``: the status a command ends with when the
+error stops it (2, "could not start or go on"; docs/design.md §6).  The
+command line maps errors to messages and codes in one place.
 
 Messages carry the method, the route *pattern* (``GET /v1/generations/{id}``,
 never a concrete URL with a query), the status, the ``error_code`` and the
@@ -49,6 +56,7 @@ __all__ = [
     "AuthenticationError",
     "ChecksumMismatch",
     "GenError",
+    "InputError",
     "InsufficientCreditsError",
     "JobFailed",
     "NoActiveCreditsError",
@@ -67,6 +75,9 @@ __all__ = [
 
 class GenError(Exception):
     """Root of every genbatch exception."""
+
+    #: The exit status of a command this error ends.
+    exit_code: ClassVar[int] = 2
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -257,3 +268,7 @@ def status_error_class(status: int, error_code: str | None) -> type[APIStatusErr
     if status >= 500:
         return ServerError
     return _BY_STATUS.get(status, APIStatusError)
+
+
+class InputError(GenError):
+    """What the user gave cannot work (table, recipe, pricing, output path, journal, flags)."""

@@ -1,9 +1,13 @@
-"""The `genbatch` command line.
+"""The `genbatch` command line: the only place that parses argv, prints for people
+and turns errors into exit codes.
 
-Each subcommand lives in the module that owns its concern and exposes
-``register(subparsers)``; this file only assembles them, so adding a command
-never touches another command's code.  Exit codes (DESIGN §6): 0 all rows
-completed, 1 some rows failed or were skipped, 2 could not start.
+Each command module exposes ``register(subparsers)``; this file assembles them
+and runs the chosen command under :func:`main`'s one error handler: an error
+that ends a command (a :class:`~genbatch.errors.GenError`, which carries its
+``exit_code``, or an ``OSError`` writing the output) becomes one line on
+stderr, never a traceback.  Exit codes (docs/design.md §6): 0 every attempted
+row completed, 1 some rows failed or were skipped, 2 could not start,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ import sys
 from collections.abc import Sequence
 
 from genbatch import __version__
+from genbatch._constants import CLIENT_ENV_API_KEY
+from genbatch.errors import AuthenticationError, GenError, InputError
+
+__all__ = ["EXIT_INTERRUPTED", "UsageError", "build_parser", "fail", "main"]
 
 #: Modules that contribute subcommands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -23,6 +31,12 @@ COMMAND_MODULES: tuple[str, ...] = (
     "genbatch.cli.journey",
     "genbatch.cli.bench",
 )
+#: The conventional status of a process stopped by Ctrl-C (128 + SIGINT).
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(InputError):
+    """A flag or flag combination that cannot work."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +51,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def fail(exc: BaseException) -> int:
+    """Say why a command stopped, in one line on stderr; its exit code."""
+    if isinstance(exc, AuthenticationError):
+        message = f"the API key was refused (401): {exc}; check {CLIENT_ENV_API_KEY}"
+    elif isinstance(exc, OSError):
+        message = str(exc)
+    else:
+        message = str(exc)
+    print(f"genbatch: {message}", file=sys.stderr)
+    return exc.exit_code if isinstance(exc, GenError) else 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -48,4 +74,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(func(args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except (GenError, OSError) as exc:
+        return fail(exc)

@@ -8,48 +8,44 @@ result table are.  It is the quickest proof that a fresh clone works.
 from __future__ import annotations
 
 import argparse
-import sys
+import asyncio
 from pathlib import Path
 from typing import Any
 
 from genbatch._constants import ENGINE_DEMO_OUT, ENGINE_DEMO_TABLE, ENGINE_SIM_TIME_SCALE
-from genbatch.cli import run as commands
+from genbatch.cli import UsageError
+from genbatch.cli.run import print_summary, run_options
+from genbatch.cli.target import open_target
+from genbatch.engine.runner import RunSummary, execute
 
 __all__ = ["register"]
+
+
+async def _demo_run(args: argparse.Namespace) -> RunSummary:
+    async with open_target(sim=True, sim_time_scale=args.sim_time_scale) as t:
+        return await execute(
+            run_options(
+                t,
+                table=Path(args.table),
+                out_dir=Path(args.out),
+                fresh=True,
+                progress=not args.quiet,
+            )
+        )
 
 
 def _demo(args: argparse.Namespace) -> int:
     table = Path(args.table)
     if not table.is_file():
-        print(
-            f"genbatch demo: {table} not found; run it from the repository root "
-            "(where inputs/ is) or pass --table",
-            file=sys.stderr,
+        raise UsageError(
+            f"{table} not found; run `genbatch demo` from the repository root "
+            "(where inputs/ is) or pass --table"
         )
-        return 2
-    run_args = argparse.Namespace(
-        table=table,
-        recipe=None,
-        template=None,
-        agent=None,
-        pricing=None,
-        limit=None,
-        json=False,
-        quiet=args.quiet,
-        sim=True,
-        base_url=None,
-        agent_url=None,
-        sim_time_scale=args.sim_time_scale,
-        out=Path(args.out),
-        rate=None,
-        max_concurrency=None,
-        max_credits=None,
-        fresh=True,
-    )
-    code = commands.cmd_run(run_args)
+    summary = asyncio.run(_demo_run(args))
+    print_summary(summary)
     out = Path(args.out)
     print(f"\nThe demo's videos are in {out / 'videos'}/ and its table in {out / 'results.csv'}")
-    return code
+    return summary.exit_code
 
 
 def register(subparsers: Any) -> None:

@@ -1,6 +1,6 @@
 """``genbatch run | plan | status | templates`` — the batch engine's command line.
 
-Exit codes (DESIGN §6): 0 every row completed; 1 some rows failed, were
+Exit codes (docs/design.md §6): 0 every row completed; 1 some rows failed, were
 skipped or are still pending (the result table says why); 2 the run could
 not start (bad table or recipe, no key, 401, output dir in use) — always
 with one line saying what to do.
@@ -11,13 +11,6 @@ agent) with a fast time scale (``--sim-time-scale``, default
 can be rehearsed offline.  Against a separate ``genbatch sim --time-scale S``
 pass ``--base-url`` and the same ``--sim-time-scale S``: the poll hub then
 expects jobs to be that much faster.
-
-Test hook (crash tests only): ``GENBATCH_TEST_HALT_AT=<milestone>`` makes the
-first row that reaches that journal milestone (``clone_intent``,
-``generate:<cell>:intent``, ``generate:<cell>:posted`` (the POST was accepted,
-its id not yet journaled), ``generate:<cell>:submitted``, ``render:intent``,
-``render:posted``, ``render:submitted``, ``download:start``) print ``GENBATCH-TEST-HALT ...`` to
-stderr and stop there, so a test can SIGKILL the process at a known point.
 """
 
 from __future__ import annotations
@@ -25,9 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,28 +32,20 @@ from genbatch._constants import (
     ENGINE_SIM_RATE,
     SIM_DEMO_AGENT_ID,
 )
-from genbatch.cli.target import add_target_args, target
+from genbatch.cli import UsageError
+from genbatch.cli.target import Target, add_target_args, target
 from genbatch.client import GenClient
-from genbatch.engine.journal import Journal, JournalError
+from genbatch.engine.journal import Journal
 from genbatch.engine.recipe import default_recipe_slugs
 from genbatch.engine.runner import (
     RunOptions,
     RunSummary,
-    StartError,
     execute,
     plan_rows,
     prepare,
 )
-from genbatch.errors import APIError, AuthenticationError, GenError
 
 __all__ = ["register"]
-
-_HALT_ENV = "GENBATCH_TEST_HALT_AT"
-
-
-def _fail(message: str) -> int:
-    print(f"genbatch: {message}", file=sys.stderr)
-    return 2
 
 
 def _add_table_args(p: argparse.ArgumentParser) -> None:
@@ -80,49 +63,40 @@ def _add_table_args(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------
 # run
 # --------------------------------------------------------------------------
-def _halt_hook() -> Callable[[str, str], Awaitable[None]] | None:
-    where = os.environ.get(_HALT_ENV)
-    if not where:
-        return None
-    fired = False
-
-    async def milestone(row_id: str, what: str) -> None:
-        nonlocal fired
-        if fired or what != where:
-            return
-        fired = True
-        print(f"GENBATCH-TEST-HALT row={row_id} at={what}", file=sys.stderr, flush=True)
-        await asyncio.Event().wait()
-
-    return milestone
-
-
 def default_out(table: Path) -> Path:
     return Path(ENGINE_DEFAULT_OUT_ROOT) / (table.stem or "run")
 
 
 async def _run(args: argparse.Namespace) -> RunSummary:
     async with target(args) as t:
-        opts = RunOptions(
-            table=args.table,
-            out_dir=args.out or default_out(args.table),
-            api_key=t.api_key,
-            api_url=t.api_url,
-            agent_url=t.agent_url,
-            recipe=args.recipe,
-            template=args.template,
-            agent=t.agent,
-            rate=t.rate,
-            max_concurrency=args.max_concurrency,
-            max_credits=args.max_credits,
-            pricing=args.pricing,
-            fresh=args.fresh,
-            limit=args.limit,
-            time_scale=t.time_scale,
-            progress=not args.json and not args.quiet,
-            milestone=_halt_hook(),
+        return await execute(
+            run_options(
+                t,
+                table=args.table,
+                out_dir=args.out or default_out(args.table),
+                recipe=args.recipe,
+                template=args.template,
+                max_concurrency=args.max_concurrency,
+                max_credits=args.max_credits,
+                pricing=args.pricing,
+                fresh=args.fresh,
+                limit=args.limit,
+                progress=not args.json and not args.quiet,
+            )
         )
-        return await execute(opts)
+
+
+def run_options(t: Target, **choices: Any) -> RunOptions:
+    """The run the flags ask for, against the API ``t`` names."""
+    return RunOptions(
+        api_key=t.api_key,
+        api_url=t.api_url,
+        agent_url=t.agent_url,
+        agent=t.agent,
+        rate=t.rate,
+        time_scale=t.time_scale,
+        **choices,
+    )
 
 
 def print_summary(summary: RunSummary, console: Console | None = None) -> None:
@@ -163,13 +137,8 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 0:
-        return _fail("--limit must be >= 0")
-    try:
-        summary = asyncio.run(_run(args))
-    except StartError as exc:
-        return _fail(str(exc))
-    except GenError as exc:
-        return _fail(str(exc))
+        raise UsageError("--limit must be >= 0")
+    summary = asyncio.run(_run(args))
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))
     else:
@@ -183,17 +152,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 # plan
 # --------------------------------------------------------------------------
 def cmd_plan(args: argparse.Namespace) -> int:
-    try:
-        table, book, pricing = prepare(
-            args.table,
-            recipe=args.recipe,
-            template=args.template,
-            agent=args.agent or (str(SIM_DEMO_AGENT_ID) if args.sim else None),
-            pricing=args.pricing,
-        )
-        report = plan_rows(table, book, pricing, args.limit)
-    except StartError as exc:
-        return _fail(str(exc))
+    table, book, pricing = prepare(
+        args.table,
+        recipe=args.recipe,
+        template=args.template,
+        agent=args.agent or (str(SIM_DEMO_AGENT_ID) if args.sim else None),
+        pricing=args.pricing,
+    )
+    report = plan_rows(table, book, pricing, args.limit)
     rate = args.rate or (ENGINE_SIM_RATE if args.sim else ENGINE_RATE_DEFAULT)
     data: dict[str, Any] = {
         "rows": report.rows,
@@ -224,11 +190,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 # status
 # --------------------------------------------------------------------------
 def cmd_status(args: argparse.Namespace) -> int:
-    try:
-        journal = Journal.open(args.dir, read_only=True)
-    except (JournalError, OSError) as exc:
-        return _fail(str(exc))
-    with journal:
+    with Journal.open(args.dir, read_only=True) as journal:
         counts = journal.counts()
         credits = journal.credits_total()
         problems = [
@@ -276,12 +238,7 @@ async def _templates(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def cmd_templates(args: argparse.Namespace) -> int:
-    try:
-        rows = asyncio.run(_templates(args))
-    except AuthenticationError as exc:
-        return _fail(f"the API key was refused (401): {exc}; check {CLIENT_ENV_API_KEY}")
-    except (APIError, GenError) as exc:
-        return _fail(str(exc))
+    rows = asyncio.run(_templates(args))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0

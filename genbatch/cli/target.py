@@ -19,10 +19,10 @@ from genbatch._constants import (
     SIM_DEMO_AGENT_ID,
     SIM_DEMO_API_KEY,
 )
-from genbatch.errors import GenError
+from genbatch.errors import GenError, InputError
 from genbatch.settings import Settings
 
-__all__ = ["NoKey", "Target", "add_target_args", "target"]
+__all__ = ["NoKey", "Target", "add_target_args", "open_target", "target"]
 
 _NO_KEY = (
     f"no API key. Set it with `export {CLIENT_ENV_API_KEY}=...` "
@@ -51,37 +51,56 @@ class NoKey(GenError):
 
 @asynccontextmanager
 async def target(args: argparse.Namespace) -> AsyncIterator[Target]:
-    """The API to talk to; with ``--sim``, a simulator running for the block.
+    """The API the parsed target flags name (see :func:`open_target`)."""
+    async with open_target(
+        sim=args.sim,
+        base_url=args.base_url,
+        agent_url=args.agent_url,
+        agent=getattr(args, "agent", None),
+        rate=args.rate,
+        sim_time_scale=args.sim_time_scale,
+    ) as t:
+        yield t
+
+
+@asynccontextmanager
+async def open_target(
+    *,
+    sim: bool = False,
+    base_url: str | None = None,
+    agent_url: str | None = None,
+    agent: str | None = None,
+    rate: float | None = None,
+    sim_time_scale: float | None = None,
+) -> AsyncIterator[Target]:
+    """The API to talk to; with ``sim``, a simulator running for the block.
 
     Raises :class:`NoKey` without a key and :class:`GenError` for a bad URL.
     """
-    scale = args.sim_time_scale
-    if args.sim:
+    if sim:
         from genbatch.sim.serve import SimConfig, SimServer
 
         cfg = SimConfig(
-            time_scale=scale if scale is not None else ENGINE_SIM_TIME_SCALE,
+            time_scale=sim_time_scale if sim_time_scale is not None else ENGINE_SIM_TIME_SCALE,
             rate=ENGINE_SIM_RATE,
             burst=int(ENGINE_SIM_RATE),
         )
-        async with SimServer(cfg) as sim:
-            base = sim.url + "/v1"
+        async with SimServer(cfg) as server:
+            base = server.url + "/v1"
             yield Target(
                 SIM_DEMO_API_KEY,
                 base,
                 base,
-                getattr(args, "agent", None) or str(SIM_DEMO_AGENT_ID),
-                args.rate if args.rate is not None else ENGINE_SIM_RATE,
+                agent or str(SIM_DEMO_AGENT_ID),
+                rate if rate is not None else ENGINE_SIM_RATE,
                 cfg.time_scale,
                 True,
             )
         return
     try:
-        settings = Settings.from_env(
-            api_url=args.base_url, agent_url=args.agent_url or args.base_url
-        )
+        settings = Settings.from_env(api_url=base_url, agent_url=agent_url or base_url)
     except ValueError as exc:
-        raise GenError(f"bad --base-url/--agent-url: {exc}") from None
+        raise InputError(f"bad --base-url/--agent-url: {exc}") from None
     key = settings.key()
     if not key:
         raise NoKey(_NO_KEY)
@@ -89,9 +108,9 @@ async def target(args: argparse.Namespace) -> AsyncIterator[Target]:
         key,
         settings.api_url,
         settings.agent_url,
-        getattr(args, "agent", None),
-        args.rate,
-        scale if scale is not None else 1.0,
+        agent,
+        rate,
+        sim_time_scale if sim_time_scale is not None else 1.0,
         False,
     )
 

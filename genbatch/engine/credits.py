@@ -1,6 +1,6 @@
 """Credits: estimate before spending, reserve, settle what was really charged.
 
-GEN does not document prices (DESIGN §3), so a user-editable pricing table
+GEN does not document prices (docs/design.md §3), so a user-editable pricing table
 (:class:`Pricing`, default ``genbatch/recipes/pricing.toml``) estimates each
 paid POST.  The :class:`CreditLedger` turns estimates into reservations:
 
@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Literal
 
 from genbatch._constants import ENGINE_PRICING_FILE
+from genbatch.errors import InputError
 
 __all__ = [
     "CreditLedger",
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 
-class PricingError(ValueError):
+class PricingError(InputError, ValueError):
     """The pricing table is unreadable or lacks a price we need."""
 
 

@@ -1,6 +1,6 @@
 """The run journal: durable intents, remote ids and row states, in SQLite.
 
-Exactly-once spending (DESIGN §5) rests on one ordering: the *intent* to send
+Exactly-once spending (docs/design.md §5) rests on one ordering: the *intent* to send
 a paid POST is committed before the POST leaves, and the id it returns is
 committed the moment it arrives.  After a crash, an intent without a remote
 id is the only ambiguous case, and :meth:`Journal.pending_intents` lists
@@ -53,6 +53,7 @@ from typing import Any, Final, Literal, Self, get_args
 
 from genbatch._constants import ENGINE_JOURNAL_FILE, ENGINE_LOCK_FILE
 from genbatch.engine.naming import UnsafePathError, open_nofollow, safe_join
+from genbatch.errors import InputError
 
 __all__ = [
     "ROW_FIELDS",
@@ -138,7 +139,7 @@ CREATE INDEX IF NOT EXISTS steps_open_intents ON steps (run_id)
 """
 
 
-class JournalError(RuntimeError):
+class JournalError(InputError, RuntimeError):
     """A journal operation broke the row/step state machine or failed."""
 
 

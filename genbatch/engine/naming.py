@@ -3,7 +3,7 @@
 Row values (``row_id``, a recipe's ``{hook}.mp4`` pattern) end up as file
 names in ``videos/``.  A table is untrusted input: ``../../x``, ``/etc/x``,
 ``CON``, NUL bytes, a symlink someone planted in the output dir — none of it
-may write outside the output directory (DESIGN §7 I6).
+may write outside the output directory (docs/design.md §7 I6).
 
 Two layers:
 
@@ -28,6 +28,7 @@ import unicodedata
 from pathlib import Path
 
 from genbatch._constants import ENGINE_NAME_HASH_CHARS, ENGINE_NAME_MAX_BYTES
+from genbatch.errors import InputError
 
 __all__ = [
     "NameAllocator",
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 
-class UnsafePathError(ValueError):
+class UnsafePathError(InputError, ValueError):
     """A path would leave its base directory or pass through a symlink."""
 
 

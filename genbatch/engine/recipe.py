@@ -44,6 +44,7 @@ from genbatch._constants import (
     ENGINE_FINAL_VIDEO_CELL,
     ENGINE_PUBLISH_DESCRIPTION_MAX_CHARS,
 )
+from genbatch.errors import InputError
 
 __all__ = [
     "CARD_RULES",
@@ -248,7 +249,7 @@ STARTER_TEMPLATES: Mapping[str, TemplateSpec] = {
 # --------------------------------------------------------------------------
 # Errors
 # --------------------------------------------------------------------------
-class RecipeError(ValueError):
+class RecipeError(InputError, ValueError):
     """The recipe (or its fit with the table) is wrong: fix it before running."""
 
 

@@ -4,7 +4,7 @@ A table is read through polars in batches (``LazyFrame.collect_batches``), so
 a 100k-row table never exists as 100k Python objects: the pipeline pulls rows
 as it has room for them (rows-in-flight cap) and memory stays flat.
 
-Two kinds of problem, two outcomes (DESIGN §5, §6):
+Two kinds of problem, two outcomes (docs/design.md §5, §6):
 
 * **The table cannot run** — unreadable file, no ``row_id`` column, duplicate
   row ids, no agent for anyone: :class:`TableError` before anything starts
@@ -45,6 +45,7 @@ from genbatch._constants import (
     ENGINE_TABLE_BATCH_ROWS,
     ENGINE_VALUE_MAX_CHARS,
 )
+from genbatch.errors import InputError
 
 __all__ = [
     "RESERVED_COLUMNS",
@@ -73,7 +74,7 @@ _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 _MAX_DUPLICATES_SHOWN = 10
 
 
-class TableError(ValueError):
+class TableError(InputError, ValueError):
     """The table as a whole cannot run; the message says what to fix."""
 
 
@@ -114,7 +115,7 @@ _Value = Annotated[str, AfterValidator(_check_value)]
 
 
 class InputRow(BaseModel):
-    """One validated input row.  Ids are opaque strings (DESIGN §3)."""
+    """One validated input row.  Ids are opaque strings (docs/design.md §3)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
 

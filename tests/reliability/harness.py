@@ -269,14 +269,14 @@ def run_genbatch(
 ) -> RunResult:
     """Run ``genbatch run`` to its end, or SIGKILL it at ``halt_at`` / when ``kill_when()``.
 
-    ``halt_at``: a journal milestone (the engine's GENBATCH_TEST_HALT_AT hook
+    ``halt_at``: a journal milestone (launch.py's GENBATCH_TEST_HALT_AT hook
     parks the process there; we kill it the moment it says so — after
     ``on_halt()`` when given, e.g. to try a second process meanwhile).
     ``stop_signal``: what "kill" sends (SIGINT: a user's ^C; the exit code is kept).
     ``timeouts``: (request, transfer stall) seconds, ``backoff_scale``: the client's
     retry backoff x this — both run through launch.py.
     """
-    patched = timeouts is not None or backoff_scale is not None
+    patched = timeouts is not None or backoff_scale is not None or bool(halt_at)
     cmd = [PYTHON, str(HERE / "launch.py")] if patched else [PYTHON, "-m", "genbatch"]
     cmd += [
         "run", str(table), "--out", str(out), "--base-url", base_url + "/v1",

@@ -1,4 +1,15 @@
-"""``python -m genbatch`` with the client's wall-clock waits shortened, for CI.
+"""``python -m genbatch`` with test hooks: shortened waits, and a halt at a milestone.
+
+``GENBATCH_TEST_HALT_AT=<milestone>`` makes the first row that reaches that
+journal milestone (``clone_intent``, ``generate:<cell>:intent``,
+``generate:<cell>:posted`` (accepted, id not yet journaled),
+``generate:<cell>:submitted``, ``render:intent``, ``render:posted``,
+``render:submitted``, ``download:start``) print ``GENBATCH-TEST-HALT ...`` to
+stderr and park there, so a test can kill the process at a known point.  The
+hook is the runner's ``RunOptions.milestone``, injected here by wrapping
+``runner.execute``: production code reads no test variables.
+
+Shortened waits:
 
 Only the cases that wait for a timeout to fire (an answer that never comes,
 a transfer that stalls) or for the client's retries to run out use this;
@@ -35,6 +46,30 @@ if _scale:
     _d[1], _d[2] = _d[1] * float(_scale), _d[2] * float(_scale)
     RetryPolicy.__init__.__defaults__ = tuple(_d)
 
-from genbatch.cli import main  # noqa: E402 - after the patch, on purpose
+_halt = os.environ.get("GENBATCH_TEST_HALT_AT")
+if _halt:
+    import asyncio
+    import dataclasses
+    import sys
+
+    from genbatch.engine import runner
+
+    _execute = runner.execute
+    _fired = False
+
+    async def _milestone(row_id: str, what: str) -> None:
+        global _fired
+        if _fired or what != _halt:
+            return
+        _fired = True
+        print(f"GENBATCH-TEST-HALT row={row_id} at={what}", file=sys.stderr, flush=True)
+        await asyncio.Event().wait()
+
+    async def _execute_halting(opts: runner.RunOptions) -> runner.RunSummary:
+        return await _execute(dataclasses.replace(opts, milestone=_milestone))
+
+    runner.execute = _execute_halting  # type: ignore[assignment]
+
+from genbatch.cli import main  # noqa: E402 - after the patches, on purpose
 
 raise SystemExit(main())

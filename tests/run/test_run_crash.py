@@ -1,10 +1,10 @@
 """SIGKILL at the worst moments, then the same command again: every row, paid once.
 
 The simulator runs as its own process (it outlives the crashed run, like
-GEN would); genbatch runs as a subprocess.  ``GENBATCH_TEST_HALT_AT`` makes
-the first row that reaches a journal milestone announce it on stderr and
-stop there, so the kill lands exactly at that point while the other rows are
-wherever they happen to be.
+GEN would); genbatch runs as a subprocess through tests/reliability/launch.py,
+whose ``GENBATCH_TEST_HALT_AT`` hook makes the first row that reaches a
+journal milestone announce it on stderr and stop there, so the kill lands
+exactly at that point while the other rows are wherever they happen to be.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from runhelp import SECRET_KEY, check_invariants, ledger, results, vo_table
 
+LAUNCH = Path(__file__).parents[1] / "reliability" / "launch.py"
 SCALE = "0.002"
 RATE = "500"
 
@@ -65,8 +66,7 @@ def sim_url() -> Iterator[str]:
 def run_cmd(url: str, table: Path, out: Path) -> list[str]:
     return [
         sys.executable,
-        "-m",
-        "genbatch",
+        str(LAUNCH),
         "run",
         str(table),
         "--template",
