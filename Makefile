@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test check lint typecheck bench clean
 
 # (Re)install when the venv is missing or pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -19,6 +19,10 @@ demo: $(STAMP)
 # The suite, after the style and type gates CI must hold (ruff and mypy are pinned in pyproject).
 test: lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The inner loop: the same gates, the suite without the fault matrix and the slow runs.
+check: lint typecheck
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not reliability and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check genbatch tests benchmarks scripts

@@ -5,7 +5,7 @@ One definition, read two ways: the client's typed request cards
 and the engine's recipe checks (``CARD_RULES``) take their values with
 ``typing.get_args`` — so a recipe accepts exactly what the client would send.
 It lives outside the client because the recipe is a building block that
-knows rows, not HTTP (DESIGN §2). The simulator keeps its own copy on purpose.
+knows rows, not HTTP (docs/design.md §2). The simulator keeps its own copy on purpose.
 Values from GEN-API.md "Creation Card Types".
 """
 

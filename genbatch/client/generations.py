@@ -4,7 +4,7 @@ Generate, render and continue cost credits.  They are never resent blindly:
 without the caller's ``idempotency_key`` (or with ``resend_ambiguous=False``)
 an ambiguous failure is raised (``APIConnectionError.maybe_sent`` /
 ``ServerError``) so the caller can read the cell's latest generation and
-decide (DESIGN §5).
+decide (docs/design.md §5).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """One row, start to finish: clone → fill → upload → generate → render → download → publish.
 
 Every step is journaled, so a rerun of the same command picks each row up
-where it stopped.  The money rule (DESIGN §5) shapes the paid steps
+where it stopped.  The money rule (docs/design.md §5) shapes the paid steps
 (generate, render):
 
 1. the journal commits an *intent* (row, step, idempotency key) before the

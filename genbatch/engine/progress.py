@@ -10,7 +10,7 @@ Two outputs, both fed from one :class:`Snapshot` the runner hands over:
 
 Nothing here ever sees the API key, but text from servers and tables does
 pass through (reasons, URLs): every string goes through ``redact`` before it
-is written, so a presigned signature cannot land in the log (DESIGN §7 I5).
+is written, so a presigned signature cannot land in the log (docs/design.md §7 I5).
 """
 
 from __future__ import annotations

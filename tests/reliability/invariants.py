@@ -1,4 +1,4 @@
-"""DESIGN §7's invariants I1–I6, checked from the outside after every fault case.
+"""docs/design.md §7's invariants I1–I6, checked from the outside after every fault case.
 
 Sources, each read independently of the engine's own bookkeeping where it can be:
 

@@ -71,7 +71,7 @@ def render(data: dict[str, Any]) -> str:
         ),
         "Each case runs genbatch against the simulator (as its own process where a kill or a",
         "socket fault needs it) through tests/reliability/faultproxy.py, then checks the",
-        "invariants of DESIGN §7 from the sim ledger, the journal, the result table and the",
+        "invariants of docs/design.md §7 from the sim ledger, the journal, the result table and the",
         "output dir (tests/reliability/invariants.py). After a SIGKILL, I1 and I3 are",
         "checked in their weak form (no row twice; nothing reported that was not charged)",
         "and in full after the rerun.",
@@ -86,7 +86,7 @@ def render(data: dict[str, Any]) -> str:
             f"| {_cell(c.get('case', ''))} | {_cell(c.get('fault', ''))} | "
             f"{_cell(c.get('how', ''))} | {inv} | {_cell(c['result'])} | {_cell(notes)} |"
         )
-    lines += ["", "Invariants (DESIGN §7):", ""]
+    lines += ["", "Invariants (docs/design.md §7):", ""]
     lines += [f"- **{k}** {v}" for k, v in INVARIANTS.items()]
     lines += ["", "Test ids:", ""]
     lines += [f"- {_cell(c.get('case', ''))}: `{c['nodeid']}`" for c in cases]

@@ -96,7 +96,7 @@ def table_ids(table: Path) -> list[str]:
 def check_invariants(
     led: dict[str, Any], out: Path, table: Path, *, charged_before: float = 0.0
 ) -> list[dict[str, Any]]:
-    """DESIGN §7 I1–I5 on a finished run; returns the result rows.
+    """docs/design.md §7 I1–I5 on a finished run; returns the result rows.
 
     ``charged_before``: net credits the simulator had charged before this
     output dir was first run (other tests' spending on a shared simulator).

@@ -1,4 +1,4 @@
-"""Row admission: a row starts only if the budget can finish it (DESIGN §5).
+"""Row admission: a row starts only if the budget can finish it (docs/design.md §5).
 
 Spreading credits over more rows than the budget covers buys half-made
 videos: 70 credits over five 27-credit rows used to start all five and finish
