@@ -44,6 +44,7 @@ from genbatch.sim import (
     routes_jobs,
     routes_setup,
 )
+from genbatch.sim.entities import ApiError, key_hash
 from genbatch.sim.routes_common import (
     ADMIN_KEY,
     PRESIGNER,
@@ -56,11 +57,12 @@ from genbatch.sim.routes_common import (
     jresp,
 )
 from genbatch.sim.storage import BlobStore, Presigner
-from genbatch.sim.world import ApiError, World, key_hash
+from genbatch.sim.world import World
 
 log = logging.getLogger("genbatch.sim")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-#: Header a replayed idempotent answer carries (ASSUMPTION: Stripe's name).
+# ASSUMPTION: Idempotency-Key per API key, replays marked (docs/sim-assumptions.md).
+#: Header a replayed idempotent answer carries (Stripe's name).
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
@@ -90,6 +92,7 @@ def drop_connection(request: web.Request) -> web.Response:
     return web.Response(status=599)
 
 
+# ASSUMPTION: Retry-After and X-RateLimit-Reset in seconds (docs/sim-assumptions.md).
 def _rate_headers(resp: web.StreamResponse, limit: int, remaining: int, reset: int) -> None:
     h = resp.headers
     h["X-RateLimit-Limit"] = str(limit)
@@ -108,7 +111,7 @@ def _is_loopback(remote: str | None) -> bool:
 
 async def _api(request: web.Request, handler: Handler, world: World) -> web.StreamResponse:
     key = _api_key(request)
-    user = world.user_for_key(key) if key else None
+    user = world.accounts.user_for_key(key) if key else None
     if user is None or key is None:
         raise ApiError(401, "unauthorized", "missing or invalid API key")
     request[REQ_USER] = user
@@ -261,7 +264,7 @@ def create_app(
     app = web.Application(middlewares=[sim_middleware], client_max_size=SIM_DIRECT_UPLOAD_MAX_BYTES)
     app[WORLD] = world
     app[STORE] = store or BlobStore(world.data_dir / "blobs")
-    app[PRESIGNER] = Presigner(world.secret)
+    app[PRESIGNER] = Presigner(world.shared.secret)
     if admin_key:
         app[ADMIN_KEY] = admin_key
     for module in (

@@ -9,8 +9,8 @@ from __future__ import annotations
 from aiohttp import web
 
 from genbatch._constants import SIM_DEMO_WORKSPACE_ID
+from genbatch.sim.entities import invalid, reject_unknown
 from genbatch.sim.routes_common import jbody, jresp, now, world_of
-from genbatch.sim.world import invalid, reject_unknown
 
 routes = web.RouteTableDef()
 CONFIG_FIELDS = ("rate", "burst", "balance", "faults", "workspace_id", "time_scale")
@@ -53,7 +53,7 @@ async def config(request: web.Request) -> web.Response:
     w.bucket.configure(rate, int(burst) if burst is not None else None)
     if balance is not None:
         wid = body.get("workspace_id", SIM_DEMO_WORKSPACE_ID)
-        ws = w.workspaces.get(wid) if isinstance(wid, int) else None
+        ws = w.accounts.workspaces.get(wid) if isinstance(wid, int) else None
         if ws is None:
             raise invalid(f"workspace {wid} not found")
         ws.credit_balance = balance

@@ -21,6 +21,18 @@ from genbatch._constants import (
 )
 from genbatch.sim import media
 from genbatch.sim.clock import iso
+from genbatch.sim.entities import (
+    Agent,
+    Blob,
+    CdnObject,
+    Folder,
+    Json,
+    Resource,
+    forbidden,
+    invalid,
+    not_found,
+    reject_unknown,
+)
 from genbatch.sim.routes_common import (
     PRESIGNER,
     STORE,
@@ -35,31 +47,20 @@ from genbatch.sim.routes_common import (
     wrapped,
 )
 from genbatch.sim.storage import s3_error, serve_bytes
-from genbatch.sim.world import (
-    Agent,
-    Blob,
-    CdnObject,
-    Folder,
-    Json,
-    Resource,
-    World,
-    forbidden,
-    invalid,
-    not_found,
-    reject_unknown,
-)
+from genbatch.sim.world import World
 
 routes = web.RouteTableDef()
+# ASSUMPTION: multipart over 50 MB is 422 (docs/sim-assumptions.md, "multipart").
 MULTIPART_FIELD = "content_resource[file]"
 
 
 def _agent_resources(w: World, agent: Agent) -> list[Resource]:
-    return [r for r in w.resources.values() if r.workspace_id == agent.workspace_id]
+    return [r for r in w.assets.resources.values() if r.workspace_id == agent.workspace_id]
 
 
 def _resource(request: web.Request) -> tuple[World, Agent, Resource]:
     w, agent = world_of(request), agent_q(request)
-    res = w.resource(user_of(request), request.match_info["id"])
+    res = w.assets.resource(user_of(request), request.match_info["id"])
     if res.workspace_id is None:
         raise forbidden("stock resource (read-only)")
     return w, agent, res
@@ -77,7 +78,7 @@ async def list_resources(request: web.Request) -> web.Response:
 async def read_resource(request: web.Request) -> web.Response:
     w = world_of(request)
     agent_q(request)
-    return jresp(resource_view(w, w.resource(user_of(request), request.match_info["id"])))
+    return jresp(resource_view(w, w.assets.resource(user_of(request), request.match_info["id"])))
 
 
 @routes.patch(r"/v1/content_resources/{id:\d+}")
@@ -91,7 +92,9 @@ async def update_resource(request: web.Request) -> web.Response:
         res.name = body["name"]
     if "asset_folder_id" in body:
         fid = body["asset_folder_id"]
-        if fid is not None and (fid not in w.folders or w.folders[fid].agent_id != agent.id):
+        if fid is not None and (
+            fid not in w.assets.folders or w.assets.folders[fid].agent_id != agent.id
+        ):
             raise invalid(f"asset folder {fid} not found")
         res.folder_id = fid
     return jresp(resource_view(w, res))
@@ -100,29 +103,29 @@ async def update_resource(request: web.Request) -> web.Response:
 @routes.delete(r"/v1/content_resources/{id:\d+}")
 async def delete_resource(request: web.Request) -> web.Response:
     w, _, res = _resource(request)
-    del w.resources[res.id]
+    del w.assets.resources[res.id]
     return jresp({"id": res.id, "deleted": True})
 
 
 @routes.post("/v1/content_resources")
 async def create_resource(request: web.Request) -> web.Response:
     w, agent, t = world_of(request), agent_q(request), now()
-    ws = w.workspaces[agent.workspace_id]
+    ws = w.accounts.workspaces[agent.workspace_id]
     if request.content_type.startswith("multipart/"):
         res = await _multipart(request, w, agent, t)
-        w.multipart_uploads.append(res.id)
+        w.assets.multipart_uploads.append(res.id)
         return jresp(resource_view(w, res), 201)
     body = wrapped(await jbody(request, required=True), "content_resource")
     signed = body.get("file")
     if not isinstance(signed, str) or not signed:
         raise invalid("content_resource.file must be a signed_id (or send multipart)")
-    blob = w.blob_for_signed_id(signed)
+    blob = w.assets.blob_for_signed_id(signed)
     if blob is None or blob.workspace_id != ws.id:
         raise invalid("content_resource.file is not a valid signed_id")
     if not blob.uploaded:
         raise invalid("the blob has not been uploaded yet: PUT it to direct_upload.url first")
     if blob.resource_id is None:
-        res = w.add_upload_resource(
+        res = w.assets.add_upload(
             ws=ws,
             agent=agent,
             filename=blob.filename,
@@ -133,7 +136,7 @@ async def create_resource(request: web.Request) -> web.Response:
             now=t,
         )
         blob.resource_id = res.id
-    return jresp(resource_view(w, w.resources[blob.resource_id]), 201)
+    return jresp(resource_view(w, w.assets.resources[blob.resource_id]), 201)
 
 
 async def _multipart(request: web.Request, w: World, agent: Agent, t: float) -> Resource:
@@ -161,8 +164,8 @@ async def _multipart(request: web.Request, w: World, agent: Agent, t: float) -> 
                 "multipart uploads are limited to 50 MB; use direct upload for larger files"
             )
         ctype = part.headers.get("Content-Type", "application/octet-stream")
-        return w.add_upload_resource(
-            ws=w.workspaces[agent.workspace_id],
+        return w.assets.add_upload(
+            ws=w.accounts.workspaces[agent.workspace_id],
             agent=agent,
             filename=Path(part.filename or "upload.bin").name,
             content_type=ctype,
@@ -175,6 +178,7 @@ async def _multipart(request: web.Request, w: World, agent: Agent, t: float) -> 
 
 
 # ------------------------------------------------------------------ direct upload
+# ASSUMPTION: the blob answer and URL lifetime (docs/sim-assumptions.md, "direct-upload").
 @routes.post("/v1/direct_upload")
 async def direct_upload(request: web.Request) -> web.Response:
     w, user, t = world_of(request), user_of(request), now()
@@ -203,8 +207,8 @@ async def direct_upload(request: web.Request) -> web.Response:
     assert isinstance(checksum, str)
     if not user.workspace_ids:
         raise invalid("user has no workspace")
-    blob_id = w.next_id("blob")
-    key = w.token_hex(28)
+    blob_id = w.shared.next_id("blob")
+    key = w.shared.token_hex(28)
     expired = w.faults.roll("upload_expired")
     sign_at = t - SIM_UPLOAD_URL_TTL - 1.0 if expired else t
     url = request.app[PRESIGNER].sign(
@@ -223,12 +227,12 @@ async def direct_upload(request: web.Request) -> web.Response:
         size,
         checksum,
         ctype,
-        w.signed_id(blob_id),
+        w.assets.signed_id(blob_id),
         user.workspace_ids[0],
         t,
         expired,
     )
-    w.add_blob(blob)
+    w.assets.add_blob(blob)
     return jresp(
         {
             "id": blob.id,
@@ -261,7 +265,7 @@ async def storage_put(request: web.Request) -> web.Response:
     )
     if error is not None:
         return s3_error(403, "AccessDenied", error)
-    blob = w.blobs_by_key.get(request.match_info["key"])
+    blob = w.assets.blobs_by_key.get(request.match_info["key"])
     if blob is None:
         return s3_error(404, "NoSuchUpload", "The specified upload does not exist.")
     if w.faults.roll("bad_digest"):
@@ -286,7 +290,7 @@ async def asset_library(request: web.Request) -> web.Response:
     folder = q.get("folder_id")
     kind = q.get("asset_type")
     search = (q.get("search") or "").lower()
-    items = [r for r in w.resources.values() if r.workspace_id in (None, agent.workspace_id)]
+    items = [r for r in w.assets.resources.values() if r.workspace_id in (None, agent.workspace_id)]
     items = [
         r
         for r in items
@@ -312,7 +316,9 @@ def _folder_fields(w: World, agent: Agent, body: Json) -> Json:
     if "name" in body and (not isinstance(body["name"], str) or not body["name"].strip()):
         raise invalid("name must be a non-empty string")
     parent = body.get("parent_id")
-    if parent is not None and (parent not in w.folders or w.folders[parent].agent_id != agent.id):
+    if parent is not None and (
+        parent not in w.assets.folders or w.assets.folders[parent].agent_id != agent.id
+    ):
         raise invalid(f"parent folder {parent} not found")
     return body
 
@@ -323,14 +329,14 @@ async def create_folder(request: web.Request) -> web.Response:
     body = _folder_fields(w, agent, wrapped(await jbody(request, required=True), "asset_folder"))
     if "name" not in body:
         raise invalid("asset_folder.name is required")
-    f = Folder(w.next_id("folder"), agent.id, body["name"], body.get("parent_id"), now())
-    w.folders[f.id] = f
+    f = Folder(w.shared.next_id("folder"), agent.id, body["name"], body.get("parent_id"), now())
+    w.assets.folders[f.id] = f
     return jresp(_folder_view(f), 201)
 
 
 def _folder(request: web.Request) -> tuple[World, Agent, Folder]:
     w, agent = world_of(request), agent_q(request)
-    f = w.folders.get(int(request.match_info["id"]))
+    f = w.assets.folders.get(int(request.match_info["id"]))
     if f is None or f.agent_id != agent.id:
         raise not_found("asset folder", request.match_info["id"])
     return w, agent, f
@@ -351,8 +357,8 @@ async def update_folder(request: web.Request) -> web.Response:
 @routes.delete(r"/v1/asset_folders/{id:\d+}")
 async def delete_folder(request: web.Request) -> web.Response:
     w, _, f = _folder(request)
-    del w.folders[f.id]
-    for r in w.resources.values():
+    del w.assets.folders[f.id]
+    for r in w.assets.resources.values():
         if r.folder_id == f.id:
             r.folder_id = None
     return jresp({"id": f.id, "deleted": True})
@@ -375,7 +381,7 @@ def cdn_bytes(obj: CdnObject) -> bytes | Path:
 @routes.get("/cdn/{folder}/{name}")
 async def cdn(request: web.Request) -> web.StreamResponse:
     w = world_of(request)
-    obj = w.cdn.get(f"{request.match_info['folder']}/{request.match_info['name']}")
+    obj = w.shared.cdn.get(f"{request.match_info['folder']}/{request.match_info['name']}")
     if obj is None:
         return s3_error(404, "NoSuchKey", "The specified key does not exist.")
     truncate = request.method == "GET" and w.faults.roll("truncate")

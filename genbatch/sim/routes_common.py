@@ -1,6 +1,6 @@
 """What every route module shares: app keys, JSON in/out, and the JSON views of entities.
 
-Views live here (not in the world) because they are the wire format: field
+Views live here (not in the stores) because they are the wire format: field
 names exactly as the reference and the contract spell them.
 """
 
@@ -13,8 +13,7 @@ import orjson
 from aiohttp import web
 
 from genbatch.sim.clock import iso
-from genbatch.sim.storage import BlobStore, Presigner
-from genbatch.sim.world import (
+from genbatch.sim.entities import (
     Agent,
     Cell,
     Column,
@@ -31,9 +30,10 @@ from genbatch.sim.world import (
     UserJob,
     Voice,
     Workspace,
-    World,
     invalid,
 )
+from genbatch.sim.storage import BlobStore, Presigner
+from genbatch.sim.world import World
 
 WORLD = web.AppKey("world", World)
 STORE = web.AppKey("store", BlobStore)
@@ -63,7 +63,7 @@ def api_key_of(request: web.Request) -> str:
 
 def agent_q(request: web.Request) -> Agent:
     """The ``?agent_id=`` of a request, resolved (422 agent_not_found / 403)."""
-    return world_of(request).agent_param(user_of(request), request.query.get("agent_id"))
+    return world_of(request).profiles.agent_param(user_of(request), request.query.get("agent_id"))
 
 
 def jresp(data: Any, status: int = 200) -> web.Response:
@@ -98,6 +98,7 @@ def wrapped(body: Json, key: str) -> Json:
     return inner
 
 
+# ASSUMPTION: lists are bare arrays, ?page=&per_page= (docs/sim-assumptions.md, "lists").
 def page_of(request: web.Request, items: list[Any], per_page: int) -> list[Any]:
     try:
         page = max(1, int(request.query.get("page", "1")))
@@ -127,7 +128,7 @@ def workspace_view(w: World, ws: Workspace, user: User) -> Json:
         "owner_id": ws.owner_id,
         "role": "owner" if ws.owner_id == user.id else "member",
         "credit_balance": ws.credit_balance,
-        "agent_ids": [a.id for a in w.agents.values() if a.workspace_id == ws.id],
+        "agent_ids": [a.id for a in w.profiles.agents.values() if a.workspace_id == ws.id],
         "created_at": iso(ws.created_at),
     }
 
@@ -160,8 +161,8 @@ def voice_view(v: Voice) -> Json:
 def resource_view(w: World, r: Resource) -> Json:
     return {
         "id": r.id,
-        "url": w.url(r.cdn_key),
-        "thumbnail_url": w.url(r.thumb_key) if r.thumb_key else None,
+        "url": w.shared.url(r.cdn_key),
+        "thumbnail_url": w.shared.url(r.thumb_key) if r.thumb_key else None,
         "content_type": r.content_type,
         "byte_size": r.byte_size,
         "filename": r.filename,
@@ -174,17 +175,17 @@ def resource_view(w: World, r: Resource) -> Json:
 
 
 def output_view(w: World, rid: int) -> Json:
-    r = w.resources[rid]
+    r = w.assets.resources[rid]
     return {
         "id": r.id,
-        "url": w.url(r.cdn_key),
-        "thumbnail_url": w.url(r.thumb_key) if r.thumb_key else None,
+        "url": w.shared.url(r.cdn_key),
+        "thumbnail_url": w.shared.url(r.thumb_key) if r.thumb_key else None,
         "object_type": r.object_type,
     }
 
 
 def generation_view(w: World, g: Generation, t: float) -> Json:
-    status = w.status_of(g, t)
+    status = w.gens.status_of(g, t)
     return {
         "id": g.id,
         "status": status,
@@ -207,14 +208,14 @@ def generation_view(w: World, g: Generation, t: float) -> Json:
 def _card_of(w: World, cell: Cell) -> Json:
     if cell.card is not None:
         return cell.card
-    col = w.columns[cell.column_id]
+    col = w.sheets.columns[cell.column_id]
     if col.role == "final_video":
         return {"generation_type": "render", "data": {}}
     return {"generation_type": None, "data": {}}
 
 
 def layer_view(w: World, lay: Layer, t: float) -> Json:
-    gen = w.generations.get(lay.latest_generation_id) if lay.latest_generation_id else None
+    gen = w.gens.generations.get(lay.latest_generation_id) if lay.latest_generation_id else None
     return {
         "id": lay.id,
         "cell_id": lay.cell_id,
@@ -225,14 +226,14 @@ def layer_view(w: World, lay: Layer, t: float) -> Json:
         "settings": lay.settings,
         "creation_card": lay.card,
         "generation_id": gen.id if gen else None,
-        "generation_status": w.status_of(gen, t) if gen else None,
+        "generation_status": w.gens.status_of(gen, t) if gen else None,
         "output_resources": [output_view(w, rid) for rid in lay.output_ids],
     }
 
 
 def cell_view(w: World, cell: Cell, t: float) -> Json:
-    col = w.columns[cell.column_id]
-    gen = w.generations.get(cell.latest_generation_id) if cell.latest_generation_id else None
+    col = w.sheets.columns[cell.column_id]
+    gen = w.gens.generations.get(cell.latest_generation_id) if cell.latest_generation_id else None
     return {
         "id": cell.id,
         "spreadsheet_row_id": cell.row_id,
@@ -241,9 +242,9 @@ def cell_view(w: World, cell: Cell, t: float) -> Json:
         "value": cell.value,
         "creation_card": _card_of(w, cell),
         "generation_id": gen.id if gen else None,
-        "generation_status": w.status_of(gen, t) if gen else None,
+        "generation_status": w.gens.status_of(gen, t) if gen else None,
         "output_resources": [output_view(w, rid) for rid in cell.output_ids],
-        "layers": [layer_view(w, w.layers[lid], t) for lid in cell.layer_ids],
+        "layers": [layer_view(w, w.sheets.layers[lid], t) for lid in cell.layer_ids],
         "default_user_job": cell.default_user_job,
     }
 
@@ -262,14 +263,14 @@ def column_view(col: Column) -> Json:
 def row_view(w: World, row: Row, t: float, *, with_cells: bool = False) -> Json:
     out: Json = {"id": row.id, "position": row.position}
     if with_cells:
-        out["cells"] = [cell_view(w, w.cells[cid], t) for cid in row.cell_ids.values()]
+        out["cells"] = [cell_view(w, w.sheets.cells[cid], t) for cid in row.cell_ids.values()]
     return out
 
 
 def engine_view(w: World, eng: Engine, t: float) -> Json:
-    rows = sorted((w.rows[r] for r in eng.row_ids), key=lambda r: r.position)
-    cols = sorted((w.columns[c] for c in eng.column_ids), key=lambda c: c.position)
-    cells = [w.cells[row.cell_ids[col.id]] for row in rows for col in cols]
+    rows = sorted((w.sheets.rows[r] for r in eng.row_ids), key=lambda r: r.position)
+    cols = sorted((w.sheets.columns[c] for c in eng.column_ids), key=lambda c: c.position)
+    cells = [w.sheets.cells[row.cell_ids[col.id]] for row in rows for col in cols]
     return {
         "id": eng.id,
         "title": eng.title,
@@ -279,14 +280,14 @@ def engine_view(w: World, eng: Engine, t: float) -> Json:
         "spreadsheet_columns": [column_view(c) for c in cols],
         "spreadsheet_rows": [row_view(w, r, t) for r in rows],
         "spreadsheet_cells": [cell_view(w, c, t) for c in cells],
-        "layers": [layer_view(w, w.layers[lid], t) for c in cells for lid in c.layer_ids],
+        "layers": [layer_view(w, w.sheets.layers[lid], t) for c in cells for lid in c.layer_ids],
         "created_at": iso(eng.created_at),
         "updated_at": iso(eng.updated_at),
     }
 
 
 def job_view(w: World, job: UserJob, t: float) -> Json:
-    status = w.job_status(job, t)
+    status = w.jobs.status(job, t)
     return {
         "id": job.id,
         "agent_id": job.agent_id,
@@ -302,7 +303,7 @@ def job_view(w: World, job: UserJob, t: float) -> Json:
 
 
 def run_view(w: World, run: Run, t: float) -> Json:
-    status = w.run_status(run, t)
+    status = w.chat.run_status(run, t)
     return {
         "run_id": run.id,
         "id": run.id,
@@ -343,6 +344,6 @@ def message_view(w: World, msg: Message) -> Json:
         "role": msg.role,
         "content": msg.content,
         "run_id": msg.run_id,
-        "ideas": [w.ideas[i] for i in msg.idea_ids if i in w.ideas],
+        "ideas": [w.chat.ideas[i] for i in msg.idea_ids if i in w.chat.ideas],
         "created_at": iso(msg.created_at),
     }

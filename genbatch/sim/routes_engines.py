@@ -11,6 +11,17 @@ from aiohttp import web
 
 from genbatch._constants import SIM_PAGE_SIZE
 from genbatch.sim import templates
+from genbatch.sim.entities import (
+    ApiError,
+    Cell,
+    Column,
+    Engine,
+    Json,
+    Row,
+    invalid,
+    need_str,
+    reject_unknown,
+)
 from genbatch.sim.routes_common import (
     agent_q,
     cell_view,
@@ -26,21 +37,11 @@ from genbatch.sim.routes_common import (
     world_of,
     wrapped,
 )
-from genbatch.sim.world import (
-    ApiError,
-    Cell,
-    Column,
-    Engine,
-    Json,
-    Row,
-    World,
-    invalid,
-    need_str,
-    reject_unknown,
-)
+from genbatch.sim.world import World
 
 routes = web.RouteTableDef()
 
+# ASSUMPTION: layers and their types (docs/sim-assumptions.md, "layers").
 LAYER_TYPES = ("video", "image", "audio", "text", "captions")
 ENGINE = r"/v1/autocontentengine/{id:\d+}"
 
@@ -53,11 +54,11 @@ def _template_summary(w: World, t: templates.TemplateSpec) -> Json:
         "description": t.description,
         "tags": list(t.tags),
         "aspect_ratio": t.aspect_ratio,
-        "cover": w.url(f"thumbnails/template_{t.slug}.jpg"),
+        "cover": w.shared.url(f"thumbnails/template_{t.slug}.jpg"),
         "recent_generated_contents": [
             {
-                "url": w.url(f"outputs/template_{t.slug}_sample.mp4"),
-                "thumbnail_url": w.url(f"thumbnails/template_{t.slug}.jpg"),
+                "url": w.shared.url(f"outputs/template_{t.slug}_sample.mp4"),
+                "thumbnail_url": w.shared.url(f"thumbnails/template_{t.slug}.jpg"),
                 "object_type": "video",
             }
         ],
@@ -106,16 +107,16 @@ async def read_template(request: web.Request) -> web.Response:
 async def clone_template(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
     body = await jbody(request)
-    agent = w.agent_param(user, body.get("agent_id", request.query.get("agent_id")))
+    agent = w.profiles.agent_param(user, body.get("agent_id", request.query.get("agent_id")))
     t = now()
-    eng = w.clone_template(agent, request.match_info["slug"], t)
+    eng = w.sheets.clone_template(agent, request.match_info["slug"], t)
     return jresp(engine_view(w, eng, t), 201)
 
 
 # ------------------------------------------------------------------ engines
 def engine_of(request: web.Request) -> Engine:
     w = world_of(request)
-    return w.engine(user_of(request), agent_q(request), request.match_info["id"])
+    return w.sheets.engine(user_of(request), agent_q(request), request.match_info["id"])
 
 
 @routes.post("/v1/autocontentengine")
@@ -124,7 +125,7 @@ async def create_engine(request: web.Request) -> web.Response:
     body = wrapped(await jbody(request, required=True), "spreadsheet")
     title = need_str(body, "title", "spreadsheet.title")
     t = now()
-    return jresp(engine_view(w, w.blank_engine(agent, title, t), t), 201)
+    return jresp(engine_view(w, w.sheets.blank_engine(agent, title, t), t), 201)
 
 
 @routes.get(ENGINE)
@@ -137,9 +138,13 @@ async def clone_engine(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
     src = engine_of(request)
     body = await jbody(request)
-    target = w.agent_param(user, body["agent_id"]) if "agent_id" in body else w.agents[src.agent_id]
+    target = (
+        w.profiles.agent_param(user, body["agent_id"])
+        if "agent_id" in body
+        else w.profiles.agents[src.agent_id]
+    )
     t = now()
-    return jresp(engine_view(w, w.clone_engine(src, target, t), t), 201)
+    return jresp(engine_view(w, w.sheets.clone_engine(src, target, t), t), 201)
 
 
 # ------------------------------------------------------------------ rows
@@ -148,20 +153,20 @@ def _set_values(w: World, eng: Engine, row: Row, values: Any) -> None:
         return
     if not isinstance(values, dict):
         raise invalid("values must be an object of column name -> value")
-    by_name = {w.columns[c].name: w.columns[c] for c in eng.column_ids}
+    by_name = {col.name: col for col in (w.sheets.columns[c] for c in eng.column_ids)}
     for name, value in values.items():
         col = by_name.get(name)
         if col is None:
             raise invalid(f"unknown column {name!r}")
         if col.role != "ingredient":
             raise invalid(f"column {name!r} has system role {col.role}; it is read-only")
-        w.cells[row.cell_ids[col.id]].value = value
+        w.sheets.cells[row.cell_ids[col.id]].value = value
 
 
 @routes.get(ENGINE + "/rows")
 async def list_rows(request: web.Request) -> web.Response:
     w, eng, t = world_of(request), engine_of(request), now()
-    rows = sorted((w.rows[r] for r in eng.row_ids), key=lambda r: r.position)
+    rows = sorted((w.sheets.rows[r] for r in eng.row_ids), key=lambda r: r.position)
     return jresp([row_view(w, r, t, with_cells=True) for r in rows])
 
 
@@ -171,7 +176,7 @@ async def create_row(request: web.Request) -> web.Response:
     body = wrapped(await jbody(request), "spreadsheet_row")
     reject_unknown(body, {"values", "position"})
     spec = templates.TEMPLATES_BY_SLUG.get(eng.template_slug or "")
-    row = w.add_row(eng, spec.layers if spec else ())
+    row = w.sheets.add_row(eng, spec.layers if spec else ())
     _set_values(w, eng, row, body.get("values"))
     eng.updated_at = t
     return jresp(row_view(w, row, t, with_cells=True), 201)
@@ -180,13 +185,15 @@ async def create_row(request: web.Request) -> web.Response:
 @routes.get(ENGINE + r"/rows/{row_id:\d+}")
 async def read_row(request: web.Request) -> web.Response:
     w, eng = world_of(request), engine_of(request)
-    return jresp(row_view(w, w.row(eng, request.match_info["row_id"]), now(), with_cells=True))
+    return jresp(
+        row_view(w, w.sheets.row(eng, request.match_info["row_id"]), now(), with_cells=True)
+    )
 
 
 @routes.post(ENGINE + r"/rows/{row_id:\d+}/duplicate")
 async def duplicate_row(request: web.Request) -> web.Response:
     w, eng, t = world_of(request), engine_of(request), now()
-    row = w.duplicate_row(eng, w.row(eng, request.match_info["row_id"]))
+    row = w.sheets.duplicate_row(eng, w.sheets.row(eng, request.match_info["row_id"]))
     return jresp(row_view(w, row, t, with_cells=True), 201)
 
 
@@ -212,8 +219,8 @@ async def row_positions(request: web.Request) -> web.Response:
     w, eng, t = world_of(request), engine_of(request), now()
     eng.row_ids = _reorder(eng.row_ids, await jbody(request, required=True), "row_ids")
     for pos, rid in enumerate(eng.row_ids):
-        w.rows[rid].position = pos
-    return jresp([row_view(w, w.rows[r], t) for r in eng.row_ids])
+        w.sheets.rows[rid].position = pos
+    return jresp([row_view(w, w.sheets.rows[r], t) for r in eng.row_ids])
 
 
 @routes.put(ENGINE + "/rows/mass_update")
@@ -223,7 +230,7 @@ async def rows_mass_update(request: web.Request) -> web.Response:
     items = body.get("spreadsheet_rows")
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise invalid("spreadsheet_rows must be a list of {id, values}")
-    rows = [(w.row(eng, i.get("id")), i) for i in items]
+    rows = [(w.sheets.row(eng, i.get("id")), i) for i in items]
     for row, item in rows:
         _set_values(w, eng, row, item.get("values"))
     return jresp([row_view(w, r, t, with_cells=True) for r, _ in rows])
@@ -254,7 +261,7 @@ def _ingredient(col: Column) -> Column:
 @routes.get(ENGINE + "/columns")
 async def list_columns(request: web.Request) -> web.Response:
     w, eng = world_of(request), engine_of(request)
-    return jresp([column_view(w.columns[c]) for c in eng.column_ids])
+    return jresp([column_view(w.sheets.columns[c]) for c in eng.column_ids])
 
 
 @routes.post(ENGINE + "/columns")
@@ -263,13 +270,15 @@ async def create_column(request: web.Request) -> web.Response:
     body = wrapped(await jbody(request, required=True), "spreadsheet_column")
     reject_unknown(body, {"name", "column_type", "role", "creation_card"})
     name, ctype = need_str(body, "name"), body.get("column_type")
-    if any(w.columns[c].name == name for c in eng.column_ids):
+    if any(w.sheets.columns[c].name == name for c in eng.column_ids):
         raise invalid(f"a column named {name!r} already exists")
     if ctype not in templates.COLUMN_TYPES:
         raise invalid(f"column_type must be one of {', '.join(templates.COLUMN_TYPES)}")
     if body.get("role", "ingredient") != "ingredient":
         raise invalid("only ingredient columns can be created; system roles are read-only")
-    col = w.add_column(eng, name, str(ctype), "ingredient", _check_card(body.get("creation_card")))
+    col = w.sheets.add_column(
+        eng, name, str(ctype), "ingredient", _check_card(body.get("creation_card"))
+    )
     eng.updated_at = now()
     return jresp(column_view(col), 201)
 
@@ -277,15 +286,15 @@ async def create_column(request: web.Request) -> web.Response:
 @routes.post(ENGINE + r"/columns/{col_id:\d+}/duplicate")
 async def duplicate_column(request: web.Request) -> web.Response:
     w, eng = world_of(request), engine_of(request)
-    src = _ingredient(w.column(eng, request.match_info["col_id"]))
-    names = {w.columns[c].name for c in eng.column_ids}
+    src = _ingredient(w.sheets.column(eng, request.match_info["col_id"]))
+    names = {w.sheets.columns[c].name for c in eng.column_ids}
     name = f"{src.name}_copy"
     while name in names:
         name += "_copy"
-    col = w.add_column(eng, name, src.column_type, "ingredient", src.default_card)
+    col = w.sheets.add_column(eng, name, src.column_type, "ingredient", src.default_card)
     for rid in eng.row_ids:
-        row = w.rows[rid]
-        w.cells[row.cell_ids[col.id]].value = w.cells[row.cell_ids[src.id]].value
+        row = w.sheets.rows[rid]
+        w.sheets.cells[row.cell_ids[col.id]].value = w.sheets.cells[row.cell_ids[src.id]].value
     return jresp(column_view(col), 201)
 
 
@@ -294,8 +303,8 @@ async def column_positions(request: web.Request) -> web.Response:
     w, eng = world_of(request), engine_of(request)
     eng.column_ids = _reorder(eng.column_ids, await jbody(request, required=True), "column_ids")
     for pos, cid in enumerate(eng.column_ids):
-        w.columns[cid].position = pos
-    return jresp([column_view(w.columns[c]) for c in eng.column_ids])
+        w.sheets.columns[cid].position = pos
+    return jresp([column_view(w.sheets.columns[c]) for c in eng.column_ids])
 
 
 @routes.put(ENGINE + "/columns/mass_update")
@@ -306,7 +315,7 @@ async def columns_mass_update(request: web.Request) -> web.Response:
         raise invalid("spreadsheet_columns must be a list of {id, name?, creation_card?}")
     staged = []
     for item in items:
-        col = _ingredient(w.column(eng, item.get("id")))
+        col = _ingredient(w.sheets.column(eng, item.get("id")))
         if set(item) - {"id", "name", "creation_card"}:
             raise invalid("columns accept only name and creation_card")
         if "name" in item and (not isinstance(item["name"], str) or not item["name"].strip()):
@@ -321,12 +330,12 @@ async def columns_mass_update(request: web.Request) -> web.Response:
 # ------------------------------------------------------------------ cells
 def cell_of(request: web.Request) -> tuple[Engine, Cell]:
     eng = engine_of(request)
-    return eng, world_of(request).cell(eng, request.match_info["cell_id"])
+    return eng, world_of(request).sheets.cell(eng, request.match_info["cell_id"])
 
 
 def _patch_cell(w: World, cell: Cell, body: Json) -> None:
     reject_unknown(body, {"value", "creation_card", "id"}, "spreadsheet_cell")
-    col = w.columns[cell.column_id]
+    col = w.sheets.columns[cell.column_id]
     if "value" in body:
         if col.role != "ingredient":
             raise invalid(f"cell of column {col.name!r} ({col.role}) is read-only")
@@ -364,7 +373,7 @@ async def cells_mass_update(request: web.Request) -> web.Response:
     items = (await jbody(request, required=True)).get("spreadsheet_cells")
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise invalid("spreadsheet_cells must be a list of {id, value?, creation_card?}")
-    cells = [w.cell(eng, i.get("id")) for i in items]  # all ids checked before any change
+    cells = [w.sheets.cell(eng, i.get("id")) for i in items]  # all ids checked before any change
     for cell, item in zip(cells, items, strict=True):
         _patch_cell(w, cell, item)
     eng.updated_at = t
@@ -404,7 +413,7 @@ def _layer_fields(w: World, eng: Engine, body: Json, *, creating: bool) -> Json:
     if (creating or "layer_type" in body) and body.get("layer_type") not in LAYER_TYPES:
         raise invalid(f"layer_type must be one of {', '.join(LAYER_TYPES)}")
     src = body.get("source_column")
-    if src is not None and src not in {w.columns[c].name for c in eng.column_ids}:
+    if src is not None and src not in {w.sheets.columns[c].name for c in eng.column_ids}:
         raise invalid(f"source_column {src!r} is not a column of this engine")
     if "settings" in body and not isinstance(body["settings"], dict):
         raise invalid("settings must be an object")
@@ -417,10 +426,10 @@ def _layer_fields(w: World, eng: Engine, body: Json, *, creating: bool) -> Json:
 @routes.post(ENGINE + r"/cells/{cell_id:\d+}/layers")
 async def create_layer(request: web.Request) -> web.Response:
     w, (eng, cell) = world_of(request), cell_of(request)
-    if w.columns[cell.column_id].column_type != "video":
+    if w.sheets.columns[cell.column_id].column_type != "video":
         raise invalid("layers belong to video cells only")
     f = _layer_fields(w, eng, wrapped(await jbody(request, required=True), "layer"), creating=True)
-    lay = w.add_layer(
+    lay = w.sheets.add_layer(
         cell,
         f["name"],
         f["layer_type"],
@@ -434,13 +443,13 @@ async def create_layer(request: web.Request) -> web.Response:
 @routes.get(ENGINE + r"/cells/{cell_id:\d+}/layers/{layer_id:\d+}")
 async def read_layer(request: web.Request) -> web.Response:
     w, (_, cell) = world_of(request), cell_of(request)
-    return jresp(layer_view(w, w.layer(cell, request.match_info["layer_id"]), now()))
+    return jresp(layer_view(w, w.sheets.layer(cell, request.match_info["layer_id"]), now()))
 
 
 @routes.patch(ENGINE + r"/cells/{cell_id:\d+}/layers/{layer_id:\d+}")
 async def update_layer(request: web.Request) -> web.Response:
     w, (eng, cell) = world_of(request), cell_of(request)
-    lay = w.layer(cell, request.match_info["layer_id"])
+    lay = w.sheets.layer(cell, request.match_info["layer_id"])
     f = _layer_fields(w, eng, wrapped(await jbody(request, required=True), "layer"), creating=False)
     lay.name = f.get("name", lay.name)
     lay.layer_type = f.get("layer_type", lay.layer_type)
@@ -455,16 +464,16 @@ async def update_layer(request: web.Request) -> web.Response:
 @routes.delete(ENGINE + r"/cells/{cell_id:\d+}/layers/{layer_id:\d+}")
 async def delete_layer(request: web.Request) -> web.Response:
     w, (_, cell) = world_of(request), cell_of(request)
-    lay = w.layer(cell, request.match_info["layer_id"])
-    w.delete_layer(cell, lay)
+    lay = w.sheets.layer(cell, request.match_info["layer_id"])
+    w.sheets.delete_layer(cell, lay)
     return jresp({"id": lay.id, "deleted": True})
 
 
 @routes.post(ENGINE + r"/cells/{cell_id:\d+}/layers/{layer_id:\d+}/duplicate")
 async def duplicate_layer(request: web.Request) -> web.Response:
     w, (_, cell) = world_of(request), cell_of(request)
-    src = w.layer(cell, request.match_info["layer_id"])
-    lay = w.add_layer(
+    src = w.sheets.layer(cell, request.match_info["layer_id"])
+    lay = w.sheets.add_layer(
         cell, f"{src.name} copy", src.layer_type, src.source_column, src.settings, src.card
     )
     return jresp(layer_view(w, lay, now()), 201)
@@ -475,23 +484,25 @@ async def layer_positions(request: web.Request) -> web.Response:
     w, (_, cell), t = world_of(request), cell_of(request), now()
     cell.layer_ids = _reorder(cell.layer_ids, await jbody(request, required=True), "layer_ids")
     for pos, lid in enumerate(cell.layer_ids):
-        w.layers[lid].position = pos
-    return jresp([layer_view(w, w.layers[lid], t) for lid in cell.layer_ids])
+        w.sheets.layers[lid].position = pos
+    return jresp([layer_view(w, w.sheets.layers[lid], t) for lid in cell.layer_ids])
 
 
 # ------------------------------------------------------------------ global variables
+# ASSUMPTION: variables come from name/value columns (docs/sim-assumptions.md, "variables").
 @routes.get(ENGINE + "/global_variables")
 async def global_variables(request: web.Request) -> web.Response:
-    w, eng = world_of(request), engine_of(request)
-    names = [w.columns[c] for c in eng.column_ids if w.columns[c].role == "global_variable_name"]
-    values = [w.columns[c] for c in eng.column_ids if w.columns[c].role == "global_variable_value"]
+    sheets, eng = world_of(request).sheets, engine_of(request)
+    cols = [sheets.columns[c] for c in eng.column_ids]
+    names = [c for c in cols if c.role == "global_variable_name"]
+    values = [c for c in cols if c.role == "global_variable_value"]
     out = []
     if names and values and eng.row_ids:
         for rid in eng.row_ids:
-            row = w.rows[rid]
-            name = w.cells[row.cell_ids[names[0].id]].value
+            cell_ids = sheets.rows[rid].cell_ids
+            name = sheets.cells[cell_ids[names[0].id]].value
             if name:
-                out.append({"name": name, "value": w.cells[row.cell_ids[values[0].id]].value})
+                out.append({"name": name, "value": sheets.cells[cell_ids[values[0].id]].value})
     return jresp(out)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from genbatch.sim import templates
+from genbatch.sim.entities import Cell, Engine, Generation, Json, Layer, invalid, reject_unknown
 from genbatch.sim.routes_common import (
     api_key_of,
     generation_view,
@@ -15,7 +16,7 @@ from genbatch.sim.routes_common import (
     world_of,
 )
 from genbatch.sim.routes_engines import ENGINE, cell_of
-from genbatch.sim.world import Cell, Engine, Generation, Json, Layer, World, invalid, reject_unknown
+from genbatch.sim.world import World
 
 routes = web.RouteTableDef()
 
@@ -43,15 +44,15 @@ def _start(
     data = card.get("data")
     if not isinstance(data, dict):
         raise invalid("data must be an object")
-    resolved = w.resolve_card(eng, w.rows[cell.row_id], data)
+    resolved = w.gens.resolve_card(eng, w.sheets.rows[cell.row_id], data)
     try:
         gtype, checked = templates.validate_card(card.get("generation_type"), resolved)
     except ValueError as exc:
         raise invalid(str(exc)) from None
-    ws = w.workspaces.get(eng.workspace_id)
+    ws = w.accounts.workspaces.get(eng.workspace_id)
     if ws is None:
         raise invalid("the engine's workspace no longer exists")
-    return w.start_generation(
+    return w.gens.start(
         ws=ws,
         eng=eng,
         cell=cell,
@@ -67,11 +68,12 @@ def _start(
 @routes.post(ENGINE + r"/cells/{cell_id:\d+}/generate")
 async def generate_cell(request: web.Request) -> web.Response:
     w, (eng, cell) = world_of(request), cell_of(request)
-    if w.columns[cell.column_id].role == "final_video":
+    if w.sheets.columns[cell.column_id].role == "final_video":
         raise invalid("the final_video cell is rendered, not generated: POST …/render")
     card, from_body = await _card(request, cell.card)
     gen = _start(request, w, eng, cell, None, card)
-    if from_body:  # ASSUMPTION: a card sent with generate becomes the cell's card
+    # ASSUMPTION: a card sent with generate becomes the cell's card (docs/sim-assumptions.md).
+    if from_body:
         cell.card = {"generation_type": card["generation_type"], "data": dict(card["data"])}
     return _accepted(gen)
 
@@ -79,7 +81,7 @@ async def generate_cell(request: web.Request) -> web.Response:
 @routes.post(ENGINE + r"/cells/{cell_id:\d+}/layers/{layer_id:\d+}/generate")
 async def generate_layer(request: web.Request) -> web.Response:
     w, (eng, cell) = world_of(request), cell_of(request)
-    layer = w.layer(cell, request.match_info["layer_id"])
+    layer = w.sheets.layer(cell, request.match_info["layer_id"])
     card, from_body = await _card(request, layer.card)
     gen = _start(request, w, eng, cell, layer, card)
     if from_body:
@@ -90,12 +92,12 @@ async def generate_layer(request: web.Request) -> web.Response:
 @routes.post(ENGINE + r"/cells/{cell_id:\d+}/render")
 async def render(request: web.Request) -> web.Response:
     w, (eng, cell) = world_of(request), cell_of(request)
-    if w.columns[cell.column_id].role != "final_video":
+    if w.sheets.columns[cell.column_id].role != "final_video":
         raise invalid("render works on the final_video cell only")
-    ws = w.workspaces.get(eng.workspace_id)
+    ws = w.accounts.workspaces.get(eng.workspace_id)
     if ws is None:
         raise invalid("the engine's workspace no longer exists")
-    gen = w.start_generation(
+    gen = w.gens.start(
         ws=ws,
         eng=eng,
         cell=cell,
@@ -105,7 +107,7 @@ async def render(request: web.Request) -> web.Response:
         idempotency_key=request.headers.get("Idempotency-Key"),
         api_key=api_key_of(request),
         now=now(),
-        manifest=w.render_manifest(eng, cell),
+        manifest=w.sheets.render_manifest(eng, cell),
     )
     return _accepted(gen)
 
@@ -113,21 +115,21 @@ async def render(request: web.Request) -> web.Response:
 @routes.get(r"/v1/generations/{id:\d+}")
 async def read_generation(request: web.Request) -> web.Response:
     w = world_of(request)
-    gen = w.generation(user_of(request), request.match_info["id"])
+    gen = w.gens.generation(user_of(request), request.match_info["id"])
     return jresp(generation_view(w, gen, now()))
 
 
 @routes.post(r"/v1/generations/{id:\d+}/stop")
 async def stop_generation(request: web.Request) -> web.Response:
     w, t = world_of(request), now()
-    gen = w.generation(user_of(request), request.match_info["id"])
-    w.stop_generation(gen, t)
+    gen = w.gens.generation(user_of(request), request.match_info["id"])
+    w.gens.stop(gen, t)
     return jresp(generation_view(w, gen, t))
 
 
 @routes.post(r"/v1/generations/{id:\d+}/continue")
 async def continue_generation(request: web.Request) -> web.Response:
     w, t = world_of(request), now()
-    gen = w.generation(user_of(request), request.match_info["id"])
-    w.continue_generation(gen, t)
+    gen = w.gens.generation(user_of(request), request.match_info["id"])
+    w.gens.resume(gen, t)
     return jresp(generation_view(w, gen, t))

@@ -13,8 +13,9 @@ import orjson
 from aiohttp import web
 
 from genbatch.sim.clock import parse_iso
+from genbatch.sim.entities import Agent, Json, invalid, reject_unknown
 from genbatch.sim.routes_common import agent_q, jbody, job_view, jresp, now, user_of, world_of
-from genbatch.sim.world import Agent, Json, World, invalid, reject_unknown
+from genbatch.sim.world import World
 
 routes = web.RouteTableDef()
 
@@ -28,7 +29,8 @@ SCRAPE_TYPES: dict[str, tuple[str, ...]] = {
     "instagram": ("username", "hashtag"),
     "youtube": ("username", "hashtag", "keyword"),
 }
-#: The public CDN host of the real API; the sim maps its paths onto /cdn (ASSUMPTION).
+# ASSUMPTION: real CDN URLs map onto /cdn (docs/sim-assumptions.md, "cdn").
+#: The public CDN host of the real API; the sim maps its paths onto /cdn.
 REAL_CDN_HOST = "cdn.gen.pro"
 
 
@@ -44,7 +46,7 @@ def cdn_key_for(w: World, url: str) -> str | None:
         key = path[len("/cdn/") :]
     else:
         return None
-    return key if key in w.cdn else None
+    return key if key in w.shared.cdn else None
 
 
 def _parse_data(raw: Any) -> Json:
@@ -141,21 +143,21 @@ async def create_job(request: web.Request) -> web.Response:
         scheduled = _check_publish(w, agent, parsed, t)
     else:
         _check_scrape(parsed)
-    job = w.add_user_job(agent, str(job_type), str(data), parsed, t, scheduled)
+    job = w.jobs.add(agent, str(job_type), str(data), parsed, t, scheduled)
     return jresp({"user_job_id": job.id}, 201)
 
 
 @routes.get(r"/v1/user_jobs/{id:\d+}")
 async def read_job(request: web.Request) -> web.Response:
     w, agent = world_of(request), agent_q(request)
-    job = w.user_job(user_of(request), agent, request.match_info["id"])
+    job = w.jobs.user_job(user_of(request), agent, request.match_info["id"])
     return jresp(job_view(w, job, now()))
 
 
 @routes.put(r"/v1/user_jobs/{id:\d+}")
 async def update_job(request: web.Request) -> web.Response:
     w, agent = world_of(request), agent_q(request)
-    job = w.user_job(user_of(request), agent, request.match_info["id"])
+    job = w.jobs.user_job(user_of(request), agent, request.match_info["id"])
     if job.user_job_type != "train_social":
         raise invalid("only monitoring (train_social) jobs can be updated")
     body = await _form_or_json(request)

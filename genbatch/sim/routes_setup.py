@@ -9,6 +9,21 @@ from aiohttp import web
 
 from genbatch._constants import SIM_PAGE_SIZE
 from genbatch.sim.clock import iso, pending_until, phase
+from genbatch.sim.entities import (
+    Agent,
+    ApiError,
+    CdnObject,
+    Preview,
+    Token,
+    Voice,
+    Workspace,
+    forbidden,
+    invalid,
+    need_str,
+    not_found,
+    reject_unknown,
+)
+from genbatch.sim.profiles import blank_core
 from genbatch.sim.routes_common import (
     agent_view,
     jbody,
@@ -22,21 +37,6 @@ from genbatch.sim.routes_common import (
     world_of,
     wrapped,
 )
-from genbatch.sim.world import (
-    Agent,
-    ApiError,
-    CdnObject,
-    Preview,
-    Token,
-    Voice,
-    Workspace,
-    blank_core,
-    forbidden,
-    invalid,
-    need_str,
-    not_found,
-    reject_unknown,
-)
 
 routes = web.RouteTableDef()
 
@@ -49,7 +49,7 @@ async def me(request: web.Request) -> web.Response:
 
 def _my_workspaces(request: web.Request) -> list[Workspace]:
     w, user = world_of(request), user_of(request)
-    return [w.workspaces[i] for i in user.workspace_ids if i in w.workspaces]
+    return [w.accounts.workspaces[i] for i in user.workspace_ids if i in w.accounts.workspaces]
 
 
 @routes.get("/v1/workspaces")
@@ -64,9 +64,9 @@ async def create_workspace(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
     body = wrapped(await jbody(request, required=True), "organization")
     name = need_str(body, "name", "organization.name")
-    # ASSUMPTION: a new workspace starts with no credits (usable_gen_credit_required).
-    ws = Workspace(w.next_id("workspace"), name, user.id, 0.0, now())
-    w.workspaces[ws.id] = ws
+    # ASSUMPTION: a new workspace starts with 0 credits (docs/sim-assumptions.md, "workspaces").
+    ws = Workspace(w.shared.next_id("workspace"), name, user.id, 0.0, now())
+    w.accounts.workspaces[ws.id] = ws
     user.workspace_ids.append(ws.id)
     return jresp(workspace_view(w, ws, user), 201)
 
@@ -74,13 +74,13 @@ async def create_workspace(request: web.Request) -> web.Response:
 @routes.get(r"/v1/organizations/{id:\d+}")
 async def read_workspace(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
-    return jresp(workspace_view(w, w.workspace(user, request.match_info["id"]), user))
+    return jresp(workspace_view(w, w.accounts.workspace(user, request.match_info["id"]), user))
 
 
 @routes.patch(r"/v1/organizations/{id:\d+}")
 async def update_workspace(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
-    ws = w.workspace(user, request.match_info["id"])
+    ws = w.accounts.workspace(user, request.match_info["id"])
     body = wrapped(await jbody(request, required=True), "organization")
     reject_unknown(body, {"name"})
     if "name" in body:
@@ -93,11 +93,11 @@ async def update_workspace(request: web.Request) -> web.Response:
 @routes.delete(r"/v1/organizations/{id:\d+}")
 async def delete_workspace(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
-    ws = w.workspace(user, request.match_info["id"])
+    ws = w.accounts.workspace(user, request.match_info["id"])
     if ws.owner_id != user.id:
         raise ApiError(403, "forbidden", "only the owner can delete a workspace")
-    del w.workspaces[ws.id]
-    for u in w.users.values():
+    del w.accounts.workspaces[ws.id]
+    for u in w.accounts.users.values():
         if ws.id in u.workspace_ids:
             u.workspace_ids.remove(ws.id)
     return jresp({"id": ws.id, "deleted": True})
@@ -108,8 +108,8 @@ async def delete_workspace(request: web.Request) -> web.Response:
 async def list_agents(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
     raw = request.query.get("workspace_id")
-    ids = [w.workspace(user, raw).id] if raw else list(user.workspace_ids)
-    return jresp([agent_view(a) for a in w.agents.values() if a.workspace_id in ids])
+    ids = [w.accounts.workspace(user, raw).id] if raw else list(user.workspace_ids)
+    return jresp([agent_view(a) for a in w.profiles.agents.values() if a.workspace_id in ids])
 
 
 @routes.post("/v1/agents")
@@ -118,22 +118,22 @@ async def create_agent(request: web.Request) -> web.Response:
     body = wrapped(await jbody(request, required=True), "agent")
     name = need_str(body, "name", "agent.name")
     ws_raw = body.get("workspace_id", user.workspace_ids[0] if user.workspace_ids else None)
-    ws = w.workspace(user, ws_raw)
-    agent = Agent(w.next_id("agent"), ws.id, name, now(), core=blank_core(name))
-    w.agents[agent.id] = agent
+    ws = w.accounts.workspace(user, ws_raw)
+    agent = Agent(w.shared.next_id("agent"), ws.id, name, now(), core=blank_core(name))
+    w.profiles.agents[agent.id] = agent
     return jresp(agent_view(agent), 201)
 
 
 @routes.get(r"/v1/agents/{id:\d+}")
 async def read_agent(request: web.Request) -> web.Response:
     w = world_of(request)
-    return jresp(agent_view(w.agent_path(user_of(request), request.match_info["id"])))
+    return jresp(agent_view(w.profiles.agent_path(user_of(request), request.match_info["id"])))
 
 
 @routes.patch(r"/v1/agents/{id:\d+}")
 async def update_agent(request: web.Request) -> web.Response:
     w = world_of(request)
-    agent = w.agent_path(user_of(request), request.match_info["id"])
+    agent = w.profiles.agent_path(user_of(request), request.match_info["id"])
     body = wrapped(await jbody(request, required=True), "agent")
     reject_unknown(body, {"name"})
     if "name" in body:
@@ -146,14 +146,14 @@ async def update_agent(request: web.Request) -> web.Response:
 @routes.delete(r"/v1/agents/{id:\d+}")
 async def delete_agent(request: web.Request) -> web.Response:
     w = world_of(request)
-    agent = w.agent_path(user_of(request), request.match_info["id"])
-    del w.agents[agent.id]
+    agent = w.profiles.agent_path(user_of(request), request.match_info["id"])
+    del w.profiles.agents[agent.id]
     return jresp({"id": agent.id, "deleted": True})
 
 
 def _agent(request: web.Request) -> Agent:
     """``/v1/agents/:agent_id/...``: resolved like any agent_id (422 agent_not_found)."""
-    return world_of(request).agent_param(user_of(request), request.match_info["agent_id"])
+    return world_of(request).profiles.agent_param(user_of(request), request.match_info["agent_id"])
 
 
 @routes.get(r"/v1/agents/{agent_id}/core")
@@ -164,7 +164,7 @@ async def read_core(request: web.Request) -> web.Response:
 @routes.patch(r"/v1/agents/{agent_id}/core")
 async def patch_core(request: web.Request) -> web.Response:
     w, agent = world_of(request), _agent(request)
-    errors = w.patch_core(agent, await jbody(request, required=True))
+    errors = w.profiles.patch_core(agent, await jbody(request, required=True))
     out = dict(agent.core)
     if not errors:
         return jresp(out)
@@ -179,7 +179,7 @@ async def voice_library(request: web.Request) -> web.Response:
     source = request.query.get("source")
     voices = [
         v
-        for v in w.voices.values()
+        for v in w.profiles.voices.values()
         if (v.agent_id is None or v.agent_id == agent.id) and (not source or v.source == source)
     ]
     return jresp([voice_view(v) for v in voices])
@@ -197,7 +197,7 @@ async def connect_elevenlabs(request: web.Request) -> web.Response:
 async def test_elevenlabs(request: web.Request) -> web.Response:
     _agent(request)
     key = need_str(await jbody(request, required=True), "api_key")
-    # ASSUMPTION: the sim calls a key valid when it looks like an ElevenLabs key.
+    # ASSUMPTION: a key is valid when it looks like an ElevenLabs key (docs/sim-assumptions.md).
     valid = bool(re.fullmatch(r"(sk_)?[A-Za-z0-9]{20,}", key))
     return jresp({"valid": valid})
 
@@ -209,6 +209,7 @@ async def disconnect_elevenlabs(request: web.Request) -> web.Response:
     return jresp({"connected": False})
 
 
+# ASSUMPTION: the voice design bodies below (docs/sim-assumptions.md, "voices").
 @routes.post(r"/v1/agents/{agent_id}/voice/design/generate-script")
 async def design_script(request: web.Request) -> web.Response:
     _agent(request)
@@ -237,11 +238,13 @@ async def design_samples(request: web.Request) -> web.Response:
     description = need_str(body, "description")
     samples = []
     for i in range(3):
-        gid = f"gv_{w.token_hex(12)}"
-        w.voice_drafts[gid] = {"agent_id": agent.id, "description": description, "n": i}
+        gid = f"gv_{w.shared.token_hex(12)}"
+        w.profiles.voice_drafts[gid] = {"agent_id": agent.id, "description": description, "n": i}
         key = f"assets/voice_sample_{gid}.m4a"
-        w.cdn[key] = CdnObject("sample", "audio/mp4", media_kind="audio", manifest={"voice": gid})
-        samples.append({"generated_voice_id": gid, "audio_url": w.url(key)})
+        w.shared.cdn[key] = CdnObject(
+            "sample", "audio/mp4", media_kind="audio", manifest={"voice": gid}
+        )
+        samples.append({"generated_voice_id": gid, "audio_url": w.shared.url(key)})
     return jresp({"samples": samples})
 
 
@@ -250,12 +253,12 @@ async def design_finalize(request: web.Request) -> web.Response:
     w, agent = world_of(request), _agent(request)
     body = await jbody(request, required=True)
     gid = need_str(body, "generated_voice_id")
-    draft = w.voice_drafts.get(gid)
+    draft = w.profiles.voice_drafts.get(gid)
     if draft is None or draft["agent_id"] != agent.id:
         raise invalid(f"generated_voice_id {gid!r} is not a sample of this agent")
     name = body.get("name") if isinstance(body.get("name"), str) else f"Designed voice {gid[-4:]}"
     voice = Voice(
-        f"v_{w.token_hex(16)}",
+        f"v_{w.shared.token_hex(16)}",
         str(name),
         "user",
         agent.id,
@@ -264,7 +267,7 @@ async def design_finalize(request: web.Request) -> web.Response:
         str(draft["description"]),
         "designed",
     )
-    w.voices[voice.voice_id] = voice
+    w.profiles.voices[voice.voice_id] = voice
     return jresp(voice_view(voice), 201)
 
 
@@ -273,11 +276,11 @@ async def clone_voice(request: web.Request) -> web.Response:
     w, agent, user = world_of(request), _agent(request), user_of(request)
     body = await jbody(request, required=True)
     name = need_str(body, "name")
-    res = w.resource(user, body.get("audio_resource_id"))
+    res = w.assets.resource(user, body.get("audio_resource_id"))
     if res.object_type != "audio":
         raise invalid("audio_resource_id must be an audio resource")
     voice = Voice(
-        f"v_{w.token_hex(16)}",
+        f"v_{w.shared.token_hex(16)}",
         name,
         "user",
         agent.id,
@@ -286,35 +289,37 @@ async def clone_voice(request: web.Request) -> web.Response:
         f"Cloned from {res.filename}",
         "cloned",
     )
-    w.voices[voice.voice_id] = voice
+    w.profiles.voices[voice.voice_id] = voice
     return jresp(voice_view(voice), 201)
 
 
 @routes.delete(r"/v1/agents/{agent_id}/voice/{voice_id}")
 async def delete_voice(request: web.Request) -> web.Response:
     w, agent = world_of(request), _agent(request)
-    voice = w.voices.get(request.match_info["voice_id"])
+    voice = w.profiles.voices.get(request.match_info["voice_id"])
     if voice is None:
         raise not_found("voice", request.match_info["voice_id"])
     if voice.agent_id != agent.id:
         raise forbidden("voice (only user-owned voices can be deleted)")
-    del w.voices[voice.voice_id]
+    del w.profiles.voices[voice.voice_id]
     return jresp({"voice_id": voice.voice_id, "deleted": True})
 
 
 @routes.post(r"/v1/agents/{agent_id}/voice/{voice_id}/preview")
 async def preview_voice(request: web.Request) -> web.Response:
     w, agent = world_of(request), _agent(request)
-    voice = w.voices.get(request.match_info["voice_id"])
+    voice = w.profiles.voices.get(request.match_info["voice_id"])
     if voice is None or (voice.agent_id is not None and voice.agent_id != agent.id):
         raise not_found("voice", request.match_info["voice_id"])
     body = await jbody(request)
     text = body.get("text") if isinstance(body.get("text"), str) else f"Hi, I'm {voice.name}."
     t = now()
-    pid = w.next_id("preview")
+    pid = w.shared.next_id("preview")
     key = f"assets/voice_preview_{pid}.m4a"
-    w.cdn[key] = CdnObject("sample", "audio/mp4", media_kind="audio", manifest={"preview": pid})
-    w.previews[pid] = Preview(
+    w.shared.cdn[key] = CdnObject(
+        "sample", "audio/mp4", media_kind="audio", manifest={"preview": pid}
+    )
+    w.profiles.previews[pid] = Preview(
         pid, agent.id, voice.voice_id, str(text), t + w.clock.latency("voice_preview"), t, key
     )
     return jresp({"job_id": pid, "status": "pending"}, 202)
@@ -323,7 +328,7 @@ async def preview_voice(request: web.Request) -> web.Response:
 @routes.get(r"/v1/agents/{agent_id}/voice/preview/{job_id:\d+}")
 async def poll_preview(request: web.Request) -> web.Response:
     w, agent = world_of(request), _agent(request)
-    p = w.previews.get(int(request.match_info["job_id"]))
+    p = w.profiles.previews.get(int(request.match_info["job_id"]))
     if p is None or p.agent_id != agent.id:
         raise not_found("preview job", request.match_info["job_id"])
     state = phase(pending_until(p.created_at, p.due_at - p.created_at), p.due_at, now())
@@ -333,7 +338,7 @@ async def poll_preview(request: web.Request) -> web.Response:
             "job_id": p.id,
             "voice_id": p.voice_id,
             "status": status,
-            "audio_url": w.url(p.cdn_key) if status == "completed" else None,
+            "audio_url": w.shared.url(p.cdn_key) if status == "completed" else None,
         }
     )
 
@@ -359,22 +364,24 @@ async def create_token(request: web.Request) -> web.Response:
     name = body.get("name", "API key")
     if not isinstance(name, str) or not name.strip():
         raise invalid("name must be a non-empty string")
-    tok = Token(w.next_id("token"), user.id, name, f"gen_pat_{w.token_hex(32)}", now())
-    w.tokens[tok.id] = tok
-    w.keys[tok.token] = user.id
+    tok = Token(
+        w.shared.next_id("token"), user.id, name, f"gen_pat_{w.shared.token_hex(32)}", now()
+    )
+    w.accounts.tokens[tok.id] = tok
+    w.accounts.keys[tok.token] = user.id
     return jresp(_token_view(tok, reveal=True), 201)
 
 
 @routes.get("/v1/persisted_tokens")
 async def list_tokens(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
-    toks = [t for t in w.tokens.values() if t.user_id == user.id]
+    toks = [t for t in w.accounts.tokens.values() if t.user_id == user.id]
     return jresp([_token_view(t) for t in page_of(request, toks, SIM_PAGE_SIZE)])
 
 
 def _token(request: web.Request) -> Token:
     w, user = world_of(request), user_of(request)
-    tok = w.tokens.get(int(request.match_info["id"]))
+    tok = w.accounts.tokens.get(int(request.match_info["id"]))
     if tok is None:
         raise not_found("token", request.match_info["id"])
     if tok.user_id != user.id:
@@ -395,7 +402,7 @@ async def rename_token(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     w, tok = world_of(request), _token(request)
     tok.revoked = True
-    w.keys.pop(tok.token, None)
+    w.accounts.keys.pop(tok.token, None)
     return jresp(_token_view(tok))
 
 
@@ -403,15 +410,16 @@ async def revoke_token(request: web.Request) -> web.Response:
 async def revoke_all(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
     n = 0
-    for tok in w.tokens.values():
+    for tok in w.accounts.tokens.values():
         if tok.user_id == user.id and not tok.revoked:
             tok.revoked = True
-            w.keys.pop(tok.token, None)
+            w.accounts.keys.pop(tok.token, None)
             n += 1
     return jresp({"revoked": n})
 
 
 # ------------------------------------------------------------------ automation config
+# ASSUMPTION: automation config fields (docs/sim-assumptions.md, "automation").
 AUTOMATION_FIELDS = ("enabled", "webhook_url", "callback_url", "events")
 
 

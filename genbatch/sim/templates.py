@@ -1,8 +1,8 @@
 """The seven starter templates and the creation-card catalog of the reference.
 
 A template is data: columns (each ingredient with the creation card its cells
-get by default, whose ``{{column}}`` placeholders the world resolves from the
-row), and the layer stack of the ``final_video`` cell.  The card catalog
+get by default, whose ``{{column}}`` placeholders the generations store resolves
+from the row), and the layer stack of the ``final_video`` cell.  The card catalog
 (models, aspect ratios, durations per generation type) is the reference's
 "Creation Card Types" section, and :func:`validate_card` enforces it so a bad
 body answers 422 ``validation_error`` exactly where the real API would.
@@ -51,7 +51,8 @@ MODELS: dict[str, tuple[str, ...]] = {
     "lipsync": ("sync_so", "gen"),
     "captions": ("gemini",),
 }
-#: Model a card gets when it names none (ASSUMPTION: the first one listed).
+# ASSUMPTION: a card without model gets the first listed (docs/sim-assumptions.md, "models").
+#: Model a card gets when it names none.
 DEFAULT_MODEL: dict[str, str] = {k: v[0] for k, v in MODELS.items()}
 IMAGE_ASPECTS = ("1:1", "9:16", "16:9", "4:3", "3:4")
 VIDEO_ASPECTS = ("1:1", "9:16", "16:9")
@@ -130,7 +131,7 @@ def validate_card(generation_type: object, data: object) -> tuple[str, dict[str,
 
     Raises ValueError with a human-readable message (the route maps it to 422
     ``validation_error``).  Placeholders must already be resolved.  Resource
-    ids are checked for shape here and for existence by the world.
+    ids are checked for shape here and for existence by the generations store.
     """
     if generation_type not in GENERATION_TYPES:
         raise ValueError(

@@ -83,4 +83,4 @@ async def test_admin_reset_and_admin_key(sim_factory: SimFactory) -> None:
         book = await call(http, "GET", "/_sim/ledger", 200, headers=admin)
     assert book["credits"]["balance"] == 100_000 and book["generations"] == []
     assert book["requests"]["by_route"] == {"POST /_sim/reset": 1}  # counted once done
-    assert sim.world.tokens == {}
+    assert sim.world.accounts.tokens == {}

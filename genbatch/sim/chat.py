@@ -1,0 +1,277 @@
+"""The agent host: runs, conversations, messages and the ideas runs produce (Step 2).
+
+A run is classified from its message when it starts (ideas, refine,
+preferences, research, an approvable action, or chat) and does its work
+when it settles; the words come from :mod:`genbatch.sim.idea_text`, seeded
+per run so a journey replays the same ideas.
+"""
+
+from __future__ import annotations
+
+import random
+
+from genbatch._constants import SIM_RESEARCH_LATENCY
+from genbatch.sim.clock import iso
+from genbatch.sim.entities import (
+    Agent,
+    Conversation,
+    Json,
+    Message,
+    Run,
+    Shared,
+    User,
+    as_int,
+    invalid,
+    not_found,
+)
+from genbatch.sim.idea_text import (
+    chat_reply,
+    classify,
+    idea_count,
+    make_idea,
+    pending_action,
+    refine,
+    research,
+    title_for,
+)
+from genbatch.sim.profiles import Profiles
+
+
+class Chat:
+    """Agent runs with their conversations, messages and ideas."""
+
+    def __init__(self, sh: Shared, profiles: Profiles) -> None:
+        self._sh = sh
+        self._profiles = profiles
+        self.runs: dict[int, Run] = {}
+        self.conversations: dict[int, Conversation] = {}
+        self.messages: dict[int, Message] = {}
+        self.ideas: dict[int, Json] = {}
+
+    # ------------------------------------------------------------------ access
+    def run(self, user: User, run_id: object) -> Run:
+        rid = as_int(run_id)
+        run = self.runs.get(rid) if rid is not None else None
+        if run is None:
+            raise not_found("run", run_id)
+        self._profiles.own_agent(user, run.agent_id, "run")
+        return run
+
+    def conversation(self, user: User, conversation_id: object) -> Conversation:
+        cid = as_int(conversation_id)
+        conv = self.conversations.get(cid) if cid is not None else None
+        if conv is None:
+            raise not_found("conversation", conversation_id)
+        self._profiles.own_agent(user, conv.agent_id, "conversation")
+        return conv
+
+    def idea(self, user: User, idea_id: object) -> Json:
+        iid = as_int(idea_id)
+        idea = self.ideas.get(iid) if iid is not None else None
+        if idea is None:
+            raise not_found("idea", idea_id)
+        self._profiles.own_agent(user, idea["agent_id"], "idea")
+        return idea
+
+    # ------------------------------------------------------------------ runs
+    def start_run(
+        self,
+        agent: Agent,
+        message: str,
+        conversation: Conversation | None,
+        now: float,
+        params: Json,
+    ) -> Run:
+        sh = self._sh
+        kind = params.get("kind") or classify(message, conversation is not None)
+        if conversation is None:
+            conversation = Conversation(
+                sh.next_id("conversation"), agent.id, title_for(message), now, updated_at=now
+            )
+            self.conversations[conversation.id] = conversation
+        if kind == "research":
+            # ASSUMPTION: 10/30/90 s by depth (docs/sim-assumptions.md, "research").
+            latency = sh.clock.fixed(SIM_RESEARCH_LATENCY[str(params.get("depth", "default"))])
+        else:
+            latency = sh.clock.latency("agent_run")
+        run = Run(
+            sh.next_id("run"),
+            agent.id,
+            conversation.id,
+            kind,
+            message,
+            now,
+            now + latency,
+            params,
+            updated_at=now,
+        )
+        self.runs[run.id] = run
+        conversation.run_ids.append(run.id)
+        conversation.updated_at = now
+        self._add_message(conversation, "user", message, run.id, now)
+        sh.due.push(run.due_at, ("run", run.id))
+        return run
+
+    def _add_message(
+        self,
+        conv: Conversation,
+        role: str,
+        text: str,
+        run_id: int | None,
+        now: float,
+        idea_ids: list[int] | None = None,
+    ) -> Message:
+        msg = Message(
+            self._sh.next_id("message"), conv.id, role, text, run_id, now, list(idea_ids or [])
+        )
+        self.messages[msg.id] = msg
+        conv.message_ids.append(msg.id)
+        return msg
+
+    def run_status(self, run: Run, now: float) -> str:
+        if run.status == "running" and now >= run.due_at:
+            self._finish_run(run)
+        return run.status
+
+    def settle(self, ident: int, due: float) -> None:
+        """The due queue reached run ``ident`` (a stale entry is ignored)."""
+        run = self.runs.get(ident)
+        if run is not None and run.status == "running" and run.due_at <= due:
+            self._finish_run(run)
+
+    def approve_run(self, run: Run, approved: bool, now: float) -> None:
+        # ASSUMPTION: the run resumes briefly (docs/sim-assumptions.md, "approve").
+        if run.status != "awaiting_approval" or run.pending_action is None:
+            raise invalid(
+                f"run {run.id} is {run.status}; only awaiting_approval runs can be approved"
+            )
+        run.pending_action["approved"] = approved
+        run.status = "running"
+        run.updated_at = now
+        run.due_at = now + self._sh.clock.latency("agent_run") / 4
+        self._sh.due.push(run.due_at, ("run", run.id))
+
+    def _finish_run(self, run: Run) -> None:
+        t = run.due_at
+        run.updated_at = t
+        agent = self._profiles.agents.get(run.agent_id)
+        conv = self.conversations.get(run.conversation_id)
+        if agent is None or conv is None:
+            run.status, run.result = "failed", {"error": "agent or conversation was deleted"}
+            return
+        rng = random.Random(f"{self._sh.seed}-run-{run.id}")
+        if run.kind == "action" and run.pending_action is None:
+            run.status = "awaiting_approval"
+            run.pending_action = pending_action(run.message)
+            self._add_message(
+                conv,
+                "assistant",
+                f"I need your approval to {run.pending_action['type']}: {run.message}",
+                run.id,
+                t,
+            )
+            return
+        run.status = "completed"
+        run.completed_at = t
+        if run.kind == "ideas":
+            n = idea_count(run.message)
+            ideas = [self._new_idea(agent, conv, run, rng, i, t) for i in range(n)]
+            text = f"Here are {n} content ideas grounded in this week's trends."
+            msg = self._add_message(conv, "assistant", text, run.id, t, [i["id"] for i in ideas])
+            run.result = {
+                "type": "ideas",
+                "message_id": msg.id,
+                "idea_ids": msg.idea_ids,
+                "ideas": ideas,
+            }
+        elif run.kind == "refine":
+            changed = refine(self._conversation_ideas(conv), run.message, agent, rng, t)
+            msg = self._add_message(
+                conv,
+                "assistant",
+                f"Updated {len(changed)} idea(s).",
+                run.id,
+                t,
+                [i["id"] for i in changed],
+            )
+            run.result = {
+                "type": "refine",
+                "message_id": msg.id,
+                "idea_ids": msg.idea_ids,
+                "ideas": changed,
+            }
+        elif run.kind == "preferences":
+            pref = run.message.split(":", 1)[1].strip()
+            agent.preferences.append(pref)
+            msg = self._add_message(conv, "assistant", f"Got it — I'll remember: {pref}", run.id, t)
+            run.result = {
+                "type": "preferences",
+                "message_id": msg.id,
+                "preferences": list(agent.preferences),
+            }
+        elif run.kind == "research":
+            found = research(
+                str(run.params.get("topic", run.message)),
+                str(run.params.get("depth", "default")),
+                agent,
+                rng,
+            )
+            msg = self._add_message(conv, "assistant", found["summary"], run.id, t)
+            run.result = {"type": "research", "message_id": msg.id, **found}
+        elif run.kind == "action":
+            assert run.pending_action is not None
+            approved = bool(run.pending_action.get("approved"))
+            verdict = "Done" if approved else "Cancelled"
+            msg = self._add_message(
+                conv, "assistant", f"{verdict}: {run.pending_action['type']}", run.id, t
+            )
+            run.result = {
+                "type": "action",
+                "message_id": msg.id,
+                "action": run.pending_action,
+                "executed": approved,
+            }
+        else:
+            reply = chat_reply(run.message, agent, rng)
+            msg = self._add_message(conv, "assistant", reply, run.id, t)
+            run.result = {"type": "chat", "message_id": msg.id, "reply": reply}
+
+    # ------------------------------------------------------------------ ideas
+    def _new_idea(
+        self, agent: Agent, conv: Conversation, run: Run, rng: random.Random, i: int, t: float
+    ) -> Json:
+        sh = self._sh
+        assets = [sh.url(k) for k in sh.cdn if k.startswith("assets/")]
+        idea = make_idea(agent, run.message, rng, i, assets)
+        idea.update(
+            id=sh.next_id("idea"),
+            agent_id=agent.id,
+            conversation_id=conv.id,
+            run_id=run.id,
+            status="generated",
+            created_at=iso(t),
+            updated_at=iso(t),
+        )
+        self.ideas[idea["id"]] = idea
+        return idea
+
+    def _conversation_ideas(self, conv: Conversation) -> list[Json]:
+        seen: dict[int, Json] = {}
+        for mid in conv.message_ids:
+            for iid in self.messages[mid].idea_ids:
+                if iid in self.ideas:
+                    seen[iid] = self.ideas[iid]
+        return list(seen.values())
+
+    def ledger(self) -> list[Json]:
+        """The ledger's ``runs``."""
+        return [
+            {
+                "id": r.id,
+                "agent_id": r.agent_id,
+                "kind": r.kind,
+                "status": r.status,
+                "created_at": r.created_at,
+            }
+            for r in self.runs.values()
+        ]

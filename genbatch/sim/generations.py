@@ -1,0 +1,345 @@
+"""Generations and renders: the paid, asynchronous jobs of a cell or layer.
+
+A generation is charged when accepted and refunded in full when it is
+stopped or fails.  Its status is computed on read from its own clock; the
+outputs, refund and cell value are written once, when it settles (on read
+or from the World's due queue, whichever comes first).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from pathlib import Path
+from typing import Any
+
+from genbatch._constants import SIM_MEDIA_EXT, SIM_MEDIA_TYPES
+from genbatch.sim import templates
+from genbatch.sim.accounts import Accounts
+from genbatch.sim.assets import Assets
+from genbatch.sim.clock import pending_until, phase
+from genbatch.sim.entities import (
+    CdnObject,
+    Cell,
+    Engine,
+    Generation,
+    Json,
+    Layer,
+    Resource,
+    Row,
+    Shared,
+    User,
+    Workspace,
+    as_int,
+    forbidden,
+    invalid,
+    key_hash,
+    not_found,
+)
+from genbatch.sim.idea_text import fake_text
+from genbatch.sim.limits import price
+from genbatch.sim.profiles import Profiles
+from genbatch.sim.sheets import Sheets
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
+
+
+class Generations:
+    """Every generation and render, with the rules that start, settle, stop and continue them."""
+
+    def __init__(
+        self, sh: Shared, accounts: Accounts, profiles: Profiles, sheets: Sheets, assets: Assets
+    ) -> None:
+        self._sh = sh
+        self._accounts = accounts
+        self._profiles = profiles
+        self._sheets = sheets
+        self._assets = assets
+        self.generations: dict[int, Generation] = {}
+
+    def generation(self, user: User, generation_id: object) -> Generation:
+        gid = as_int(generation_id)
+        gen = self.generations.get(gid) if gid is not None else None
+        if gen is None:
+            raise not_found("generation", generation_id)
+        if gen.workspace_id not in user.workspace_ids:
+            raise forbidden("generation")
+        return gen
+
+    def resolve_card(self, eng: Engine, row: Row, data: Json) -> Json:
+        """Replace ``{{column}}`` (and ``{{variable}}``) placeholders from the row."""
+        # ASSUMPTION: how placeholders resolve (docs/sim-assumptions.md, "placeholders").
+        sheets = self._sheets
+        by_name = {sheets.columns[c].name: c for c in eng.column_ids}
+        raw_vars = data.get("variables")
+        variables: Json = raw_vars if isinstance(raw_vars, dict) else {}
+
+        def lookup(name: str, whole: bool) -> Any:
+            if name in variables:
+                return variables[name]
+            cid = by_name.get(name)
+            if cid is None:
+                return None
+            col, cell = sheets.columns[cid], sheets.cells[row.cell_ids[cid]]
+            if col.column_type == "text":
+                if cell.value in (None, ""):
+                    raise invalid(
+                        f"column {name!r} of row {row.id} is empty; fill or generate it first"
+                    )
+                return cell.value
+            if not cell.output_ids:
+                raise invalid(
+                    f"column {name!r} of row {row.id} has no output yet; generate it first"
+                )
+            rid = cell.output_ids[0]
+            return rid if whole else self._sh.url(self._assets.resources[rid].cdn_key)
+
+        def sub(v: Any) -> Any:
+            if not isinstance(v, str) or "{{" not in v:
+                return v
+            m = _PLACEHOLDER.fullmatch(v)
+            if m:
+                got = lookup(m.group(1), True)
+                return v if got is None else got
+
+            def repl(m: re.Match[str]) -> str:
+                got = lookup(m.group(1), False)
+                return m.group(0) if got is None else str(got)
+
+            return _PLACEHOLDER.sub(repl, v)
+
+        return {
+            k: ([sub(x) for x in v] if isinstance(v, list) else sub(v)) for k, v in data.items()
+        }
+
+    def start(
+        self,
+        *,
+        ws: Workspace,
+        eng: Engine,
+        cell: Cell,
+        layer: Layer | None,
+        generation_type: str,
+        data: Json,
+        idempotency_key: str | None,
+        api_key: str,
+        now: float,
+        manifest: Json | None = None,
+    ) -> Generation:
+        """Accept a generation or render: check credits, charge, and start its clock."""
+        if generation_type != "render":
+            for rid in templates.resource_ids(generation_type, data):
+                res = self._assets.resources.get(rid)
+                if res is None or (res.workspace_id is not None and res.workspace_id != ws.id):
+                    raise invalid(f"content resource {rid} not found in this workspace")
+            my_voice = (
+                generation_type == "speech_from_text" and data.get("voice_method") == "my_voices"
+            )
+            if my_voice and self._profiles.voice_of(eng.agent_id, data.get("voice_id")) is None:
+                raise invalid(
+                    f"voice_id {data.get('voice_id')!r} is not in this agent's voice library"
+                )
+        sh = self._sh
+        cost = price(generation_type)
+        self._accounts.check_credits(ws, cost)
+        kind = "render" if generation_type == "render" else generation_type
+        latency = sh.clock.latency(kind)
+        gid = sh.next_id("generation")
+        out_name = f"{'render' if kind == 'render' else 'gen'}_{gid}_{sh.token_hex()}"
+        gen = Generation(
+            id=gid,
+            workspace_id=ws.id,
+            engine_id=eng.id,
+            row_id=cell.row_id,
+            cell_id=cell.id,
+            layer_id=layer.id if layer else None,
+            generation_type=generation_type,
+            model=data.get("model") if isinstance(data.get("model"), str) else None,
+            data=data,
+            credits=cost,
+            created_at=now,
+            started_at=now,
+            pending_until=pending_until(now, latency),
+            due_at=now + latency,
+            fail=sh.faults.roll("gen_fail"),
+            out_name=out_name,
+            idempotency_key=idempotency_key,
+            api_key_hash=key_hash(api_key),
+            updated_at=now,
+            manifest=manifest,
+        )
+        if manifest is not None:
+            manifest["generation_id"] = gid
+        self.generations[gid] = gen
+        self._accounts.charge(ws, cost, gid, "generate" if kind != "render" else "render")
+        (layer or cell).latest_generation_id = gid
+        sh.due.push(gen.due_at, ("gen", gid))
+        return gen
+
+    def status_of(self, gen: Generation, now: float) -> str:
+        if gen.final is not None:
+            return gen.final
+        p = phase(gen.pending_until, gen.due_at, now)
+        if p == "due":
+            self._finish(gen)
+            return gen.final or "completed"
+        return p
+
+    def settle(self, ident: int, due: float) -> None:
+        """The due queue reached generation ``ident`` (a stale entry is ignored)."""
+        gen = self.generations.get(ident)
+        if gen is not None and gen.final is None and gen.due_at <= due:
+            self._finish(gen)
+
+    def fail_broken(self, ident: int) -> None:
+        """Settling ``ident`` raised: fail and refund it rather than leave it paid and stuck."""
+        gen = self.generations.get(ident)
+        if gen is not None and gen.final is None:
+            gen.fail = True
+            self._finish(gen)
+
+    def _finish(self, gen: Generation) -> None:
+        t = gen.due_at
+        gen.updated_at = gen.completed_at = t
+        ws = self._accounts.workspaces.get(gen.workspace_id)
+        if (
+            gen.generation_type == "media"
+            and int(gen.data["content_resource_id"]) not in self._assets.resources
+        ):
+            gen.fail = True  # the attached upload was deleted before the job finished
+        if gen.fail:
+            gen.final = "failed"
+            gen.error = (
+                "Render failed: compositing error"
+                if gen.generation_type == "render"
+                else "Generation failed: provider error"
+            )
+            self._accounts.refund(ws, gen.credits, gen.id, "failed")
+            return
+        gen.final = "completed"
+        sheets = self._sheets
+        eng = sheets.engines.get(gen.engine_id)
+        cell = sheets.cells.get(gen.cell_id)
+        aspect = str(gen.data.get("aspect_ratio") or (eng.aspect_ratio if eng else "9:16"))
+        if gen.generation_type == "text":
+            gen.result = fake_text(str(gen.data.get("prompt", "")), random.Random(gen.out_name))
+        else:
+            gen.output_ids = [self._make_output(gen, aspect)]
+        target = sheets.layers.get(gen.layer_id) if gen.layer_id is not None else cell
+        if target is None or target.latest_generation_id != gen.id:
+            return
+        target.output_ids = list(gen.output_ids)
+        if isinstance(target, Cell):
+            # ASSUMPTION: value = text or output URL (docs/sim-assumptions.md, "cell-read").
+            target.value = (
+                gen.result
+                if gen.result is not None
+                else self._sh.url(self._assets.resources[gen.output_ids[0]].cdn_key)
+            )
+
+    def _make_output(self, gen: Generation, aspect: str) -> int:
+        """Register a completed generation's output as a content resource on the CDN."""
+        sh, resources = self._sh, self._assets.resources
+        eng = self._sheets.engines.get(gen.engine_id)
+        if gen.generation_type == "media":
+            # Pass-through: the cell gets its own resource pointing at the same bytes.
+            src = resources[int(gen.data["content_resource_id"])]
+            otype, ctype = src.object_type, src.content_type
+            ext = Path(src.filename).suffix.lstrip(".") or "bin"
+            obj = sh.cdn[src.cdn_key]
+        else:
+            # ASSUMPTION: audio is .m4a, images .jpg, video .mp4 (docs/sim-assumptions.md, "cdn").
+            otype = templates.OUTPUT_OBJECT_TYPE[gen.generation_type] or "video"
+            ctype, ext = SIM_MEDIA_TYPES[otype], SIM_MEDIA_EXT[otype]
+            manifest = gen.manifest or {
+                "generation_id": gen.id,
+                "generation_type": gen.generation_type,
+                "model": gen.model,
+                "engine_id": gen.engine_id,
+                "row_id": gen.row_id,
+                "cell_id": gen.cell_id,
+                "prompt": gen.data.get("prompt") or gen.data.get("script"),
+            }
+            kind = "render" if gen.generation_type == "render" else "sample"
+            obj = CdnObject(kind, ctype, aspect, otype, manifest=manifest)
+        cdn_key = f"outputs/{gen.out_name}.{ext}"
+        sh.cdn[cdn_key] = obj
+        thumb_key = None
+        if otype in ("video", "image"):
+            thumb_key = f"thumbnails/{gen.out_name}.jpg"
+            sh.cdn[thumb_key] = CdnObject("thumbnail", "image/jpeg", aspect)
+        rid = sh.next_id("resource")
+        resources[rid] = Resource(
+            rid,
+            gen.workspace_id,
+            eng.agent_id if eng else None,
+            f"{gen.out_name}.{ext}",
+            ctype,
+            otype,
+            None,
+            cdn_key,
+            thumb_key,
+            gen.due_at,
+            "generation",
+        )
+        return rid
+
+    # ASSUMPTION: which states stop and continue (docs/sim-assumptions.md, "stop-continue").
+    def stop(self, gen: Generation, now: float) -> None:
+        """``POST /v1/generations/:id/stop``: only pending or processing; refunded."""
+        status = self.status_of(gen, now)
+        if status not in ("pending", "processing"):
+            raise invalid(f"generation {gen.id} is {status}; only pending or processing ones stop")
+        gen.final = "stopped"
+        gen.updated_at = gen.completed_at = now
+        ws = self._accounts.workspaces.get(gen.workspace_id)
+        self._accounts.refund(ws, gen.credits, gen.id, "stopped")
+
+    def resume(self, gen: Generation, now: float) -> None:
+        """``POST /v1/generations/:id/continue``: a stopped or failed one, charged again."""
+        status = self.status_of(gen, now)
+        if status not in ("stopped", "failed"):
+            raise invalid(f"generation {gen.id} is {status}; only stopped or failed ones continue")
+        ws = self._accounts.workspaces.get(gen.workspace_id)
+        if ws is None:
+            raise not_found("workspace", gen.workspace_id)
+        sh = self._sh
+        self._accounts.check_credits(ws, gen.credits)
+        self._accounts.charge(ws, gen.credits, gen.id, "continue")
+        latency = sh.clock.latency(gen.generation_type)
+        gen.final = None
+        gen.error = None
+        gen.completed_at = None
+        gen.started_at = gen.updated_at = now
+        gen.pending_until = pending_until(now, latency)
+        gen.due_at = now + latency
+        gen.fail = sh.faults.roll("gen_fail")
+        gen.out_name = f"{gen.out_name.split('_')[0]}_{gen.id}_{sh.token_hex()}"
+        target = (
+            self._sheets.layers.get(gen.layer_id)
+            if gen.layer_id is not None
+            else self._sheets.cells.get(gen.cell_id)
+        )
+        if target is not None:
+            target.latest_generation_id = gen.id
+        sh.due.push(gen.due_at, ("gen", gen.id))
+
+    def ledger(self, now: float) -> list[Json]:
+        """The ledger's ``generations`` (reading a status may settle it)."""
+        return [
+            {
+                "id": g.id,
+                "engine_id": g.engine_id,
+                "cell_id": g.cell_id,
+                "row_id": g.row_id,
+                "layer_id": g.layer_id,
+                "type": g.generation_type,
+                "model": g.model,
+                "status": self.status_of(g, now),
+                "credits": g.credits,
+                "idempotency_key": g.idempotency_key,
+                "created_at": g.created_at,
+                "completed_at": g.completed_at,
+            }
+            for g in self.generations.values()
+        ]
