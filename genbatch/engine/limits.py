@@ -208,7 +208,7 @@ class RateGate:
     The server's limit is unknown (``--rate`` is only a ceiling, never
     exceeded), and the only signal every server gives is a 429.  Against a
     token bucket, each 429 costs a pause of at least its Retry-After for
-    everyone (whole seconds on most servers; the sim's too), and a bucket
+    everyone (whole seconds on most servers), and a bucket
     smaller than rate x Retry-After wastes the rest of that pause.  So the
     gate aims for *few* 429s rather than a quick climb:
 
@@ -240,8 +240,8 @@ class RateGate:
     * Before any 429 the gate runs at the ceiling; there is no slow start.
 
     The server's ``X-RateLimit-Limit`` is not used as a rate: it is often a
-    count per unknown window (the sim sends its bucket size), it is absent on
-    many servers, and the client's attempt hook does not carry headers.
+    count per unknown window, it is absent on many servers, and the client's
+    attempt hook does not carry headers.
     ``on_quota(remaining, reset_after)`` pauses until a spent window resets,
     without lowering the rate.
 
