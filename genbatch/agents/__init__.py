@@ -1,7 +1,15 @@
 """Bulk agent work — Steps 1 and 2 of the API, a table at a time.
 
-``apply`` (agents from a table: read, compare, write), ``ideas`` (idea runs,
-the ideas table ``genbatch run`` reads), ``video_types`` (idea video type →
-starter template).  Built on the engine's limits and poll hub; knows nothing
-of argv (that is :mod:`genbatch.cli`).
+One concept per module:
+
+* ``apply`` — Agent Core for many agents from a table (read, compare, write);
+* ``runs`` — one agent run: start, wait, approve; the runs report;
+* ``ideas`` — idea runs for many agents, and the ideas table ``genbatch run`` reads;
+* ``research`` — standalone research per agent and topic;
+* ``train`` — ``train_social`` scraping jobs from a table of sources;
+* ``tables`` — the tables these write (typed Parquet + CSV rows) and cell reading;
+* ``video_types`` — idea video type → starter template.
+
+Built on the engine's limits, poll hub (:class:`genbatch.engine.watch.HubWatcher`)
+and table writer; knows nothing of argv (that is :mod:`genbatch.cli`).
 """

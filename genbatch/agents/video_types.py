@@ -36,6 +36,7 @@ from types import MappingProxyType
 from typing import Final
 
 from genbatch._constants import ENGINE_VIDEO_TYPE_FALLBACK_TEMPLATE
+from genbatch.client.models import VIDEO_TYPE_IDS
 
 __all__ = [
     "DEFAULT_KEY",
@@ -45,21 +46,6 @@ __all__ = [
     "parse_overrides",
     "template_for",
 ]
-
-#: The reference's video type ids (Step 2: "0=Any, 1=Talking Avatar, ...").
-VIDEO_TYPE_IDS: Final[Mapping[int, str]] = MappingProxyType(
-    {
-        0: "any",
-        1: "talking_avatar",
-        2: "green_screen",
-        3: "montage",
-        4: "text_driven",
-        5: "pov_object",
-        6: "narrated_vo",
-        8: "split_screen",
-        9: "skit",
-    }
-)
 
 #: video_type → starter template slug (see the module docstring for why each).
 VIDEO_TEMPLATES: Final[Mapping[str, str]] = MappingProxyType(

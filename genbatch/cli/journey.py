@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import json
-import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -47,18 +45,22 @@ from genbatch._constants import (
 )
 from genbatch.agents import apply as AA
 from genbatch.agents import ideas as IB
+from genbatch.agents import research as RS
+from genbatch.agents import runs as AR
+from genbatch.agents import train as TR
+from genbatch.agents.tables import TableData
 from genbatch.agents.video_types import parse_overrides
 from genbatch.cli.target import Target, add_target_args, target
 from genbatch.client import GenClient
 from genbatch.engine.limits import Limits
-from genbatch.engine.naming import UnsafePathError, safe_join
+from genbatch.engine.naming import UnsafePathError
 from genbatch.engine.poller import PollHub
-from genbatch.engine.results import csv_escape
 from genbatch.engine.runner import make_hooks
 from genbatch.engine.table import TableError
+from genbatch.engine.watch import HubWatcher
 from genbatch.errors import AuthenticationError, GenError
 
-__all__ = ["register", "write_table"]
+__all__ = ["register"]
 
 
 class _Usage(GenError):
@@ -71,7 +73,7 @@ class _Usage(GenError):
 @asynccontextmanager
 async def _session(
     args: argparse.Namespace, seeds: Mapping[str, float] | None = None
-) -> AsyncIterator[tuple[Target, IB.Waiter]]:
+) -> AsyncIterator[tuple[Target, HubWatcher]]:
     """The target, a rate-gated client and the poll hub, for one command."""
     async with target(args) as t:
         limits = Limits.create(rate=t.rate)
@@ -81,7 +83,8 @@ async def _session(
             ) as client,
             PollHub(scale=t.time_scale, seeds=seeds) as hub,
         ):
-            yield t, IB.Waiter(client, hub, max_wait=getattr(args, "max_wait", ENGINE_RUN_MAX_WAIT))
+            max_wait = getattr(args, "max_wait", ENGINE_RUN_MAX_WAIT)
+            yield t, HubWatcher.for_runs(client, hub, max_wait)
 
 
 def _execute(make: Callable[[], Any]) -> tuple[int, Any]:
@@ -118,29 +121,6 @@ def _fail(message: str) -> int:
 # --------------------------------------------------------------------------
 # Output tables
 # --------------------------------------------------------------------------
-def write_table(table: IB.TableData, directory: Path, stem: str) -> tuple[Path, Path]:
-    """``<stem>.parquet`` (typed, nested) and ``<stem>.csv`` (JSON cells), atomically.
-
-    CSV cells that look like spreadsheet formulas get a leading ``'``
-    (results.csv_escape); the Parquet file is the lossless one.
-    """
-    directory.mkdir(parents=True, exist_ok=True)
-    parquet = safe_join(directory, f"{stem}.parquet", companions=(".tmp",))
-    csv_path = safe_join(directory, f"{stem}.csv", companions=(".tmp",))
-    tmp = parquet.with_name(parquet.name + ".tmp")
-    table.frame.write_parquet(tmp)
-    os.replace(tmp, parquet)
-    tmp = csv_path.with_name(csv_path.name + ".tmp")
-    columns = table.frame.columns
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(columns)
-        for row in table.csv_rows:
-            writer.writerow(["" if row.get(c) is None else csv_escape(row[c]) for c in columns])
-    os.replace(tmp, csv_path)
-    return parquet, csv_path
-
-
 def _out_dir(args: argparse.Namespace, default: str) -> Path:
     return Path(args.out) if args.out else Path(ENGINE_DEFAULT_OUT_ROOT) / default
 
@@ -180,8 +160,8 @@ def cmd_agents_apply(args: argparse.Namespace) -> int:
         return code
     out_dir = _out_dir(args, Path(args.table).stem or "agents")
     frame = report.to_frame()
-    parquet, csv_path = write_table(
-        IB.TableData(frame, frame.to_dicts()), out_dir, ENGINE_AGENTS_RESULTS_STEM
+    parquet, csv_path = TableData(frame, frame.to_dicts()).write(
+        out_dir, ENGINE_AGENTS_RESULTS_STEM
     )
     counts = report.counts()
     if args.json:
@@ -268,9 +248,9 @@ def cmd_ideas(args: argparse.Namespace) -> int:
 
     async def go() -> IB.IdeasReport:
         async with _session(args) as (t, waiter):
-            runs: list[IB.RunOutcome] = []
+            runs: list[AR.RunOutcome] = []
             if args.approve_run:
-                runs += await IB.approve_runs(waiter, _ids(args.approve_run))
+                runs += await AR.approve_runs(waiter, _ids(args.approve_run))
             if approve_only:
                 return IB.IdeasReport(runs, [])
             requests = _idea_requests(args, t.sim)
@@ -289,13 +269,13 @@ def cmd_ideas(args: argparse.Namespace) -> int:
     if report is None:
         return code
     out_dir, stem = _ideas_paths(args)
-    runs_csv = write_table(IB.runs_table(report.runs), out_dir, ENGINE_IDEAS_RUNS_STEM)[1]
+    runs_csv = AR.runs_table(report.runs).write(out_dir, ENGINE_IDEAS_RUNS_STEM)[1]
     ideas_paths: tuple[Path, Path] | None = None
     if report.ideas:
         table = IB.build_ideas_table(
             report.ideas, overrides=overrides, template=args.template, publish_at=publish_at
         )
-        ideas_paths = write_table(table, out_dir, stem)
+        ideas_paths = table.write(out_dir, stem)
     if args.json:
         _print_json(
             {
@@ -325,20 +305,20 @@ def cmd_ideas(args: argparse.Namespace) -> int:
 # research
 # --------------------------------------------------------------------------
 def cmd_research(args: argparse.Namespace) -> int:
-    async def go() -> list[IB.ResearchOutcome]:
-        async with _session(args, seeds=IB.research_seeds()) as (t, waiter):
+    async def go() -> list[RS.ResearchOutcome]:
+        async with _session(args, seeds=RS.research_seeds()) as (t, waiter):
             agents = _ids(args.agents) or ([str(SIM_DEMO_AGENT_ID)] if t.sim else [])
             if not agents:
                 raise _Usage("say which agents: --agents ID[,ID...]")
-            return await IB.research(
+            return await RS.research(
                 waiter, agents, args.topic, args.depth, concurrency=args.concurrency
             )
 
     code, outcomes = _execute(go)
     if outcomes is None:
         return code
-    paths = write_table(
-        IB.research_table(outcomes), _out_dir(args, ENGINE_RESEARCH_STEM), ENGINE_RESEARCH_STEM
+    paths = RS.research_table(outcomes).write(
+        _out_dir(args, ENGINE_RESEARCH_STEM), ENGINE_RESEARCH_STEM
     )
     if args.json:
         _print_json({"research": [o.record() for o in outcomes], "table": str(paths[0])})
@@ -355,13 +335,13 @@ def cmd_research(args: argparse.Namespace) -> int:
 # train
 # --------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
-    async def go() -> list[IB.TrainOutcome]:
+    async def go() -> list[TR.TrainOutcome]:
         default_agent = args.agent
         if default_agent is None and args.sim:
             default_agent = str(SIM_DEMO_AGENT_ID)
-        specs = IB.read_train_table(args.table, default_agent)
+        specs = TR.read_train_table(args.table, default_agent)
         async with _session(args) as (_t, waiter):
-            return await IB.train(
+            return await TR.train(
                 waiter, specs, wait=not args.no_wait, concurrency=args.concurrency
             )
 
@@ -369,7 +349,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if outcomes is None:
         return code
     out_dir = _out_dir(args, Path(args.table).stem or "train")
-    paths = write_table(IB.train_table(outcomes), out_dir, ENGINE_TRAIN_RESULTS_STEM)
+    paths = TR.train_table(outcomes).write(out_dir, ENGINE_TRAIN_RESULTS_STEM)
     if args.json:
         _print_json({"jobs": [o.record() for o in outcomes], "results": str(paths[1])})
     else:

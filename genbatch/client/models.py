@@ -9,9 +9,10 @@ costs a round trip — or credits.  Ids are read as opaque strings.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeAlias
+from types import MappingProxyType
+from typing import Annotated, Any, Final, Literal, TypeAlias
 
 from pydantic import (
     BaseModel,
@@ -261,18 +262,20 @@ IdeaStatus: TypeAlias = Literal[
     "rejected",
 ]
 
-#: Video type ids from the reference.
-VIDEO_TYPE_IDS: dict[int, str] = {
-    0: "any",
-    1: "talking_avatar",
-    2: "green_screen",
-    3: "montage",
-    4: "text_driven",
-    5: "pov_object",
-    6: "narrated_vo",
-    8: "split_screen",
-    9: "skit",
-}
+#: Video type ids from the reference (Step 2: "0=Any, 1=Talking Avatar, ..."); read-only.
+VIDEO_TYPE_IDS: Final[Mapping[int, str]] = MappingProxyType(
+    {
+        0: "any",
+        1: "talking_avatar",
+        2: "green_screen",
+        3: "montage",
+        4: "text_driven",
+        5: "pov_object",
+        6: "narrated_vo",
+        8: "split_screen",
+        9: "skit",
+    }
+)
 
 
 class Idea(APIModel):

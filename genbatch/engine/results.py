@@ -1,11 +1,12 @@
-"""The result table: one line per input row, built from the journal.
+"""Result tables: the run's, built from the journal, and the one writer of every table.
 
 The journal is the source of truth (it survives crashes and resumes), so the
-table is always *derived* — ``genbatch status`` and the end of a run write
-the same thing, and a rerun rewrites it whole.  Two files, same rows:
+run's table is always *derived* — ``genbatch status`` and the end of a run
+write the same thing, and a rerun rewrites it whole.  Two files, same rows:
 ``results.parquet`` (typed, for code) and ``results.csv`` (for people and
-spreadsheets).  Both are written to a temporary name and renamed, so a
-reader never sees half a table.
+spreadsheets).  :func:`write_table` writes them — and the agents' tables
+(ideas, runs, research, train, agents apply) — each to a temporary name
+then renamed, so a reader never sees half a table.
 
 CSV cells are escaped against formula injection (OWASP "CSV injection"): a
 text cell beginning with ``= + - @`` (or a tab / carriage return) gets a
@@ -36,6 +37,7 @@ __all__ = [
     "csv_escape",
     "result_row",
     "write_results",
+    "write_table",
 ]
 
 #: Step groups reported as ``seconds_<group>``; a journal step belongs to the
@@ -155,26 +157,46 @@ class ResultFiles:
     counts: Mapping[str, int]
 
 
+def write_table(
+    directory: Path,
+    frame: pl.DataFrame,
+    csv_rows: Iterable[Mapping[str, Any]],
+    *,
+    parquet_name: str,
+    csv_name: str,
+) -> tuple[Path, Path]:
+    """``frame`` as Parquet and ``csv_rows`` as CSV in ``directory``, each atomically.
+
+    The CSV's header is the frame's columns; a missing or None cell is empty,
+    any other is :func:`csv_escape`-d (the Parquet file is the lossless one).
+    Names go through :func:`safe_join`: a symlink planted there is refused.
+    Returns ``(parquet, csv)``.
+    """
+    parquet = safe_join(directory, parquet_name, companions=(".tmp",))
+    csv_path = safe_join(directory, csv_name, companions=(".tmp",))
+    tmp = parquet.with_name(parquet.name + ".tmp")
+    frame.write_parquet(tmp)
+    os.replace(tmp, parquet)
+    tmp = csv_path.with_name(csv_path.name + ".tmp")
+    columns = frame.columns
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for row in csv_rows:
+            writer.writerow(["" if row.get(c) is None else csv_escape(row[c]) for c in columns])
+    os.replace(tmp, csv_path)
+    return parquet, csv_path
+
+
 def write_results(journal: Journal, out_dir: Path) -> ResultFiles:
     """Write ``results.parquet`` and ``results.csv`` into ``out_dir`` (atomically)."""
     lines = list(iter_results(journal))
     frame = (
         pl.DataFrame(lines, schema=_SCHEMA, orient="row") if lines else pl.DataFrame(schema=_SCHEMA)
     )
-    parquet = safe_join(out_dir, ENGINE_RESULTS_PARQUET, companions=(".tmp",))
-    csv_path = safe_join(out_dir, ENGINE_RESULTS_CSV, companions=(".tmp",))
-    tmp = parquet.with_name(parquet.name + ".tmp")
-    frame.write_parquet(tmp)
-    os.replace(tmp, parquet)
-    tmp = csv_path.with_name(csv_path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(RESULT_COLUMNS)
-        for line in lines:
-            writer.writerow(
-                ["" if line[c] is None else csv_escape(line[c]) for c in RESULT_COLUMNS]
-            )
-    os.replace(tmp, csv_path)
+    parquet, csv_path = write_table(
+        out_dir, frame, lines, parquet_name=ENGINE_RESULTS_PARQUET, csv_name=ENGINE_RESULTS_CSV
+    )
     counts: dict[str, int] = {}
     for line in lines:
         counts[line["status"]] = counts.get(line["status"], 0) + 1

@@ -47,7 +47,6 @@ from genbatch._constants import (
 )
 from genbatch.client import GenClient, Hooks
 from genbatch.client.base import AttemptInfo
-from genbatch.client.models import Generation, UserJob
 from genbatch.client.routes import Route
 from genbatch.engine.credits import (
     CreditLedger,
@@ -66,7 +65,6 @@ from genbatch.engine.pipeline import (
     believed_retry_after,
     remaining_credits,
     run_row,
-    through_outage,
 )
 from genbatch.engine.poller import PollHub
 from genbatch.engine.progress import Progress, RunLog, Snapshot
@@ -79,6 +77,7 @@ from genbatch.engine.recipe import (
 )
 from genbatch.engine.results import ResultFiles, write_results
 from genbatch.engine.table import InputRow, RowError, Table, TableError
+from genbatch.engine.watch import HubWatcher
 from genbatch.errors import APIError, AuthenticationError, GenError
 
 __all__ = [
@@ -331,55 +330,6 @@ def make_hooks(
     return Hooks(before_attempt=before, after_attempt=after)
 
 
-class _HubWatcher:
-    """:class:`pipeline.JobWatcher` on the poll hub; polls run at POLL priority.
-
-    Polls are free and a paid job must be watched to its outcome, so a poll
-    that still fails after the client's own retries (an outage) is watched
-    again, pausing per the client's backoff, until ``ENGINE_OUTAGE_MAX`` —
-    then the row is suspended (left resumable), never written off.
-    """
-
-    def __init__(self, hub: PollHub, client: GenClient) -> None:
-        self._hub = hub
-        self._client = client
-
-    async def _watch(
-        self, kind: str, job_id: str, fetch: Callable[[str], Awaitable[Any]], elapsed: float
-    ) -> Any:
-        first = [True]
-
-        async def once() -> Any:
-            since = elapsed if first[0] else self._hub.estimate(kind)  # retry: poll soon
-            first[0] = False
-            return await self._hub.watch(kind, job_id, fetch, elapsed=since)
-
-        policy = self._client.policy
-        return await through_outage(
-            once,
-            backoff=(policy.backoff_initial, policy.backoff_max),
-            what=f"polling {kind} {job_id}",
-        )
-
-    async def generation(self, generation_id: str, kind: str, elapsed: float = 0.0) -> Generation:
-        async def fetch(job_id: str) -> Generation:
-            PRIORITY.set(Priority.POLL)
-            return await self._client.generations.get(job_id)
-
-        result: Generation = await self._watch(kind, generation_id, fetch, elapsed)
-        return result
-
-    async def user_job(
-        self, job_id: str, agent_id: str, kind: str, elapsed: float = 0.0
-    ) -> UserJob:
-        async def fetch(jid: str) -> UserJob:
-            PRIORITY.set(Priority.POLL)
-            return await self._client.user_jobs.get(jid, agent_id)
-
-        result: UserJob = await self._watch(kind, job_id, fetch, elapsed)
-        return result
-
-
 @dataclass(slots=True)
 class _Counts:
     """Row states for the progress view (kept in memory, not read from SQLite)."""
@@ -548,7 +498,7 @@ class _Run:
                     limits=self.limits,
                     ledger=self.ledger,
                     pricing=self.pricing,
-                    watcher=_HubWatcher(hub, client),
+                    watcher=HubWatcher.for_rows(client, hub),
                     out_dir=opts.out_dir,
                     assets_root=opts.table.resolve().parent,
                     log=self.log,

@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 import pytest
 from journeyhelp import KEY, SCALE
 
-from genbatch.agents.ideas import Waiter, research_seeds
+from genbatch.agents.research import research_seeds
 from genbatch.client import GenClient
 from genbatch.engine.poller import PollHub
+from genbatch.engine.watch import HubWatcher
 from genbatch.sim.serve import SimServer
 
 
@@ -28,6 +29,6 @@ async def gen(sim: SimServer) -> AsyncIterator[GenClient]:
 
 
 @pytest.fixture
-async def waiter(gen: GenClient) -> AsyncIterator[Waiter]:
+async def waiter(gen: GenClient) -> AsyncIterator[HubWatcher]:
     async with PollHub(scale=SCALE, seeds=research_seeds()) as hub:
-        yield Waiter(gen, hub, max_wait=30.0)
+        yield HubWatcher.for_runs(gen, hub, max_wait=30.0)

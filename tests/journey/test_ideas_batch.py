@@ -11,20 +11,15 @@ import polars as pl
 import pytest
 from journeyhelp import RUN_START, USER_JOBS, cli, count, target, write_csv
 
-from genbatch.agents.ideas import (
-    DOCUMENTED_IDEA_FIELDS,
-    IDEA_COLUMNS,
-    TableData,
-    Waiter,
-    read_ideas,
-    run_message,
-)
+from genbatch.agents.ideas import DOCUMENTED_IDEA_FIELDS, IDEA_COLUMNS, read_ideas
+from genbatch.agents.runs import run_message
+from genbatch.agents.tables import TableData
 from genbatch.agents.video_types import template_for
-from genbatch.cli.journey import write_table
 from genbatch.client import GenClient
 from genbatch.engine.idea_status import IDEA_STATUS_ON, advance_idea
 from genbatch.engine.recipe import Recipe, default_recipe_slugs
 from genbatch.engine.table import InputRow, Table
+from genbatch.engine.watch import HubWatcher
 from genbatch.sim.serve import SimServer
 
 
@@ -141,7 +136,7 @@ async def test_a_table_gives_each_agent_its_own_message(
 async def test_refine_a_conversation_and_leave_out_dropped_ideas(
     sim: SimServer,
     gen: GenClient,
-    waiter: Waiter,
+    waiter: HubWatcher,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -274,7 +269,7 @@ async def test_train_social_from_a_table_of_sources(
 
 
 async def test_idea_status_moves_with_the_row(
-    sim: SimServer, gen: GenClient, waiter: Waiter
+    sim: SimServer, gen: GenClient, waiter: HubWatcher
 ) -> None:
     (a,) = await agents(gen, "Tacos")
     run = await run_message(waiter, a, "Generate 1 content ideas")
@@ -303,7 +298,7 @@ def test_values_parquet_cannot_hold_exactly_become_json_text(tmp_path: Path) -> 
     assert table.frame.schema["mixed"] == pl.String  # would have coerced 1 to "1"
     assert table.frame.schema["empty"] == pl.String  # Parquet cannot hold an empty struct
     assert isinstance(table.frame.schema["ok"], pl.List)
-    parquet, csv_path = write_table(table, tmp_path, "t")
+    parquet, csv_path = table.write(tmp_path, "t")
     back = pl.read_parquet(parquet).to_dicts()
     assert [json.loads(r["mixed"]) for r in back] == [{"x": 1}, {"x": "one"}]
     assert back[1]["ok"] == [{"a": 2.5, "b": "y"}] and back[0]["ok"] == [{"a": 1.0, "b": None}]

@@ -21,6 +21,7 @@ from genbatch.engine.recipe import STARTER_TEMPLATES, default_recipe_slugs
 def test_every_reference_video_type_maps_to_a_template_tagged_with_it() -> None:
     # The reference's list: 0=Any, 1=Talking Avatar, ..., 8=Split Screen, 9=Skit.
     assert dict(VIDEO_TYPE_IDS) == CLIENT_VIDEO_TYPE_IDS
+    assert VIDEO_TYPE_IDS is CLIENT_VIDEO_TYPE_IDS  # one copy: the API's vocabulary
     recipes = set(default_recipe_slugs())
     for vid, name in VIDEO_TYPE_IDS.items():
         slug = template_for(name, vid)
