@@ -8,8 +8,8 @@ The journey as commands (each writes a table the next one reads)::
 
 Exit codes like ``genbatch run``: 0 every row/run completed (or, with
 ``--dry-run``, was planned); 1 some failed or wait for approval (the table
-says why); 2 could not start (bad table or flags, no key, 401) — always one
-line saying what to fix, never a traceback.
+says why); 2 could not start (bad table or flags, no key, 401, an output that
+cannot be written) — raised, and said in one line by :func:`genbatch.cli.main`.
 
 Where the API is: ``GEN_API_KEY`` / ``GEN_API_URL`` / ``GEN_AGENT_URL`` from
 the environment, ``--base-url``/``--agent-url``, or ``--sim`` (an in-process
@@ -22,15 +22,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from genbatch._constants import (
-    CLIENT_ENV_API_KEY,
     ENGINE_AGENTS_CONCURRENCY,
     ENGINE_AGENTS_RESULTS_STEM,
     ENGINE_DEFAULT_OUT_ROOT,
@@ -50,21 +48,15 @@ from genbatch.agents import runs as AR
 from genbatch.agents import train as TR
 from genbatch.agents.tables import TableData
 from genbatch.agents.video_types import parse_overrides
+from genbatch.cli import UsageError
 from genbatch.cli.target import Target, add_target_args, target
 from genbatch.client import GenClient
 from genbatch.engine.limits import Limits
-from genbatch.engine.naming import UnsafePathError
 from genbatch.engine.poller import PollHub
 from genbatch.engine.runner import make_hooks
-from genbatch.engine.table import TableError
 from genbatch.engine.watch import HubWatcher
-from genbatch.errors import AuthenticationError, GenError
 
 __all__ = ["register"]
-
-
-class _Usage(GenError):
-    """A flag combination or input that cannot work; exit 2 with this message."""
 
 
 # --------------------------------------------------------------------------
@@ -85,37 +77,6 @@ async def _session(
         ):
             max_wait = getattr(args, "max_wait", ENGINE_RUN_MAX_WAIT)
             yield t, HubWatcher.for_runs(client, hub, max_wait)
-
-
-def _execute(make: Callable[[], Any]) -> tuple[int, Any]:
-    """Run a command's coroutine; map start-up failures to exit 2 with one line."""
-    try:
-        return 0, asyncio.run(make())
-    except _Usage as exc:
-        return _fail(str(exc)), None
-    except TableError as exc:
-        return _fail(str(exc)), None
-    except AuthenticationError as exc:
-        return _fail(f"the API key was refused (401): {exc}; check {CLIENT_ENV_API_KEY}"), None
-    except (GenError, UnsafePathError, OSError) as exc:
-        return _fail(str(exc)), None
-
-
-def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Writing the output tables can fail too (a symlink planted in --out, a full disk)."""
-
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return command(args)
-        except (UnsafePathError, OSError) as exc:
-            return _fail(f"cannot write the output: {exc}")
-
-    return run
-
-
-def _fail(message: str) -> int:
-    print(f"genbatch: {message}", file=sys.stderr)
-    return 2
 
 
 # --------------------------------------------------------------------------
@@ -155,9 +116,7 @@ def cmd_agents_apply(args: argparse.Namespace) -> int:
                 concurrency=args.concurrency,
             )
 
-    code, report = _execute(go)
-    if report is None:
-        return code
+    report = asyncio.run(go())
     out_dir = _out_dir(args, Path(args.table).stem or "agents")
     frame = report.to_frame()
     parquet, csv_path = TableData(frame, frame.to_dicts()).write(
@@ -205,13 +164,13 @@ def _check_publish_at(value: str | None) -> str | None:
     try:
         when = datetime.fromisoformat(value.strip())
     except ValueError:
-        raise _Usage(
+        raise UsageError(
             f"--publish-at {value!r} is not ISO 8601 (e.g. 2026-04-20T15:00:00Z)"
         ) from None
     if when.tzinfo is None or when.utcoffset() is None:
-        raise _Usage("--publish-at needs a timezone (e.g. 2026-04-20T15:00:00Z)")
+        raise UsageError("--publish-at needs a timezone (e.g. 2026-04-20T15:00:00Z)")
     if when <= datetime.now(UTC):
-        raise _Usage(f"--publish-at {value} is in the past")
+        raise UsageError(f"--publish-at {value} is in the past")
     return when.isoformat().replace("+00:00", "Z")
 
 
@@ -221,7 +180,7 @@ def _idea_requests(args: argparse.Namespace, sim: bool) -> list[IB.IdeaRequest]:
     agents = _ids(args.agents)
     if args.refine:
         if not conversations:
-            raise _Usage("--refine needs --conversation ID (the conversation to refine)")
+            raise UsageError("--refine needs --conversation ID (the conversation to refine)")
         agent = agents[0] if len(agents) == 1 else None
         return [IB.IdeaRequest(agent, message, c) for c in conversations]
     if conversations:
@@ -232,18 +191,18 @@ def _idea_requests(args: argparse.Namespace, sim: bool) -> list[IB.IdeaRequest]:
     if not agents and sim:
         agents = [str(SIM_DEMO_AGENT_ID)]
     if not agents:
-        raise _Usage("say which agents: --agents ID[,ID...] or --table FILE (agent_id, message)")
+        raise UsageError(
+            "say which agents: --agents ID[,ID...] or --table FILE (agent_id, message)"
+        )
     return [IB.IdeaRequest(a, message) for a in agents]
 
 
 def cmd_ideas(args: argparse.Namespace) -> int:
     try:
         overrides = parse_overrides(args.template_map)
-        publish_at = _check_publish_at(args.publish_at)
     except ValueError as exc:
-        return _fail(f"--template-map: {exc}")
-    except _Usage as exc:
-        return _fail(str(exc))
+        raise UsageError(f"--template-map: {exc}") from None
+    publish_at = _check_publish_at(args.publish_at)
     approve_only = bool(args.approve_run) and not (args.agents or args.table or args.conversation)
 
     async def go() -> IB.IdeasReport:
@@ -265,9 +224,7 @@ def cmd_ideas(args: argparse.Namespace) -> int:
             report.runs[:0] = runs
             return report
 
-    code, report = _execute(go)
-    if report is None:
-        return code
+    report = asyncio.run(go())
     out_dir, stem = _ideas_paths(args)
     runs_csv = AR.runs_table(report.runs).write(out_dir, ENGINE_IDEAS_RUNS_STEM)[1]
     ideas_paths: tuple[Path, Path] | None = None
@@ -309,14 +266,12 @@ def cmd_research(args: argparse.Namespace) -> int:
         async with _session(args, seeds=RS.research_seeds()) as (t, waiter):
             agents = _ids(args.agents) or ([str(SIM_DEMO_AGENT_ID)] if t.sim else [])
             if not agents:
-                raise _Usage("say which agents: --agents ID[,ID...]")
+                raise UsageError("say which agents: --agents ID[,ID...]")
             return await RS.research(
                 waiter, agents, args.topic, args.depth, concurrency=args.concurrency
             )
 
-    code, outcomes = _execute(go)
-    if outcomes is None:
-        return code
+    outcomes = asyncio.run(go())
     paths = RS.research_table(outcomes).write(
         _out_dir(args, ENGINE_RESEARCH_STEM), ENGINE_RESEARCH_STEM
     )
@@ -345,9 +300,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 waiter, specs, wait=not args.no_wait, concurrency=args.concurrency
             )
 
-    code, outcomes = _execute(go)
-    if outcomes is None:
-        return code
+    outcomes = asyncio.run(go())
     out_dir = _out_dir(args, Path(args.table).stem or "train")
     paths = TR.train_table(outcomes).write(out_dir, ENGINE_TRAIN_RESULTS_STEM)
     if args.json:
@@ -423,7 +376,7 @@ def register(subparsers: Any) -> None:
         help=f"agents in flight at once (default {ENGINE_AGENTS_CONCURRENCY})",
     )
     _add_target_args(a)
-    a.set_defaults(func=_guarded(cmd_agents_apply))
+    a.set_defaults(func=cmd_agents_apply)
 
     p = subparsers.add_parser(
         "ideas",
@@ -472,7 +425,7 @@ def register(subparsers: Any) -> None:
     )
     _add_wait_args(p)
     _add_target_args(p)
-    p.set_defaults(func=_guarded(cmd_ideas))
+    p.set_defaults(func=cmd_ideas)
 
     p = subparsers.add_parser(
         "research",
@@ -487,7 +440,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, metavar="DIR", help="output dir (default outputs/research/)")
     _add_wait_args(p)
     _add_target_args(p)
-    p.set_defaults(func=_guarded(cmd_research))
+    p.set_defaults(func=cmd_research)
 
     p = subparsers.add_parser(
         "train",
@@ -501,4 +454,4 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, metavar="DIR", help="result dir (default outputs/<table>/)")
     _add_wait_args(p)
     _add_target_args(p)
-    p.set_defaults(func=_guarded(cmd_train))
+    p.set_defaults(func=cmd_train)
