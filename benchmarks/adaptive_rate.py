@@ -18,17 +18,15 @@ import argparse
 import csv
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-from _sim import start_sim, stop_sim
+from genbatch.sim.launch import SimProcess, SimSpec
 
 KEY = "bench-adaptive-key-0123456789"
 AGENT = "1000"
@@ -42,37 +40,31 @@ def write_table(path: Path, rows: int) -> None:
             w.writerow([f"r{i:03d}", f"Hook {i}: cold brew in 60s", f"Script {i}. Steep, strain."])
 
 
-def ledger(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url + "/_sim/ledger", timeout=60) as resp:
-        data: dict[str, Any] = json.loads(resp.read())
-        return data
-
-
 def one_run(args: argparse.Namespace, rate: float) -> dict[str, Any]:
-    sim, url = start_sim(
-        KEY, "--rate", str(args.limit), "--burst", str(args.burst),
-        "--time-scale", str(args.time_scale), "--credits", "1000000", "--seed", "1",
+    spec = SimSpec(
+        api_keys=(KEY,), rate=args.limit, burst=args.burst, time_scale=args.time_scale,
+        credits=1_000_000, seed=1,
     )  # fmt: skip
-    try:
-        with tempfile.TemporaryDirectory(prefix="genbatch-adaptive-") as tmp:
-            table = Path(tmp) / "ideas.csv"
-            write_table(table, args.rows)
-            cmd = [
-                sys.executable, "-m", "genbatch", "run", str(table), "--template", args.template,
-                "--base-url", url + "/v1", "--agent", AGENT, "--out", str(Path(tmp) / "out"),
-                "--rate", str(rate), "--sim-time-scale", str(args.time_scale), "--json",
-            ]  # fmt: skip
-            env = dict(os.environ, GEN_API_KEY=KEY)
-            started = time.monotonic()
-            run = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-            seconds = time.monotonic() - started
-            if run.returncode != 0:
-                print(run.stdout[-2000:], run.stderr[-2000:], file=sys.stderr)
-                raise SystemExit(f"genbatch run exited {run.returncode}")
-            summary = json.loads(run.stdout)
-            book = ledger(url)
-    finally:
-        stop_sim(sim, 30, signal.SIGINT)
+    with (
+        SimProcess(spec, stop_timeout=30) as sim,
+        tempfile.TemporaryDirectory(prefix="genbatch-adaptive-") as tmp,
+    ):
+        table = Path(tmp) / "ideas.csv"
+        write_table(table, args.rows)
+        cmd = [
+            sys.executable, "-m", "genbatch", "run", str(table), "--template", args.template,
+            "--base-url", sim.base_url, "--agent", AGENT, "--out", str(Path(tmp) / "out"),
+            "--rate", str(rate), "--sim-time-scale", str(args.time_scale), "--json",
+        ]  # fmt: skip
+        env = dict(os.environ, GEN_API_KEY=KEY)
+        started = time.monotonic()
+        run = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+        seconds = time.monotonic() - started
+        if run.returncode != 0:
+            print(run.stdout[-2000:], run.stderr[-2000:], file=sys.stderr)
+            raise SystemExit(f"genbatch run exited {run.returncode}")
+        summary = json.loads(run.stdout)
+        book = sim.ledger(timeout=60)
     by_route = book["requests"]["by_route"]
     api = sum(n for r, n in by_route.items() if r.split(" ", 1)[1].startswith("/v1/"))
     limited = book["requests"]["by_status"].get("429", 0)

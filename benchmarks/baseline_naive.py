@@ -47,8 +47,10 @@ from pathlib import Path
 from typing import Any
 
 from genbatch._constants import SIM_DEMO_AGENT_ID, SIM_DEMO_API_KEY
-from genbatch.bench.run import SimProcess, SimSpec, api_requests
+from genbatch.bench.analysis import api_requests
+from genbatch.bench.run import bench_sim
 from genbatch.engine.recipe import Recipe
+from genbatch.sim.launch import SimProcess
 
 TEMPLATE = "tiktok-vo-broll"
 THREADS = 16
@@ -213,7 +215,7 @@ def verify(videos: Path, sizes: dict[str, int], rows: list[dict[str, str]]) -> i
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     check_same_work()
-    spec = SimSpec(
+    spec = bench_sim(  # the simulator `genbatch bench` runs against, same flags
         rate=args.rate,
         burst=args.burst,
         time_scale=args.time_scale,
@@ -227,7 +229,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     sizes: dict[str, int] = {}
     failures: dict[str, str] = {}
     try:
-        with SimProcess(spec, work / "sim.log") as sim:
+        with SimProcess(spec, log=work / "sim.log") as sim:
             api = Api(
                 sim.url + "/v1",
                 KEY,

@@ -29,14 +29,14 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 import orjson
-from _sim import start_sim, stop_sim
 
 from genbatch import _constants as C
 from genbatch.client import GenClient
+from genbatch.sim.launch import SimProcess, SimSpec
 
 KEY = "bench-client-cpu-key"
 #: Rate limit out of the way; short latencies.
-SIM_FLAGS = ("--rate", "1000000000", "--burst", "1000000000", "--time-scale", "0.001")
+SIM = SimSpec(api_keys=(KEY,), rate=1e9, burst=1_000_000_000, time_scale=0.001)
 
 
 async def _spread(n: int, concurrency: int, one: Callable[[], Awaitable[object]]) -> float:
@@ -54,8 +54,8 @@ async def _spread(n: int, concurrency: int, one: Callable[[], Awaitable[object]]
 
 
 async def main(requests: int, runs: int, concurrency: int) -> dict[str, object]:
-    proc, url = start_sim(KEY, *SIM_FLAGS)
-    try:
+    with SimProcess(SIM) as sim:
+        url = sim.url
         connector = aiohttp.TCPConnector(limit=concurrency)
         async with (
             aiohttp.ClientSession(connector=connector) as raw_session,
@@ -93,8 +93,6 @@ async def main(requests: int, runs: int, concurrency: int) -> dict[str, object]:
                 raw.append(await _spread(requests, concurrency, raw_one) / requests)
                 client.append(await _spread(requests, concurrency, client_one) / requests)
             assert gen.stats.retries == 0, gen.stats.snapshot()
-    finally:
-        stop_sim(proc, 10)
     raw_med, client_med = statistics.median(raw), statistics.median(client)
     return {
         "requests_per_run": requests,

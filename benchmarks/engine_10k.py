@@ -25,13 +25,11 @@ credits reported = credits charged, no cell paid twice.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import json
 import os
 import platform
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -41,8 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-from _sim import start_sim, stop_sim
+from genbatch.sim.launch import SimProcess, SimSpec
 
 KEY = "bench-engine-key-0123456789"
 AGENT = "1000"
@@ -70,16 +67,6 @@ def write_table(path: Path, rows: int) -> None:
             )
 
 
-async def fetch_ledger(url: str) -> dict[str, Any]:
-    timeout = aiohttp.ClientTimeout(total=300)
-    async with (
-        aiohttp.ClientSession(timeout=timeout) as http,
-        http.get(url + "/_sim/ledger") as resp,
-    ):
-        data: dict[str, Any] = await resp.json()
-        return data
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=10_000)
@@ -96,38 +83,39 @@ def main() -> int:
     args = ap.parse_args()
 
     burst = max(1, int(args.rate * args.burst_seconds))
-    sim, url = start_sim(
-        KEY, "--rate", str(args.rate), "--burst", str(burst),
-        "--time-scale", str(args.time_scale), "--credits", "1000000000", "--seed", "1",
+    spec = SimSpec(
+        api_keys=(KEY,), rate=args.rate, burst=burst, time_scale=args.time_scale,
+        credits=1_000_000_000, seed=1,
     )  # fmt: skip
-    try:
-        with tempfile.TemporaryDirectory(prefix="genbatch-bench-") as tmp:
-            table = Path(tmp) / "ideas.csv"
-            out = Path(tmp) / "out"
-            write_table(table, args.rows)
-            cmd = [
-                sys.executable, "-m", "genbatch", "run", str(table), "--template", TEMPLATE,
-                "--base-url", url + "/v1", "--agent", AGENT, "--out", str(out),
-                "--rate", str(args.rate), "--sim-time-scale", str(args.time_scale), "--json",
-            ]  # fmt: skip
-            if args.max_concurrency:
-                cmd += ["--max-concurrency", str(args.max_concurrency)]
-            env = dict(os.environ, GEN_API_KEY=KEY)
-            started = time.monotonic()
-            run = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            makespan = time.monotonic() - started
-            usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-            peak_rss_mb = usage.ru_maxrss / 1024
-            cpu_s = usage.ru_utime + usage.ru_stime
-            if run.returncode != 0:
-                print(run.stdout[-3000:], run.stderr[-3000:], file=sys.stderr)
-                raise SystemExit(f"genbatch run exited {run.returncode}")
-            summary = json.loads(run.stdout)
-            ledger = asyncio.run(fetch_ledger(url))
-            with (out / "results.csv").open(newline="", encoding="utf-8") as fh:
-                rows = list(csv.DictReader(fh))
-    finally:
-        stop_sim(sim, 30, signal.SIGINT)
+    # RUSAGE_CHILDREN counts reaped children: the run, not the simulator (reaped after).
+    with (
+        SimProcess(spec, stop_timeout=30) as sim,
+        tempfile.TemporaryDirectory(prefix="genbatch-bench-") as tmp,
+    ):
+        table = Path(tmp) / "ideas.csv"
+        out = Path(tmp) / "out"
+        write_table(table, args.rows)
+        cmd = [
+            sys.executable, "-m", "genbatch", "run", str(table), "--template", TEMPLATE,
+            "--base-url", sim.base_url, "--agent", AGENT, "--out", str(out),
+            "--rate", str(args.rate), "--sim-time-scale", str(args.time_scale), "--json",
+        ]  # fmt: skip
+        if args.max_concurrency:
+            cmd += ["--max-concurrency", str(args.max_concurrency)]
+        env = dict(os.environ, GEN_API_KEY=KEY)
+        started = time.monotonic()
+        run = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        makespan = time.monotonic() - started
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peak_rss_mb = usage.ru_maxrss / 1024
+        cpu_s = usage.ru_utime + usage.ru_stime
+        if run.returncode != 0:
+            print(run.stdout[-3000:], run.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"genbatch run exited {run.returncode}")
+        summary = json.loads(run.stdout)
+        ledger = sim.ledger(timeout=300)
+        with (out / "results.csv").open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
 
     gens = ledger["generations"]
     by_route = ledger["requests"]["by_route"]

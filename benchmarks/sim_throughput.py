@@ -18,11 +18,12 @@ import statistics
 import time
 
 import aiohttp
-from _sim import start_sim, stop_sim
+
+from genbatch.sim.launch import SimProcess, SimSpec
 
 KEY = "bench-key"
 #: Rate limit out of the way; short latencies.
-SIM_FLAGS = ("--rate", "1000000000", "--burst", "1000000000", "--time-scale", "0.001")
+SIM = SimSpec(api_keys=(KEY,), rate=1e9, burst=1_000_000_000, time_scale=0.001)
 
 
 async def make_generation(session: aiohttp.ClientSession, url: str) -> int:
@@ -87,21 +88,19 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
-    proc, url = start_sim(KEY, *SIM_FLAGS)
-    try:
+    with SimProcess(SIM) as sim:
+        url = sim.url
         rates = []
         for i in range(args.runs):
             rate, errors = asyncio.run(hammer(url, args.seconds, args.concurrency))
             rates.append(rate)
             print(f"run {i + 1}: {rate:,.0f} req/s ({errors} non-200)", flush=True)
-        print(f"sim RSS after the runs: {sim_rss_mb(proc.pid):.0f} MB", flush=True)
+        print(f"sim RSS after the runs: {sim_rss_mb(sim.pid or 0):.0f} MB", flush=True)
         print(
             f"median: {statistics.median(rates):,.0f} req/s "
             f"(GET /v1/generations/:id, {args.runs} x {args.seconds:g} s, "
             f"concurrency {args.concurrency}, nproc {os.cpu_count()})"
         )
-    finally:
-        stop_sim(proc, 10)
     return 0
 
 

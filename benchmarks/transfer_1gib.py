@@ -40,10 +40,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-from _sim import start_sim, stop_sim
 
 from genbatch import _constants as C
 from genbatch.client import GenClient  # imported before any timing, like aiohttp
+from genbatch.sim.launch import SimProcess, SimSpec
 
 KEY = "bench-transfer-key"
 AGENT = C.SIM_DEMO_AGENT_ID
@@ -173,7 +173,8 @@ def _order(a: str, b: str, a_first: bool) -> tuple[str, str]:
 
 def main(size_mib: int, rounds: int) -> dict[str, object]:
     size = size_mib << 20
-    proc, url = start_sim(KEY, "--rate", "1000000", "--burst", "1000000")
+    sim = SimProcess(SimSpec(api_keys=(KEY,), rate=1e6, burst=1_000_000), stop_timeout=30)
+    url = sim.start().url
     tmp = Path(tempfile.mkdtemp(prefix="genbatch-bench-", dir="/tmp"))
     try:
         src = tmp / "bench.mp4"
@@ -195,7 +196,7 @@ def main(size_mib: int, rounds: int) -> dict[str, object]:
         got = str(results["download-client"][-1]["detail"])
         assert got == f"{size}:{sha}", "client download does not match the source file"
     finally:
-        stop_sim(proc, 30)
+        sim.stop()
         for p in tmp.iterdir():
             p.unlink()
         tmp.rmdir()

@@ -23,7 +23,8 @@ from genbatch._constants import (
     ENGINE_BENCH_TEMPLATE,
     ENGINE_BENCH_TIME_SCALE,
 )
-from genbatch.bench.run import BenchError, BenchOptions, SimSpec, analyze, run_bench
+from genbatch.bench.analysis import BenchError, analyze
+from genbatch.bench.run import BenchOptions, bench_sim, run_bench
 from genbatch.engine.recipe import RecipeError, default_recipe_slugs
 
 __all__ = ["register"]
@@ -51,7 +52,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
             return 0
         opts = BenchOptions(
             rows=args.rows,
-            sim=SimSpec(
+            sim=bench_sim(
                 rate=args.rate,
                 burst=args.burst,
                 time_scale=args.time_scale,

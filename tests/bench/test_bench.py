@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from genbatch._constants import ENGINE_BENCH_LEDGER_FILE, ENGINE_VIDEOS_DIR
-from genbatch.bench.run import analyze, api_requests, percentile
+from genbatch.bench.analysis import analyze, api_requests
+from genbatch.bench.stats import percentile
 
 ROWS = 20
 SCALE = 0.003

@@ -34,6 +34,7 @@ from invariants import (
 )
 
 from genbatch._constants import SIM_DEMO_AGENT_ID
+from genbatch.sim.launch import SimProcess, SimSpec
 
 REPO = Path(__file__).resolve().parents[2]
 #: The conftest fixtures ``sims`` and ``proxies`` (for annotations).
@@ -53,32 +54,37 @@ HALT_MARK = "GENBATCH-TEST-HALT"
 # --------------------------------------------------------------------------
 # The simulator, as its own process
 # --------------------------------------------------------------------------
-@dataclass
 class SimProc:
-    url: str
-    port: int
-    proc: subprocess.Popen[str]
-    log: Path
+    """A simulator process (:mod:`genbatch.sim.launch`) with the helpers the cases use."""
+
+    def __init__(self, process: SimProcess) -> None:
+        self.process = process
+
+    @property
+    def url(self) -> str:
+        return self.process.url
+
+    @property
+    def port(self) -> int:
+        return self.process.port
+
+    @property
+    def log(self) -> Path | None:
+        return self.process.log
+
+    @property
+    def running(self) -> bool:
+        return self.process.running
 
     def ledger(self, wait_idle: float = 5.0) -> dict[str, Any]:
         return get_ledger(self.url, wait_idle=wait_idle)
 
     def config(self, **body: Any) -> dict[str, Any]:
-        req = urllib.request.Request(
-            self.url + "/_sim/config",
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            out: dict[str, Any] = json.loads(resp.read())
-            return out
+        return self.process.config(**body)
 
     def reset(self) -> None:
         """Back to the seeded start (``POST /_sim/reset``): a clean ledger and world."""
-        req = urllib.request.Request(self.url + "/_sim/reset", data=b"", method="POST")
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            resp.read()
+        self.process.reset()
 
     def fetch(self, url: str) -> bytes:
         with urllib.request.urlopen(url, timeout=10) as resp:
@@ -86,13 +92,7 @@ class SimProc:
             return data
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.process.stop()
 
 
 def start_sim(
@@ -105,24 +105,18 @@ def start_sim(
     burst: int = 1000,
     time_scale: float = SCALE,
 ) -> SimProc:
-    """``python -m genbatch sim`` on a free port; returns once it printed its URL."""
+    """``python -m genbatch sim`` on a free port; returns once it printed its URL.
+
+    Its output goes to a log in ``log_dir``; stopping it sends SIGTERM, then
+    SIGKILL after 5 s.
+    """
+    spec = SimSpec(
+        time_scale=time_scale, seed=seed, api_keys=(CANARY_KEY,), rate=rate, burst=burst,
+        credits=credits, faults=faults,
+    )  # fmt: skip
     log = log_dir / f"sim-{seed}-{time.monotonic_ns()}.log"
-    cmd = [
-        PYTHON, "-m", "genbatch", "sim", "--host", "127.0.0.1", "--port", "0",
-        "--time-scale", str(time_scale), "--seed", str(seed), "--api-key", CANARY_KEY,
-        "--rate", str(rate), "--burst", str(burst), "--credits", str(credits),
-    ]  # fmt: skip
-    if faults:
-        cmd += ["--faults", faults]
-    with log.open("w") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, cwd=REPO)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if "listening on" not in line:
-        proc.kill()
-        raise RuntimeError(f"simulator did not start: {line!r} {log.read_text()[-500:]}")
-    url = line.strip().rsplit(" ", 1)[-1]
-    return SimProc(url, int(url.rsplit(":", 1)[1]), proc, log)
+    process = SimProcess(spec, log=log, cwd=REPO, stop_signal=signal.SIGTERM, stop_timeout=5)
+    return SimProc(process.start())
 
 
 class SimPool:
@@ -163,7 +157,7 @@ class SimPool:
             return sim
         while self.idle:
             sim = self.idle.pop()
-            if sim.proc.poll() is None:
+            if sim.running:
                 break
         else:
             sim = start_sim(self.log_dir)
@@ -177,7 +171,7 @@ class SimPool:
             sim.stop()
         self.dedicated.clear()
         for sim in self.busy:
-            if sim.proc.poll() is None:
+            if sim.running:
                 try:
                     sim.config(faults="")
                 except OSError:
@@ -189,8 +183,7 @@ class SimPool:
     def close(self) -> None:
         self.give_back()
         for sim in self.idle + self.busy:
-            if sim.proc.poll() is None:
-                sim.proc.terminate()
+            sim.process.request_stop()  # all at once, then wait for each
         for sim in self.idle + self.busy:
             sim.stop()
 

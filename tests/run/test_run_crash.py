@@ -21,46 +21,24 @@ from pathlib import Path
 import pytest
 from runhelp import SECRET_KEY, check_invariants, ledger, results, vo_table
 
+from genbatch.sim.launch import SimProcess, SimSpec
+
 LAUNCH = Path(__file__).parents[1] / "reliability" / "launch.py"
 SCALE = "0.002"
 RATE = "500"
 
 
 @pytest.fixture(scope="module")
-def sim_url() -> Iterator[str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "genbatch",
-            "sim",
-            "--port",
-            "0",
-            "--time-scale",
-            SCALE,
-            "--rate",
-            RATE,
-            "--burst",
-            RATE,
-            "--api-key",
-            SECRET_KEY,
-            "--seed",
-            "11",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
+def sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    spec = SimSpec(
+        time_scale=float(SCALE),
+        rate=float(RATE),
+        burst=int(RATE),
+        api_keys=(SECRET_KEY,),
+        seed=11,
     )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert "listening on" in line, line
-    yield line.rsplit(" ", 1)[1].strip()
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with SimProcess(spec, log=tmp_path_factory.mktemp("sim") / "sim.log") as sim:
+        yield sim.url
 
 
 def run_cmd(url: str, table: Path, out: Path) -> list[str]:

@@ -2,49 +2,36 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import signal
-import sys
+from pathlib import Path
 
 import aiohttp
+import pytest
 
 from genbatch._constants import SIM_DEMO_API_KEY
+from genbatch.sim.launch import SimLaunchError, SimProcess, SimSpec
 
 
-async def test_sim_subcommand_serves_and_stops() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "genbatch",
-        "sim",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--api-key",
-        "cli-key",
-        "--api-key",
-        "cli-key-2",
-        "--time-scale",
-        "0.01",
-        "--seed",
-        "7",
-        "--credits",
-        "123",
-        "--rate",
-        "500",
-        "--burst",
-        "50",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+async def test_sim_subcommand_serves_and_stops(tmp_path: Path) -> None:
+    spec = SimSpec(
+        api_keys=("cli-key", "cli-key-2"),
+        time_scale=0.01,
+        seed=7,
+        credits=123,
+        rate=500,
+        burst=50,
+    )
+    sim = SimProcess(
+        spec, log=tmp_path / "out.log", err_log=tmp_path / "err.log", stop_signal=signal.SIGTERM
     )
     try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        sim.start()
+        line = sim.announcement
         m = re.fullmatch(r"genbatch sim listening on (http://127\.0\.0\.1:\d+)\n", line)
         assert m, line
         url = m.group(1)
+        assert url == sim.url
         async with aiohttp.ClientSession(base_url=url) as http:
             for key in ("cli-key", "cli-key-2", SIM_DEMO_API_KEY):
                 async with http.get("/v1/me", headers={"X-API-Key": key}) as r:
@@ -55,25 +42,17 @@ async def test_sim_subcommand_serves_and_stops() -> None:
             async with http.get("/_sim/ledger") as r:
                 assert (await r.json())["config"]["seed"] == 7
     finally:
-        proc.send_signal(signal.SIGTERM)
-        code = await asyncio.wait_for(proc.wait(), 30)
+        code = sim.stop(timeout=30)  # SIGTERM first
     assert code == 0
-    assert proc.stderr is not None
-    assert b"cli-key" not in await proc.stderr.read()  # never prints a key
+    assert b"cli-key" not in (tmp_path / "err.log").read_bytes()  # never prints a key
+    assert b"cli-key" not in (tmp_path / "out.log").read_bytes()
 
 
-async def test_bad_fault_spec_exits_2() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "genbatch",
-        "sim",
-        "--port",
-        "0",
-        "--faults",
-        "meteor:1",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+async def test_bad_fault_spec_exits_2(tmp_path: Path) -> None:
+    sim = SimProcess(
+        SimSpec(faults="meteor:1"), log=tmp_path / "out.log", err_log=tmp_path / "err.log"
     )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 2 and b"unknown fault kind" in err and out == b""
+    with pytest.raises(SimLaunchError, match="exited with code 2"):
+        sim.start()
+    out, err = (tmp_path / "out.log").read_bytes(), (tmp_path / "err.log").read_bytes()
+    assert sim.returncode == 2 and b"unknown fault kind" in err and out == b""

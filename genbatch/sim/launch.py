@@ -1,0 +1,306 @@
+"""The simulator as a child process: ``python -m genbatch sim`` started, read, stopped.
+
+Benchmarks and process-level tests run the simulator as a process of its own
+(its CPU apart from the client's; it outlives a client that is killed, as GEN
+would).  This is the one way to do that::
+
+    spec = SimSpec(api_keys=("k1",), rate=500, burst=50, time_scale=0.01, seed=1)
+    with SimProcess(spec, log=Path("sim.log")) as sim:
+        sim.url          # "http://127.0.0.1:PORT" (the port it bound; 0 = a free one)
+        sim.base_url     # sim.url + "/v1": GEN's API and agent base
+        sim.ledger()     # GET /_sim/ledger; sim.config(faults="500:0.1"); sim.reset()
+    # leaving the block stops it: SIGINT, then SIGTERM, then SIGKILL, waiting
+    # ``stop_timeout`` seconds after each signal
+
+:class:`SimSpec` is the ``genbatch sim`` flags as data (its defaults are the
+command's, except the port: 0).  :class:`SimProcess` starts the child with
+stdin closed and stdout and stderr going to ``log`` (a temporary file, removed
+on stop, when not given; ``err_log`` splits stderr off) so a chatty simulator
+never blocks on a full pipe.  It waits until the child prints ``genbatch sim
+listening on URL`` (:attr:`SimProcess.announcement`) and raises
+:class:`SimLaunchError`, with the log's tail, when the child exits first or
+``start_timeout`` passes.  ``start()`` / ``stop()`` do the same without a
+``with`` block; ``request_stop()`` signals without waiting, to stop several at
+once.
+
+Standard library only (the admin calls use ``urllib``): importing this starts
+neither aiohttp nor the simulator's world.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Final, Self
+
+from genbatch._constants import (
+    SIM_DEFAULT_BURST,
+    SIM_DEFAULT_CREDITS,
+    SIM_DEFAULT_HOST,
+    SIM_DEFAULT_RATE,
+    SIM_DEFAULT_SEED,
+    SIM_DEFAULT_TIME_SCALE,
+)
+
+__all__ = ["SimLaunchError", "SimProcess", "SimSpec"]
+
+#: What ``genbatch sim`` prints, once, when it accepts connections.
+LISTENING: Final = "listening on "
+#: Seconds to wait for that line; seconds to wait after each stop signal.
+START_TIMEOUT: Final = 30.0
+STOP_TIMEOUT: Final = 10.0
+_POLL: Final = 0.02
+_ADMIN_KEY_HEADER: Final = "X-Sim-Admin-Key"
+
+
+class SimLaunchError(RuntimeError):
+    """The simulator process did not come up (it exited, or never said where it listens)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimSpec:
+    """``genbatch sim``'s flags as data: where it listens, whom it serves, how GEN behaves."""
+
+    host: str = SIM_DEFAULT_HOST
+    #: 0: a free port, chosen by the child (read back from its announcement).
+    port: int = 0
+    #: Keys accepted besides the demo key (``--api-key``, repeated).
+    api_keys: tuple[str, ...] = ()
+    rate: float = SIM_DEFAULT_RATE
+    burst: int = SIM_DEFAULT_BURST
+    credits: float = SIM_DEFAULT_CREDITS
+    time_scale: float = SIM_DEFAULT_TIME_SCALE
+    faults: str = ""
+    seed: int = SIM_DEFAULT_SEED
+    #: When set, ``/_sim/`` wants it in ``X-Sim-Admin-Key`` (SimProcess sends it).
+    admin_key: str | None = None
+
+    def argv(self, python: str = sys.executable) -> list[str]:
+        """The command line that runs this simulator."""
+        args = [
+            python, "-m", "genbatch", "sim",
+            "--host", self.host, "--port", str(self.port),
+            "--rate", repr(float(self.rate)), "--burst", str(self.burst),
+            "--credits", repr(float(self.credits)), "--time-scale", repr(float(self.time_scale)),
+            "--seed", str(self.seed),
+        ]  # fmt: skip
+        for key in self.api_keys:
+            args += ["--api-key", key]
+        if self.faults:
+            args += ["--faults", self.faults]
+        if self.admin_key is not None:
+            args += ["--admin-key", self.admin_key]
+        return args
+
+
+class SimProcess:
+    """``python -m genbatch sim`` in a child process; see the module docstring.
+
+    ``log``: the child's stdout (and stderr, unless ``err_log``); ``cwd`` and
+    ``env``: the child's (default: ours); ``python``: the interpreter;
+    ``stop_signal``: the first signal :meth:`stop` sends (the simulator treats
+    SIGINT and SIGTERM alike: it closes its listener and exits 0).
+    """
+
+    def __init__(
+        self,
+        spec: SimSpec | None = None,
+        *,
+        log: Path | None = None,
+        err_log: Path | None = None,
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        python: str = sys.executable,
+        start_timeout: float = START_TIMEOUT,
+        stop_timeout: float = STOP_TIMEOUT,
+        stop_signal: int = signal.SIGINT,
+    ) -> None:
+        self.spec = spec or SimSpec()
+        self.log = log
+        self.err_log = err_log
+        self.cwd = cwd
+        self.env = dict(env) if env is not None else None
+        self.python = python
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.stop_signal = stop_signal
+        #: The child's announcement, newline included ("genbatch sim listening on URL\n").
+        self.announcement = ""
+        #: "http://HOST:PORT", from the announcement.
+        self.url = ""
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._files: list[IO[bytes]] = []
+        self._temp_log = False
+        self._returncode: int | None = None
+
+    # -- lifecycle --------------------------------------------------------
+    def start(self) -> Self:
+        """Spawn the child and wait until it listens; :class:`SimLaunchError` if it does not."""
+        if self._proc is not None:
+            raise RuntimeError("this simulator process is already started")
+        if self.log is None:
+            fd, name = tempfile.mkstemp(prefix="genbatch-sim-", suffix=".log")
+            os.close(fd)
+            self.log, self._temp_log = Path(name), True
+        out = self.log.open("wb")
+        self._files = [out]
+        err: IO[bytes] | int = subprocess.STDOUT
+        if self.err_log is not None:
+            err = self.err_log.open("wb")
+            self._files.append(err)
+        self._returncode = None
+        try:
+            self._proc = subprocess.Popen(  # noqa: S603 - our interpreter, our arguments
+                self.spec.argv(self.python),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=self.cwd,
+                env=self.env,
+            )
+        except OSError as exc:
+            self.stop()
+            raise SimLaunchError(f"the simulator did not start: {exc}") from exc
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            line = self._announced()
+            if line is not None:
+                self.announcement = line
+                self.url = line.split(LISTENING, 1)[1].strip()
+                return self
+            if self._proc.poll() is not None:
+                why = f"it exited with code {self._proc.returncode}"
+                break
+            if time.monotonic() >= deadline:
+                why = f"it did not say where it listens within {self.start_timeout:g} s"
+                break
+            time.sleep(_POLL)
+        tail = self.log_text()[-2000:]
+        where = "" if self._temp_log else f" (log: {self.log})"
+        self.stop()
+        raise SimLaunchError(f"the simulator did not start: {why}{where}\n{tail}".rstrip())
+
+    def request_stop(self, sig: int | None = None) -> None:
+        """Send the stop signal (default ``stop_signal``) without waiting for the exit."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.send_signal(self.stop_signal if sig is None else sig)
+
+    def stop(self, timeout: float | None = None) -> int | None:
+        """Stop the child and reap it; its exit code (None if it never started).
+
+        ``stop_signal`` first, then SIGTERM, then SIGKILL, waiting ``timeout``
+        (default ``stop_timeout``) seconds after each.  Idempotent.
+        """
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            wait = self.stop_timeout if timeout is None else timeout
+            for sig in dict.fromkeys((self.stop_signal, signal.SIGTERM, signal.SIGKILL)):
+                if proc.poll() is not None:
+                    break
+                proc.send_signal(sig)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=None if sig == signal.SIGKILL else wait)
+            self._returncode = proc.returncode
+        for f in self._files:
+            f.close()
+        self._files = []
+        if self._temp_log and self.log is not None:
+            self.log.unlink(missing_ok=True)
+            self.log, self._temp_log = None, False
+        return self._returncode
+
+    def __enter__(self) -> Self:
+        """Start it, unless already started (``with SimProcess(...).start() as sim`` works too)."""
+        return self if self._proc is not None else self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- state ------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once it exited (None while it runs or before it started)."""
+        if self._proc is not None:
+            return self._proc.poll()
+        return self._returncode
+
+    @property
+    def base_url(self) -> str:
+        """GEN's API (and agent) base: ``url + "/v1"``."""
+        return f"{self.url}/v1"
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1]) if self.url else 0
+
+    def log_text(self) -> str:
+        """What the child wrote so far to ``log`` (and ``err_log``), decoded leniently."""
+        parts = []
+        for path in (self.log, self.err_log):
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    parts.append(path.read_text(encoding="utf-8", errors="replace"))
+        return "".join(parts)
+
+    def _announced(self) -> str | None:
+        if self.log is None:
+            return None
+        with contextlib.suppress(OSError), self.log.open("rb") as f:
+            for raw in f:
+                line = raw.decode("utf-8", errors="replace")
+                if LISTENING in line and line.endswith("\n"):
+                    return line
+        return None
+
+    # -- the admin API (/_sim/) ---------------------------------------------
+    def admin(self, method: str, path: str, body: Any = None, timeout: float = 60.0) -> Any:
+        """One call to the simulator's admin API (``path`` under the URL); its JSON answer."""
+        headers = {"Content-Type": "application/json"}
+        if self.spec.admin_key is not None:
+            headers[_ADMIN_KEY_HEADER] = self.spec.admin_key
+        data = None if body is None else json.dumps(body).encode()
+        if method != "GET" and data is None:
+            data = b""
+        url = self.url + path
+        req = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - our http URL
+            raw = resp.read()
+        return json.loads(raw) if raw else None
+
+    def ledger(self, timeout: float = 120.0) -> dict[str, Any]:
+        """``GET /_sim/ledger``: every request, generation and credit the simulator saw."""
+        data: dict[str, Any] = self.admin("GET", "/_sim/ledger", timeout=timeout)
+        return data
+
+    def config(self, **changes: Any) -> dict[str, Any]:
+        """``POST /_sim/config``: change rate, burst, balance, faults or time scale live."""
+        data: dict[str, Any] = self.admin("POST", "/_sim/config", changes)
+        return data
+
+    def reset(self) -> None:
+        """``POST /_sim/reset``: back to the seeded start (a clean world and ledger)."""
+        self.admin("POST", "/_sim/reset")
