@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from genbatch import _constants as C
+
+#: Auth header scheme: the reference recommends X-API-Key; Bearer also works.
+CLIENT_DEFAULT_AUTH: Final = "x-api-key"
+#: Whole-request timeout for API calls (seconds); transfers use their own.
+CLIENT_TIMEOUT: Final = 60.0
 
 AuthScheme = Literal["x-api-key", "bearer"]
 
@@ -27,8 +32,8 @@ class Settings(BaseModel):
     api_key: SecretStr | None = None
     api_url: str = C.DEFAULT_API_URL
     agent_url: str = C.DEFAULT_AGENT_URL
-    auth: AuthScheme = C.CLIENT_DEFAULT_AUTH
-    timeout: float = Field(default=C.CLIENT_TIMEOUT, gt=0)
+    auth: AuthScheme = CLIENT_DEFAULT_AUTH
+    timeout: float = Field(default=CLIENT_TIMEOUT, gt=0)
     max_retries: int = Field(default=C.CLIENT_MAX_RETRIES, ge=0)
 
     @field_validator("api_url", "agent_url")

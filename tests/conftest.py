@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from genbatch.sim.serve import SimConfig, SimServer
+from genbatch.sim.config import SimConfig
+from genbatch.sim.serve import SimServer
 
 #: The extra API key every test simulator accepts (besides the seeded demo key).
 TEST_API_KEY = "k1"

@@ -31,8 +31,10 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "cards": frozenset({"client", "engine", "cli", "sim", "agents", "bench"}),
     "_constants": frozenset({"client", "engine", "cli", "sim", "agents", "bench"}),
 }
-#: bench drives a simulator process; the launcher is the one part of sim it may use.
-ALLOWED: dict[str, frozenset[str]] = {"bench": frozenset({"genbatch.sim.launch"})}
+#: bench drives a simulator process: the launcher and its config are the parts of sim it uses.
+ALLOWED: dict[str, frozenset[str]] = {
+    "bench": frozenset({"genbatch.sim.launch", "genbatch.sim.config"})
+}
 #: Only the entry points may import the command line.
 CLI_IMPORTERS = frozenset({"cli", "__main__"})
 

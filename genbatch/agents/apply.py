@@ -40,17 +40,20 @@ from typing import Any, Final, Literal
 import polars as pl
 import pydantic
 
-from genbatch._constants import (
-    ENGINE_AGENTS_CONCURRENCY,
-    ENGINE_CORE_DESCRIPTION_MAX_CHARS,
-    ENGINE_CORE_PERSONALITY_MAX_CHARS,
-    ENGINE_DIFF_VALUE_CHARS,
-)
 from genbatch.client import GenClient
 from genbatch.client.models import AgentCoreUpdate
 from genbatch.engine.limits import ConcurrencyCap
 from genbatch.engine.table import TableError, read_frame
 from genbatch.errors import APIStatusError, AuthenticationError, GenError
+
+# engine/ideas_batch.py, engine/video_types.py, engine/journey_commands.py) ---
+#: Agents read/compared/written at once (every call still passes the rate gate).
+ENGINE_AGENTS_CONCURRENCY: Final = 8
+#: Agent Core limits from the reference (Step 1), checked before anything is sent.
+ENGINE_CORE_DESCRIPTION_MAX_CHARS: Final = 500
+ENGINE_CORE_PERSONALITY_MAX_CHARS: Final = 20_000
+#: Characters of an old/new value shown per field in a printed diff.
+ENGINE_DIFF_VALUE_CHARS: Final = 72
 
 __all__ = [
     "CORE_FIELDS",

@@ -28,12 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from genbatch._constants import (
-    ENGINE_IDEA_ROW_PREFIX,
-    ENGINE_IDEAS_CONCURRENCY,
-    ENGINE_REMEMBER_PREFIX,
-)
-from genbatch.agents.runs import RunKind, RunOutcome, run_message
+from genbatch.agents.runs import ENGINE_IDEAS_CONCURRENCY, RunKind, RunOutcome, run_message
 from genbatch.agents.tables import TableData, cell_text
 from genbatch.agents.video_types import template_for
 from genbatch.client import GenClient
@@ -42,6 +37,11 @@ from genbatch.engine.limits import ConcurrencyCap
 from genbatch.engine.table import TableError, read_frame
 from genbatch.engine.watch import HubWatcher
 from genbatch.errors import AuthenticationError, GenError
+
+#: A persistent preference is a run message starting with this (reference, Step 2).
+ENGINE_REMEMBER_PREFIX: Final = "remember:"
+#: row_id of an idea in the ideas table: this prefix + the idea id (stable across reruns).
+ENGINE_IDEA_ROW_PREFIX: Final = "idea-"
 
 __all__ = [
     "DOCUMENTED_IDEA_FIELDS",

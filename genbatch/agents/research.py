@@ -12,14 +12,21 @@ import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from genbatch._constants import ENGINE_IDEAS_CONCURRENCY, ENGINE_RESEARCH_POLL_SEED_SECONDS
-from genbatch.agents.runs import RunOutcome
+from genbatch.agents.runs import ENGINE_IDEAS_CONCURRENCY, RunOutcome
 from genbatch.agents.tables import TableData
 from genbatch.engine.limits import ConcurrencyCap
 from genbatch.engine.watch import HubWatcher
 from genbatch.errors import AuthenticationError, GenError
+
+#: Poll-hub seed (seconds at time scale 1) per research depth: the duration
+#: the reference's depths suggest (quick, default, deep).
+ENGINE_RESEARCH_POLL_SEED_SECONDS: Final[dict[str, float]] = {
+    "quick": 10.0,
+    "default": 30.0,
+    "deep": 90.0,
+}
 
 __all__ = ["Depth", "ResearchOutcome", "research", "research_seeds", "research_table"]
 

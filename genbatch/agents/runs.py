@@ -15,14 +15,18 @@ import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from genbatch._constants import ENGINE_RUN_MAX_APPROVALS
 from genbatch.agents.tables import TableData
 from genbatch.client import assumptions as A
 from genbatch.client.models import AgentRun
 from genbatch.engine.watch import HubWatcher
 from genbatch.errors import APIStatusError, AuthenticationError, GenError
+
+#: Agents whose runs are in flight at once in `genbatch ideas|research`.
+ENGINE_IDEAS_CONCURRENCY: Final = 16
+#: Times one run may ask for approval again after --approve answered it.
+ENGINE_RUN_MAX_APPROVALS: Final = 3
 
 __all__ = ["RunKind", "RunOutcome", "approve_runs", "run_message", "runs_table"]
 

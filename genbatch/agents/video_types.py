@@ -35,8 +35,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Final
 
-from genbatch._constants import ENGINE_VIDEO_TYPE_FALLBACK_TEMPLATE
 from genbatch.client.models import VIDEO_TYPE_IDS
+
+#: Template for an idea whose video type is "any", missing or unknown: narrated
+#: VO over b-roll needs only a hook and a script, which every idea has.
+ENGINE_VIDEO_TYPE_FALLBACK_TEMPLATE: Final = "tiktok-vo-broll"
 
 __all__ = [
     "DEFAULT_KEY",

@@ -24,17 +24,18 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from genbatch._constants import (
-    ENGINE_BENCH_LEDGER_FILE,
-    ENGINE_BENCH_RATE_BOUND,
-    ENGINE_RATE_DEFAULT,
-    ENGINE_RUN_LOG,
-)
 from genbatch.bench.stats import peak_overlap, percentile, quantiles, union_length
 from genbatch.engine.journal import Journal, RowRecord, StepRecord
+from genbatch.engine.limits import ENGINE_RATE_DEFAULT
+from genbatch.engine.progress import ENGINE_RUN_LOG
 from genbatch.engine.recipe import STEP_DOWNLOAD
+
+ENGINE_BENCH_LEDGER_FILE: Final = "bench_ledger.json"
+#: Achieved request rate / limit at or above which the rate limit is named
+#: the bottleneck (a strictly spaced gate never quite reaches 100 %).
+ENGINE_BENCH_RATE_BOUND: Final = 0.85
 
 __all__ = [
     "JOURNAL_GAPS",

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genbatch._constants import ENGINE_ROWS_IN_FLIGHT
 from genbatch.bench.analysis import (
     ASYNC_STEPS,
     ROUTE_POLL,
@@ -35,6 +34,7 @@ from genbatch.bench.analysis import (
 )
 from genbatch.bench.stats import union_length
 from genbatch.engine.journal import Journal, StepRecord
+from genbatch.engine.limits import ENGINE_ROWS_IN_FLIGHT
 from genbatch.engine.recipe import STEP_RENDER, Recipe
 from genbatch.engine.runner import estimate_requests
 from genbatch.sim.launch import SimSpec

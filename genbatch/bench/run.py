@@ -21,29 +21,34 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
-from genbatch._constants import (
-    CLIENT_ENV_API_KEY,
-    ENGINE_BENCH_BURST,
-    ENGINE_BENCH_CREDITS,
-    ENGINE_BENCH_LEDGER_FILE,
-    ENGINE_BENCH_OUT_ROOT,
-    ENGINE_BENCH_RATE,
-    ENGINE_BENCH_REPORT_FILE,
-    ENGINE_BENCH_ROWS,
-    ENGINE_BENCH_SIM_LOG,
-    ENGINE_BENCH_SIM_START_TIMEOUT,
-    ENGINE_BENCH_TABLE_FILE,
-    ENGINE_BENCH_TEMPLATE,
-    ENGINE_BENCH_TIME_SCALE,
-    SIM_DEMO_AGENT_ID,
-    SIM_DEMO_API_KEY,
-)
-from genbatch.bench.analysis import BenchError, trim_ledger
+from genbatch._constants import CLIENT_ENV_API_KEY, SIM_DEMO_AGENT_ID, SIM_DEMO_API_KEY
+from genbatch.bench.analysis import ENGINE_BENCH_LEDGER_FILE, BenchError, trim_ledger
 from genbatch.bench.report import BenchReport, build_report
 from genbatch.engine.recipe import Recipe
+from genbatch.sim.config import SIM_DEFAULT_BURST, SIM_DEFAULT_RATE
 from genbatch.sim.launch import SimLaunchError, SimProcess, SimSpec
+
+#: `genbatch bench` defaults: a synthetic table of this many rows through this
+#: starter template's default recipe, against a simulator process with the
+#: simulator's own default rate/burst and a time scale that keeps 1,000 rows
+#: to a few minutes (a 90 s video takes 0.9 s).
+ENGINE_BENCH_ROWS: Final = 1_000
+ENGINE_BENCH_TEMPLATE: Final = "tiktok-vo-broll"
+ENGINE_BENCH_RATE: Final = SIM_DEFAULT_RATE
+ENGINE_BENCH_BURST: Final = SIM_DEFAULT_BURST
+ENGINE_BENCH_TIME_SCALE: Final = 0.01
+#: Starting balance of the bench simulator: credits must never be the limit.
+ENGINE_BENCH_CREDITS: Final = 1e12
+#: Where a bench writes when --out is not given: outputs/bench/<timestamp>/.
+ENGINE_BENCH_OUT_ROOT: Final = "outputs/bench"
+#: Files a bench leaves in its output dir next to the run's own.
+ENGINE_BENCH_TABLE_FILE: Final = "bench_table.csv"
+ENGINE_BENCH_REPORT_FILE: Final = "bench.json"
+ENGINE_BENCH_SIM_LOG: Final = "bench_sim.log"
+#: Seconds to wait for the simulator process to print its address.
+ENGINE_BENCH_SIM_START_TIMEOUT: Final = 30.0
 
 __all__ = ["BenchOptions", "bench_sim", "run_bench", "synthetic_table"]
 

@@ -16,15 +16,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from genbatch._constants import (
+from genbatch.bench.analysis import BenchError, analyze
+from genbatch.bench.run import (
     ENGINE_BENCH_BURST,
     ENGINE_BENCH_RATE,
     ENGINE_BENCH_ROWS,
     ENGINE_BENCH_TEMPLATE,
     ENGINE_BENCH_TIME_SCALE,
+    BenchOptions,
+    bench_sim,
+    run_bench,
 )
-from genbatch.bench.analysis import BenchError, analyze
-from genbatch.bench.run import BenchOptions, bench_sim, run_bench
 from genbatch.engine.recipe import RecipeError, default_recipe_slugs
 
 __all__ = ["register"]

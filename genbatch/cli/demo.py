@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from genbatch._constants import ENGINE_DEMO_OUT, ENGINE_DEMO_TABLE, ENGINE_SIM_TIME_SCALE
 from genbatch.cli import UsageError
 from genbatch.cli.run import print_summary, run_options
-from genbatch.cli.target import open_target
+from genbatch.cli.target import ENGINE_SIM_TIME_SCALE, open_target
 from genbatch.engine.runner import RunSummary, execute
+
+#: `genbatch demo`: the bundled table and where its outputs go.
+ENGINE_DEMO_TABLE: Final = "inputs/demo.csv"
+ENGINE_DEMO_OUT: Final = "outputs/demo"
 
 __all__ = ["register"]
 

@@ -26,35 +26,35 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from genbatch._constants import (
-    ENGINE_AGENTS_CONCURRENCY,
-    ENGINE_AGENTS_RESULTS_STEM,
-    ENGINE_DEFAULT_OUT_ROOT,
-    ENGINE_IDEAS_CONCURRENCY,
-    ENGINE_IDEAS_DEFAULT_MESSAGE,
-    ENGINE_IDEAS_RUNS_STEM,
-    ENGINE_IDEAS_STEM,
-    ENGINE_RESEARCH_STEM,
-    ENGINE_RUN_MAX_WAIT,
-    ENGINE_TRAIN_RESULTS_STEM,
-    SIM_DEMO_AGENT_ID,
-)
+from genbatch._constants import SIM_DEMO_AGENT_ID
 from genbatch.agents import apply as AA
 from genbatch.agents import ideas as IB
 from genbatch.agents import research as RS
 from genbatch.agents import runs as AR
 from genbatch.agents import train as TR
+from genbatch.agents.apply import ENGINE_AGENTS_CONCURRENCY
+from genbatch.agents.runs import ENGINE_IDEAS_CONCURRENCY
 from genbatch.agents.tables import TableData
 from genbatch.agents.video_types import parse_overrides
 from genbatch.cli import UsageError
-from genbatch.cli.target import Target, add_target_args, target
+from genbatch.cli.target import ENGINE_DEFAULT_OUT_ROOT, Target, add_target_args, target
 from genbatch.client import GenClient
 from genbatch.engine.limits import Limits
 from genbatch.engine.poller import PollHub
 from genbatch.engine.runner import make_hooks
-from genbatch.engine.watch import HubWatcher
+from genbatch.engine.watch import ENGINE_RUN_MAX_WAIT, HubWatcher
+
+#: Result table of `genbatch agents apply` (<stem>.parquet + <stem>.csv in --out).
+ENGINE_AGENTS_RESULTS_STEM: Final = "agents_results"
+#: Idea run message when neither --message nor the table gives one (the reference's).
+ENGINE_IDEAS_DEFAULT_MESSAGE: Final = "Generate 5 content ideas grounded in this week trends"
+#: Output files of `genbatch ideas` (ideas table), its per-run report, research, train.
+ENGINE_IDEAS_STEM: Final = "ideas"
+ENGINE_IDEAS_RUNS_STEM: Final = "idea_runs"
+ENGINE_RESEARCH_STEM: Final = "research"
+ENGINE_TRAIN_RESULTS_STEM: Final = "train_results"
 
 __all__ = ["register"]
 

@@ -25,17 +25,18 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from genbatch._constants import (
-    CLIENT_ENV_API_KEY,
-    ENGINE_DEFAULT_OUT_ROOT,
-    ENGINE_RATE_DEFAULT,
-    ENGINE_SIM_RATE,
-    SIM_DEMO_AGENT_ID,
-)
+from genbatch._constants import CLIENT_ENV_API_KEY, SIM_DEMO_AGENT_ID
 from genbatch.cli import UsageError
-from genbatch.cli.target import Target, add_target_args, target
+from genbatch.cli.target import (
+    ENGINE_DEFAULT_OUT_ROOT,
+    ENGINE_SIM_RATE,
+    Target,
+    add_target_args,
+    target,
+)
 from genbatch.client import GenClient
 from genbatch.engine.journal import Journal
+from genbatch.engine.limits import ENGINE_RATE_DEFAULT
 from genbatch.engine.recipe import default_recipe_slugs
 from genbatch.engine.runner import (
     RunOptions,

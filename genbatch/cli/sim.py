@@ -7,7 +7,7 @@ import asyncio
 import sys
 from typing import Any
 
-from genbatch._constants import (
+from genbatch.sim.config import (
     SIM_DEFAULT_BURST,
     SIM_DEFAULT_CREDITS,
     SIM_DEFAULT_HOST,
@@ -15,8 +15,9 @@ from genbatch._constants import (
     SIM_DEFAULT_RATE,
     SIM_DEFAULT_SEED,
     SIM_DEFAULT_TIME_SCALE,
+    SimConfig,
 )
-from genbatch.sim.serve import SimConfig, serve_forever
+from genbatch.sim.serve import serve_forever
 
 __all__ = ["register"]
 

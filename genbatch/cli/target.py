@@ -11,16 +11,18 @@ import argparse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Final
 
-from genbatch._constants import (
-    CLIENT_ENV_API_KEY,
-    ENGINE_SIM_RATE,
-    ENGINE_SIM_TIME_SCALE,
-    SIM_DEMO_AGENT_ID,
-    SIM_DEMO_API_KEY,
-)
+from genbatch._constants import CLIENT_ENV_API_KEY, SIM_DEMO_AGENT_ID, SIM_DEMO_API_KEY
 from genbatch.errors import GenError, InputError
 from genbatch.settings import Settings
+
+#: Where `genbatch run TABLE` writes when --out is not given: outputs/<table stem>/.
+ENGINE_DEFAULT_OUT_ROOT: Final = "outputs"
+#: `--sim` defaults: time scale fast enough for a demo (a 90 s video takes
+#: ~0.9 s) and the in-process simulator's rate, which the run then also uses.
+ENGINE_SIM_TIME_SCALE: Final = 0.01
+ENGINE_SIM_RATE: Final = 50.0
 
 __all__ = ["NoKey", "Target", "add_target_args", "open_target", "target"]
 
@@ -78,7 +80,8 @@ async def open_target(
     Raises :class:`NoKey` without a key and :class:`GenError` for a bad URL.
     """
     if sim:
-        from genbatch.sim.serve import SimConfig, SimServer
+        from genbatch.sim.config import SimConfig
+        from genbatch.sim.serve import SimServer
 
         cfg = SimConfig(
             time_scale=sim_time_scale if sim_time_scale is not None else ENGINE_SIM_TIME_SCALE,

@@ -14,15 +14,15 @@ import mimetypes
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, Final, Literal
 
 import aiohttp
 
-from genbatch import _constants as C
 from genbatch.client import routes as R
 from genbatch.client._resource import Resource
 from genbatch.client.base import mapping_body, validate_body
 from genbatch.client.models import (
+    CLIENT_DIRECT_UPLOAD_MAX_BYTES,
     AssetFolder,
     AssetItem,
     ContentResource,
@@ -33,6 +33,10 @@ from genbatch.client.models import (
 from genbatch.client.redact import get_logger
 from genbatch.client.transfer import md5_base64, put_file
 from genbatch.errors import RequestValidationError, TransferError
+
+#: The reference: multipart "small files", direct upload "> 50 MB, up to 1 GB".
+#: Decimal 50 MB for multipart (the stricter reading); 1 GiB for the hard cap.
+CLIENT_MULTIPART_MAX_BYTES: Final = 50_000_000
 
 __all__ = ["Assets", "ContentResources", "Uploads"]
 
@@ -205,14 +209,14 @@ class Uploads(Resource):
             raise RequestValidationError(f"cannot read {p.name}: {exc.strerror}") from None
         if size <= 0:
             raise RequestValidationError(f"{p.name} is empty")
-        if size > C.CLIENT_DIRECT_UPLOAD_MAX_BYTES:
+        if size > CLIENT_DIRECT_UPLOAD_MAX_BYTES:
             raise RequestValidationError(
                 f"{p.name} is {size} bytes; the API accepts at most "
-                f"{C.CLIENT_DIRECT_UPLOAD_MAX_BYTES} (1 GB)"
+                f"{CLIENT_DIRECT_UPLOAD_MAX_BYTES} (1 GB)"
             )
         ctype = _content_type(p, content_type)
-        if method == "multipart" or (method == "auto" and size <= C.CLIENT_MULTIPART_MAX_BYTES):
-            if size > C.CLIENT_MULTIPART_MAX_BYTES:
+        if method == "multipart" or (method == "auto" and size <= CLIENT_MULTIPART_MAX_BYTES):
+            if size > CLIENT_MULTIPART_MAX_BYTES:
                 raise RequestValidationError(f"{p.name} is too big for multipart ({size} bytes)")
             return await ContentResources(self._client).create_multipart(
                 agent_id, p, content_type=ctype, idempotency_key=idempotency_key

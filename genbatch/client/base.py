@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import IO, Any, NamedTuple, TypeVar
+from typing import IO, Any, Final, NamedTuple, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -52,6 +52,17 @@ from genbatch.errors import (
     status_error_class,
 )
 from genbatch.settings import AuthScheme, Settings
+
+CLIENT_USER_AGENT: Final = "genbatch/0.1"
+#: TCP connect (+ pool wait) timeout: a connect timeout proves nothing was sent.
+CLIENT_CONNECT_TIMEOUT: Final = 10.0
+#: Connection pool: total sockets and per-host sockets (aiohttp TCPConnector).
+CLIENT_POOL_LIMIT: Final = 100
+CLIENT_POOL_LIMIT_PER_HOST: Final = 50
+#: DNS cache TTL for the pooled connector (seconds).
+CLIENT_DNS_TTL: Final = 300
+#: Read timeout between bytes of a transfer (no total: a 1 GiB file takes a while).
+CLIENT_TRANSFER_SOCK_READ_TIMEOUT: Final = 60.0
 
 __all__ = ["AttemptInfo", "BaseClient", "Hooks", "Response"]
 
@@ -114,11 +125,11 @@ class BaseClient:
         agent_url: str | None = None,
         auth: AuthScheme | None = None,
         timeout: float | None = None,
-        connect_timeout: float = C.CLIENT_CONNECT_TIMEOUT,
+        connect_timeout: float = CLIENT_CONNECT_TIMEOUT,
         max_retries: int | None = None,
         retry_policy: RetryPolicy | None = None,
-        pool_limit: int = C.CLIENT_POOL_LIMIT,
-        pool_limit_per_host: int = C.CLIENT_POOL_LIMIT_PER_HOST,
+        pool_limit: int = CLIENT_POOL_LIMIT,
+        pool_limit_per_host: int = CLIENT_POOL_LIMIT_PER_HOST,
         session: aiohttp.ClientSession | None = None,
         hooks: Hooks | None = None,
         settings: Settings | None = None,
@@ -156,7 +167,7 @@ class BaseClient:
         self.policy = retry_policy or RetryPolicy(max_retries=self.settings.max_retries)
         self._timeout = aiohttp.ClientTimeout(total=self.settings.timeout, connect=connect_timeout)
         self._transfer_timeout = aiohttp.ClientTimeout(
-            total=None, connect=connect_timeout, sock_read=C.CLIENT_TRANSFER_SOCK_READ_TIMEOUT
+            total=None, connect=connect_timeout, sock_read=CLIENT_TRANSFER_SOCK_READ_TIMEOUT
         )
         self._pool = (pool_limit, pool_limit_per_host)
         self._session = session
@@ -191,11 +202,11 @@ class BaseClient:
             limit, per_host = self._pool
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
-                    limit=limit, limit_per_host=per_host, ttl_dns_cache=C.CLIENT_DNS_TTL
+                    limit=limit, limit_per_host=per_host, ttl_dns_cache=CLIENT_DNS_TTL
                 ),
                 timeout=self._timeout,
                 json_serialize=_dumps_str,
-                headers={"User-Agent": C.CLIENT_USER_AGENT},
+                headers={"User-Agent": CLIENT_USER_AGENT},
             )
             self._owns_session = True
         return self._session

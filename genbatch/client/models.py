@@ -25,7 +25,6 @@ from pydantic import (
     model_validator,
 )
 
-from genbatch import _constants as C
 from genbatch.cards import (
     CaptionsModel,
     ImageAspect,
@@ -42,6 +41,8 @@ from genbatch.cards import (
 from genbatch.cards import GenerationType as GenerationType  # re-exported here
 from genbatch.client import assumptions as A
 from genbatch.client.redact import redact
+
+CLIENT_DIRECT_UPLOAD_MAX_BYTES: Final = 1 << 30
 
 
 def _id_to_str(value: Any) -> Any:
@@ -687,7 +688,7 @@ class DirectUploadBlob(RequestModel):
     """``POST /v1/direct_upload`` ``{"blob": …}`` (ActiveStorage)."""
 
     filename: str = Field(min_length=1)
-    byte_size: int = Field(gt=0, le=C.CLIENT_DIRECT_UPLOAD_MAX_BYTES)
+    byte_size: int = Field(gt=0, le=CLIENT_DIRECT_UPLOAD_MAX_BYTES)
     #: base64 of the raw 16-byte MD5 (``openssl md5 -binary f | base64``).
     checksum: str = Field(min_length=24, max_length=24)
     content_type: str = Field(min_length=1)

@@ -19,8 +19,11 @@ import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping
+from typing import Final
 
-from genbatch import _constants as C
+#: Keys shorter than this are too short to mask by value without mangling logs
+#: (header-based redaction still applies).
+CLIENT_REDACT_MIN_SECRET_LEN: Final = 6
 
 __all__ = [
     "MASK",
@@ -53,7 +56,7 @@ _secret_re: re.Pattern[str] | None = None
 def register_secret(value: str | None) -> None:
     """Mask ``value`` wherever it appears from now on (keys too short to mask are skipped)."""
     global _secret_re
-    if not value or len(value) < C.CLIENT_REDACT_MIN_SECRET_LEN:
+    if not value or len(value) < CLIENT_REDACT_MIN_SECRET_LEN:
         return
     with _lock:
         if value in _secrets:

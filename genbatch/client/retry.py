@@ -30,6 +30,13 @@ import aiohttp
 
 from genbatch import _constants as C
 
+#: Exponential backoff with full jitter: min(max, initial * 2**attempt) * U(0,1).
+CLIENT_BACKOFF_INITIAL: Final = 0.5
+CLIENT_BACKOFF_MAX: Final = 8.0
+#: A server-given Retry-After longer than this is not slept on; it surfaces as a
+#: RateLimitError carrying retry_after, so a batch can defer the work instead.
+CLIENT_RETRY_AFTER_CAP: Final = 60.0
+
 __all__ = [
     "Decision",
     "Failure",
@@ -62,9 +69,9 @@ class RetryPolicy:
     """Knobs of the policy; defaults live in ``_constants``."""
 
     max_retries: int = C.CLIENT_MAX_RETRIES
-    backoff_initial: float = C.CLIENT_BACKOFF_INITIAL
-    backoff_max: float = C.CLIENT_BACKOFF_MAX
-    retry_after_cap: float = C.CLIENT_RETRY_AFTER_CAP
+    backoff_initial: float = CLIENT_BACKOFF_INITIAL
+    backoff_max: float = CLIENT_BACKOFF_MAX
+    retry_after_cap: float = CLIENT_RETRY_AFTER_CAP
     #: Resend a side-effecting POST after a 429 (the server refused it unprocessed).
     unsafe_retry_on_429: bool = True
 

@@ -23,14 +23,18 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, Final, NamedTuple
 
 import aiohttp
 
-from genbatch import _constants as C
 from genbatch.client.redact import get_logger, redact, redact_url
 from genbatch.client.retry import Failure, RetryCounters, RetryPolicy, classify_exception, decide
 from genbatch.errors import ChecksumMismatch, TransferError
+
+#: Transfer chunk: big enough for few executor hops, small enough for flat RSS.
+CLIENT_TRANSFER_CHUNK: Final = 1 << 20
+#: Resumes (Range requests) a single download may make after short bodies.
+CLIENT_DOWNLOAD_MAX_RESUMES: Final = 5
 
 __all__ = [
     "DownloadResult",
@@ -58,7 +62,7 @@ class DownloadResult(NamedTuple):
 
 
 # -- MD5 ---------------------------------------------------------------------------
-def md5_base64_sync(path: str | os.PathLike[str], chunk: int = C.CLIENT_TRANSFER_CHUNK) -> str:
+def md5_base64_sync(path: str | os.PathLike[str], chunk: int = CLIENT_TRANSFER_CHUNK) -> str:
     """base64 of the file's binary MD5 (``openssl md5 -binary f | base64``), streamed."""
     digest = hashlib.md5()  # noqa: S324 — the storage protocol's checksum, not security
     buf = bytearray(chunk)
@@ -69,7 +73,7 @@ def md5_base64_sync(path: str | os.PathLike[str], chunk: int = C.CLIENT_TRANSFER
     return base64.b64encode(digest.digest()).decode()
 
 
-async def md5_base64(path: str | os.PathLike[str], chunk: int = C.CLIENT_TRANSFER_CHUNK) -> str:
+async def md5_base64(path: str | os.PathLike[str], chunk: int = CLIENT_TRANSFER_CHUNK) -> str:
     """``md5_base64_sync`` in a worker thread (keeps the event loop free)."""
     return await asyncio.to_thread(md5_base64_sync, path, chunk)
 
@@ -147,7 +151,7 @@ async def put_file(
     policy: RetryPolicy | None = None,
     client_timeout: aiohttp.ClientTimeout | None = None,
     stats: RetryCounters | None = None,
-    chunk: int = C.CLIENT_TRANSFER_CHUNK,
+    chunk: int = CLIENT_TRANSFER_CHUNK,
     digest_retries: int = 1,
     rng: random.Random | None = None,
 ) -> int:
@@ -331,8 +335,8 @@ async def download(
     policy: RetryPolicy | None = None,
     client_timeout: aiohttp.ClientTimeout | None = None,
     stats: RetryCounters | None = None,
-    chunk: int = C.CLIENT_TRANSFER_CHUNK,
-    max_resumes: int = C.CLIENT_DOWNLOAD_MAX_RESUMES,
+    chunk: int = CLIENT_TRANSFER_CHUNK,
+    max_resumes: int = CLIENT_DOWNLOAD_MAX_RESUMES,
     rng: random.Random | None = None,
 ) -> DownloadResult:
     """Stream ``url`` to ``dest`` via ``dest.part``; return ``(size, sha256)``.

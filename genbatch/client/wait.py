@@ -9,11 +9,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Collection
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-from genbatch import _constants as C
 from genbatch.client.redact import redact
 from genbatch.errors import JobFailed, WaitTimeout
+
+#: wait() helpers: first poll delay, geometric growth, cap (seconds).
+CLIENT_WAIT_INITIAL: Final = 1.0
+CLIENT_WAIT_FACTOR: Final = 1.5
+CLIENT_WAIT_MAX: Final = 10.0
 
 T = TypeVar("T")
 
@@ -29,7 +33,7 @@ async def poll_until(
     failed: Collection[str],
     max_wait: float | None = None,
     initial: float | None = None,
-    factor: float = C.CLIENT_WAIT_FACTOR,
+    factor: float = CLIENT_WAIT_FACTOR,
     max_interval: float | None = None,
 ) -> T:
     """Call ``fetch`` with geometric backoff until the status is in ``done``.
@@ -38,8 +42,8 @@ async def poll_until(
     ``max_wait`` seconds pass first (the job may still finish later).
     """
     started = time.monotonic()
-    interval = C.CLIENT_WAIT_INITIAL if initial is None else initial
-    cap = C.CLIENT_WAIT_MAX if max_interval is None else max_interval
+    interval = CLIENT_WAIT_INITIAL if initial is None else initial
+    cap = CLIENT_WAIT_MAX if max_interval is None else max_interval
     while True:
         current = await fetch()
         status = status_of(current)

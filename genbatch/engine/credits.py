@@ -35,10 +35,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
-from genbatch._constants import ENGINE_PRICING_FILE
 from genbatch.errors import InputError
+
+#: Package-data pricing table (genbatch/recipes/), user-overridable.
+ENGINE_PRICING_FILE: Final = "pricing.toml"
 
 __all__ = [
     "CreditLedger",

@@ -51,9 +51,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Literal, Self, get_args
 
-from genbatch._constants import ENGINE_JOURNAL_FILE, ENGINE_LOCK_FILE
 from genbatch.engine.naming import UnsafePathError, open_nofollow, safe_join
 from genbatch.errors import InputError
+
+ENGINE_JOURNAL_FILE: Final = "journal.sqlite"
+ENGINE_LOCK_FILE: Final = ".genbatch.lock"
 
 __all__ = [
     "ROW_FIELDS",

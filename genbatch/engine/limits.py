@@ -31,27 +31,45 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Protocol
+from typing import Final, Protocol
 
 from aiolimiter import AsyncLimiter
 
-from genbatch._constants import (
-    ENGINE_CAP_DOWNLOADS,
-    ENGINE_CAP_GENERATIONS,
-    ENGINE_CAP_RENDERS,
-    ENGINE_CAP_UPLOADS,
-    ENGINE_RATE_BURST,
-    ENGINE_RATE_BURST_SECONDS,
-    ENGINE_RATE_DECREASE,
-    ENGINE_RATE_DEFAULT,
-    ENGINE_RATE_MARGIN,
-    ENGINE_RATE_MIN,
-    ENGINE_RATE_PROBE,
-    ENGINE_RATE_RECOVERY_SECONDS,
-    ENGINE_RATE_WINDOW,
-    ENGINE_RETRY_AFTER_DEFAULT,
-    ENGINE_ROWS_IN_FLIGHT,
-)
+#: Requests/second per host when neither --rate nor the server says otherwise.
+ENGINE_RATE_DEFAULT: Final = 10.0
+#: Back-to-back requests a rate gate allows after idle time, for every command.
+#: A strictly spaced gate (burst 1) loses every timer wake-up's lateness and
+#: falls well short of its nominal rate at hundreds of requests/second; 4
+#: reaches it and stays below the buckets servers keep (the adaptive decrease
+#: covers one that is smaller).
+ENGINE_RATE_BURST: Final = 4.0
+#: ... and at most this many seconds of the gate's current rate (>= 1): a
+#: server bucket smaller than our burst 429s whatever our rate, and at low
+#: rates spacing costs nothing (timer lateness only matters at high rates).
+ENGINE_RATE_BURST_SECONDS: Final = 0.01
+#: Floor of the adaptive rate (requests/second) however many 429s arrive.
+ENGINE_RATE_MIN: Final = 0.5
+#: Multiplicative decrease of the measured send rate on a 429 when the
+#: server's delivered rate does not pin its limit yet (far above it).
+ENGINE_RATE_DECREASE: Final = 0.5
+#: Once the limit is pinned (successes between two 429s per second), restart
+#: at this fraction of it: just under, so the next 429 waits for a probe.
+ENGINE_RATE_MARGIN: Final = 0.95
+#: Seconds for the rate to climb back to its anchor after a 429 (CUBIC's K);
+#: it then probes above: +ENGINE_RATE_PROBE of the anchor after another K.
+ENGINE_RATE_RECOVERY_SECONDS: Final = 4.0
+ENGINE_RATE_PROBE: Final = 0.5
+#: Window (seconds) over which the send rate at a 429 is measured.
+ENGINE_RATE_WINDOW: Final = 1.0
+#: Pause assumed when a 429 carries no Retry-After (seconds).
+ENGINE_RETRY_AFTER_DEFAULT: Final = 1.0
+#: Caps on work in flight; rows-in-flight bounds memory however long the table.
+ENGINE_ROWS_IN_FLIGHT: Final = 256
+ENGINE_CAP_GENERATIONS: Final = 512
+ENGINE_CAP_RENDERS: Final = 128
+ENGINE_CAP_UPLOADS: Final = 4
+ENGINE_CAP_DOWNLOADS: Final = 8
+
 
 __all__ = [
     "ConcurrencyCap",

@@ -26,9 +26,15 @@ import re
 import stat
 import unicodedata
 from pathlib import Path
+from typing import Final
 
-from genbatch._constants import ENGINE_NAME_HASH_CHARS, ENGINE_NAME_MAX_BYTES
 from genbatch.errors import InputError
+
+#: UTF-8 bytes kept of a name's stem (ext4/APFS allow 255 per component; the
+#: rest is headroom for the hash suffix, the extension and `.part`).
+ENGINE_NAME_MAX_BYTES: Final = 120
+#: Hex chars of the sha256 suffix that keeps sanitised names distinct.
+ENGINE_NAME_HASH_CHARS: Final = 10
 
 __all__ = [
     "NameAllocator",

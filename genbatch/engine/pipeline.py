@@ -38,20 +38,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar
 
-from genbatch._constants import (
-    ENGINE_MAX_GENERATION_ATTEMPTS,
-    ENGINE_MAX_STEP_ATTEMPTS,
-    ENGINE_OUTAGE_MAX,
-    ENGINE_PUBLISH_WAIT_MAX,
-    ENGINE_RETRY_AFTER_DEFAULT,
-    ENGINE_RETRY_AFTER_MAX,
-    ENGINE_STEP_RETRY_DELAY,
-    ENGINE_VIDEOS_DIR,
-)
 from genbatch.client import GenClient
 from genbatch.client.models import Cell, Engine, Generation, GenerationStarted, UserJob
+from genbatch.client.retry import CLIENT_RETRY_AFTER_CAP
 from genbatch.engine.credits import (
     CreditLedger,
     CreditsRefused,
@@ -61,7 +52,7 @@ from genbatch.engine.credits import (
 )
 from genbatch.engine.idea_status import IDEA_STATUS_ON, advance_idea
 from genbatch.engine.journal import Journal, StepRecord
-from genbatch.engine.limits import Limits, Priority
+from genbatch.engine.limits import ENGINE_RETRY_AFTER_DEFAULT, Limits, Priority
 from genbatch.engine.naming import UnsafePathError, resolve_inside, safe_join
 from genbatch.engine.progress import RunLog
 from genbatch.engine.recipe import (
@@ -88,6 +79,25 @@ from genbatch.errors import (
     ServerError,
     TransferError,
 )
+
+#: Output directory layout.
+ENGINE_VIDEOS_DIR: Final = "videos"
+#: Tries per generation/render when the job itself ends failed (each one a new
+#: intent with a new key; a failed job is refunded, so a retry pays once more).
+ENGINE_MAX_GENERATION_ATTEMPTS: Final = 3
+#: Tries per row step that failed for a transient reason (5xx after client
+#: retries, connection lost, truncated download) before the row fails.
+ENGINE_MAX_STEP_ATTEMPTS: Final = 4
+#: Pause before re-trying such a step (seconds; doubled per try).
+ENGINE_STEP_RETRY_DELAY: Final = 0.5
+#: A scheduled post is waited for (to report its post_id) only when it is due
+#: within this many seconds of wall time; later ones complete the row with
+#: the publish job's id, instead of holding a row slot for days.
+ENGINE_PUBLISH_WAIT_MAX: Final = 900.0
+#: Free reads that decide money — polls of a paid job, the reconcile read of
+#: an in-doubt POST — are retried through an outage for this long (seconds,
+#: wall clock) before the row is left pending for the next run to resume.
+ENGINE_OUTAGE_MAX: Final = 3600.0
 
 __all__ = [
     "PRIORITY",
@@ -245,8 +255,13 @@ def _code(exc: BaseException) -> str | None:
 
 
 def believed_retry_after(seconds: float | None) -> float | None:
-    """A server's Retry-After, or None when absent or too absurd to honour."""
-    if seconds is None or seconds < 0 or seconds > ENGINE_RETRY_AFTER_MAX:
+    """A server's Retry-After, or None when absent or too absurd to honour.
+
+    Past the client's cap, one absurd value ("3600") must not park the whole
+    run: the gate pauses for ENGINE_RETRY_AFTER_DEFAULT instead and the step
+    is tried again a bounded number of times.
+    """
+    if seconds is None or seconds < 0 or seconds > CLIENT_RETRY_AFTER_CAP:
         return None
     return seconds
 

@@ -43,30 +43,63 @@ from bisect import bisect_left, insort
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Generic, Protocol, Self, TypeVar
+from typing import Any, Final, Generic, Protocol, Self, TypeVar
 
-from genbatch._constants import (
-    ENGINE_POLL_BACKOFF_FACTOR,
-    ENGINE_POLL_DEFAULT_SLACK,
-    ENGINE_POLL_FIRST_QUANTILE,
-    ENGINE_POLL_HIT_SHRINK,
-    ENGINE_POLL_JITTER,
-    ENGINE_POLL_MAX_INFLIGHT,
-    ENGINE_POLL_MAX_INTERVAL,
-    ENGINE_POLL_MIN_INTERVAL,
-    ENGINE_POLL_PRIOR_POINTS,
-    ENGINE_POLL_PRIOR_SPREAD,
-    ENGINE_POLL_SEED_DEFAULT,
-    ENGINE_POLL_SEED_SECONDS,
-    ENGINE_POLL_SLACK_HIGH,
-    ENGINE_POLL_SLACK_LOW,
-    ENGINE_POLL_SLACK_SECONDS,
-    ENGINE_POLL_STEP,
-    ENGINE_POLL_TIGHT_QUANTILE,
-    ENGINE_POLL_WINDOW,
-    ENGINE_POLL_WINDOW_END_QUANTILE,
-)
 from genbatch.engine.limits import Gate, Priority
+
+#: Expected seconds to completion per job kind at time_scale 1.0 (the middle
+#: of the documented latency ranges); learning replaces them within a run.
+ENGINE_POLL_SEED_SECONDS: Final[dict[str, float]] = {
+    "text": 5.0,
+    "speech_from_text": 10.0,
+    "image_from_text": 20.0,
+    "video_from_text": 90.0,
+    "video_from_image": 90.0,
+    "video_from_ingredients": 90.0,
+    "lipsync": 60.0,
+    "captions": 10.0,
+    "media": 1.5,
+    "render": 40.0,
+    "publish_content": 10.0,
+    "train_social": 20.0,
+    "agent_run": 30.0,
+}
+#: Seed for a kind not listed above.
+ENGINE_POLL_SEED_DEFAULT: Final = 30.0
+#: The first poll aims at this quantile of the kind's learned completion
+#: times when the rate gate is busy (polls displace new work), and at the
+#: tight one when the gate has slack (polls are free; detection delay falls).
+ENGINE_POLL_FIRST_QUANTILE: Final = 0.85
+ENGINE_POLL_TIGHT_QUANTILE: Final = 0.4
+#: Completion times kept per kind (a random sample of recent jobs; their
+#: quantiles drive the schedule).  A prior of evenly spread points over seed x (1 +/- spread)
+#: fills the window until real jobs push it out.
+ENGINE_POLL_WINDOW: Final = 128
+ENGINE_POLL_PRIOR_POINTS: Final = 8
+ENGINE_POLL_PRIOR_SPREAD: Final = 1 / 3
+#: A job done at its first poll is recorded at this fraction of that time
+#: (it finished somewhere before), so a first poll set too late walks down.
+ENGINE_POLL_HIT_SHRINK: Final = 0.8
+#: After a miss inside the likely window (below this quantile), the next poll
+#: comes STEP x the job's elapsed time later: a job is seen within ~STEP of
+#: its duration.  Past the window the interval grows by the factor, within
+#: [min, max] seconds (x scale).
+ENGINE_POLL_WINDOW_END_QUANTILE: Final = 0.97
+ENGINE_POLL_STEP: Final = 0.1
+ENGINE_POLL_BACKOFF_FACTOR: Final = 1.6
+ENGINE_POLL_MIN_INTERVAL: Final = 0.5
+ENGINE_POLL_MAX_INTERVAL: Final = 30.0
+#: Rate-gate slack (1 - used share of its rate, measured over this many
+#: seconds): at or below LOW polls use the busy quantile, at or above HIGH
+#: the tight one, in between a blend.  Without a gate to watch, DEFAULT.
+ENGINE_POLL_SLACK_SECONDS: Final = 1.0
+ENGINE_POLL_SLACK_LOW: Final = 0.15
+ENGINE_POLL_SLACK_HIGH: Final = 0.5
+ENGINE_POLL_DEFAULT_SLACK: Final = 0.0
+#: Relative jitter (+/-) on every delay, so jobs started together spread out.
+ENGINE_POLL_JITTER: Final = 0.1
+#: Polls running concurrently; bounds tasks alive however many jobs wait.
+ENGINE_POLL_MAX_INFLIGHT: Final = 64
 
 __all__ = ["TERMINAL_STATUSES", "KindStats", "PollHub", "RateBudget", "is_terminal"]
 

@@ -25,19 +25,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import IO, Any, Final, TextIO
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table as RichTable
 
-from genbatch._constants import (
-    ENGINE_PROGRESS_PLAIN_INTERVAL,
-    ENGINE_PROGRESS_REFRESH,
-    ENGINE_RUN_LOG,
-)
 from genbatch.client.redact import redact
 from genbatch.engine.naming import open_nofollow, safe_join
+
+ENGINE_RUN_LOG: Final = "run.log"
+#: Live progress refresh (TTY) and plain progress line interval (not a TTY).
+ENGINE_PROGRESS_REFRESH: Final = 0.5
+ENGINE_PROGRESS_PLAIN_INTERVAL: Final = 5.0
 
 __all__ = ["Progress", "RunLog", "Snapshot", "format_eta"]
 

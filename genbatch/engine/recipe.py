@@ -34,17 +34,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, NoReturn, Protocol, get_args
+from typing import Any, Final, Literal, NoReturn, Protocol, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from genbatch import cards
-from genbatch._constants import (
-    ENGINE_DEFAULT_OUTPUT_NAME,
-    ENGINE_FINAL_VIDEO_CELL,
-    ENGINE_PUBLISH_DESCRIPTION_MAX_CHARS,
-)
 from genbatch.errors import InputError
+
+#: Default download name pattern; `{column}` placeholders from the row.
+ENGINE_DEFAULT_OUTPUT_NAME: Final = "{row_id}.mp4"
+#: The template cell that carries the layer stack and gets rendered.
+ENGINE_FINAL_VIDEO_CELL: Final = "final_video"
+#: TikTok caption limit; a longer description fails the row before any spend.
+ENGINE_PUBLISH_DESCRIPTION_MAX_CHARS: Final = 2_200
 
 __all__ = [
     "CARD_RULES",

@@ -26,9 +26,12 @@ from typing import Any, Final
 
 import polars as pl
 
-from genbatch._constants import ENGINE_RESULTS_CSV, ENGINE_RESULTS_PARQUET
 from genbatch.engine.journal import Journal, RowRecord, StepRecord
 from genbatch.engine.naming import safe_join
+
+#: Output files next to videos/ and the journal.
+ENGINE_RESULTS_CSV: Final = "results.csv"
+ENGINE_RESULTS_PARQUET: Final = "results.parquet"
 
 __all__ = [
     "RESULT_COLUMNS",

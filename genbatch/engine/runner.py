@@ -39,12 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genbatch._constants import (
-    CLIENT_ENV_API_KEY,
-    ENGINE_ROWS_IN_FLIGHT,
-    ENGINE_RUN_RATE_BURST,
-    ENGINE_VIDEOS_DIR,
-)
+from genbatch._constants import CLIENT_ENV_API_KEY
 from genbatch.client import GenClient, Hooks
 from genbatch.client.base import AttemptInfo
 from genbatch.client.routes import Route
@@ -56,9 +51,10 @@ from genbatch.engine.credits import (
     RowReservation,
 )
 from genbatch.engine.journal import Journal, JournalError
-from genbatch.engine.limits import Limits, Priority, RateGate
+from genbatch.engine.limits import ENGINE_ROWS_IN_FLIGHT, Limits, Priority, RateGate
 from genbatch.engine.naming import NameAllocator, UnsafePathError
 from genbatch.engine.pipeline import (
+    ENGINE_VIDEOS_DIR,
     PRIORITY,
     RowServices,
     RunAborted,
@@ -297,12 +293,8 @@ def plan_rows(
 # Wiring
 # --------------------------------------------------------------------------
 def make_limits(rate: float | None, rows_in_flight: int | None) -> Limits:
-    """The run's gates: ``Limits.create`` with a small burst on the rate gates."""
-    return Limits.create(
-        rate=rate,
-        burst=ENGINE_RUN_RATE_BURST,
-        rows_in_flight=rows_in_flight or ENGINE_ROWS_IN_FLIGHT,
-    )
+    """The run's gates: ``Limits.create`` with the run's rows in flight."""
+    return Limits.create(rate=rate, rows_in_flight=rows_in_flight or ENGINE_ROWS_IN_FLIGHT)
 
 
 def make_hooks(

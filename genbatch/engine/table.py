@@ -35,17 +35,21 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import polars as pl
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError, field_validator
 
-from genbatch._constants import (
-    ENGINE_ROW_ID_MAX_CHARS,
-    ENGINE_TABLE_BATCH_ROWS,
-    ENGINE_VALUE_MAX_CHARS,
-)
 from genbatch.errors import InputError
+
+#: Rows per polars batch while streaming a table: bounds the Python objects
+#: alive at once, whatever the table's length.
+ENGINE_TABLE_BATCH_ROWS: Final = 2_000
+#: A row_id names output files and journal keys; longer ids are a data error.
+ENGINE_ROW_ID_MAX_CHARS: Final = 128
+#: Longest recipe-variable value accepted (the reference's longest documented
+#: text field, Agent Core `personality`, is 20,000 chars).
+ENGINE_VALUE_MAX_CHARS: Final = 20_000
 
 __all__ = [
     "RESERVED_COLUMNS",

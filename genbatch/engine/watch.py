@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
-from genbatch._constants import ENGINE_RUN_MAX_WAIT, ENGINE_RUN_WATCH_ATTEMPTS
 from genbatch.client import GenClient
 from genbatch.client import assumptions as A
 from genbatch.client.models import AgentRun, Generation, UserJob
@@ -35,6 +34,12 @@ from genbatch.engine.limits import Priority
 from genbatch.engine.pipeline import PRIORITY, through_outage
 from genbatch.engine.poller import TERMINAL_STATUSES, PollHub, is_terminal
 from genbatch.errors import APIError, AuthenticationError, GenError
+
+#: Give up waiting on one run/job after this long (deep research takes ~90 s).
+ENGINE_RUN_MAX_WAIT: Final = 900.0
+#: A poll of a run or job that failed after the client's retries is watched
+#: again this many times before the run/job is reported failed.
+ENGINE_RUN_WATCH_ATTEMPTS: Final = 3
 
 __all__ = ["HubWatcher", "StillRunning"]
 

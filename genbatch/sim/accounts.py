@@ -8,15 +8,9 @@ are recorded as events so tests can check that nothing is paid twice.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Final
 
-from genbatch._constants import (
-    SIM_DEMO_API_KEY,
-    SIM_DEMO_USER_ID,
-    SIM_DEMO_WORKSPACE_ID,
-    SIM_OTHER_API_KEY,
-    SIM_OTHER_USER_ID,
-    SIM_OTHER_WORKSPACE_ID,
-)
+from genbatch._constants import SIM_DEMO_API_KEY, SIM_DEMO_USER_ID, SIM_DEMO_WORKSPACE_ID
 from genbatch.sim.entities import (
     ApiError,
     Json,
@@ -28,6 +22,13 @@ from genbatch.sim.entities import (
     forbidden,
     not_found,
 )
+
+#: A second, seeded workspace the demo key does NOT belong to: its agent and
+#: engine answer 403 `forbidden` to the demo key (the reference's error table).
+SIM_OTHER_API_KEY: Final = "gen_other_key_9876543210"
+SIM_OTHER_USER_ID: Final = 2
+SIM_OTHER_WORKSPACE_ID: Final = 200
+SIM_OTHER_AGENT_ID: Final = 2000
 
 #: The seeded users: (user id, name, workspace id, workspace name, API key).
 SEED_USERS: tuple[tuple[int, str, int, str, str], ...] = (

@@ -27,14 +27,6 @@ from pathlib import Path
 
 from aiohttp import web
 
-from genbatch._constants import (
-    SIM_DEFAULT_BURST,
-    SIM_DEFAULT_CREDITS,
-    SIM_DEFAULT_RATE,
-    SIM_DEFAULT_SEED,
-    SIM_DEFAULT_TIME_SCALE,
-    SIM_DIRECT_UPLOAD_MAX_BYTES,
-)
 from genbatch.sim import (
     routes_admin,
     routes_assets,
@@ -44,7 +36,15 @@ from genbatch.sim import (
     routes_jobs,
     routes_setup,
 )
+from genbatch.sim.config import (
+    SIM_DEFAULT_BURST,
+    SIM_DEFAULT_CREDITS,
+    SIM_DEFAULT_RATE,
+    SIM_DEFAULT_SEED,
+    SIM_DEFAULT_TIME_SCALE,
+)
 from genbatch.sim.entities import ApiError, key_hash
+from genbatch.sim.routes_assets import SIM_DIRECT_UPLOAD_MAX_BYTES
 from genbatch.sim.routes_common import (
     ADMIN_KEY,
     PRESIGNER,

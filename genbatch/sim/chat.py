@@ -9,8 +9,8 @@ per run so a journey replays the same ideas.
 from __future__ import annotations
 
 import random
+from typing import Final
 
-from genbatch._constants import SIM_RESEARCH_LATENCY
 from genbatch.sim.clock import iso
 from genbatch.sim.entities import (
     Agent,
@@ -35,6 +35,9 @@ from genbatch.sim.idea_text import (
     title_for,
 )
 from genbatch.sim.profiles import Profiles
+
+#: Research runs take a fixed time per depth (seconds at scale 1.0).
+SIM_RESEARCH_LATENCY: Final[dict[str, float]] = {"quick": 10.0, "default": 30.0, "deep": 90.0}
 
 
 class Chat:

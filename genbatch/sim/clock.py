@@ -14,9 +14,28 @@ import itertools
 import random
 import time
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Final, Literal
 
-from genbatch._constants import SIM_LATENCY, SIM_PENDING_FRACTION
+#: Latency ranges in seconds at time_scale 1.0 (contract "Latency profile").
+SIM_LATENCY: Final[dict[str, tuple[float, float]]] = {
+    "text": (3.0, 7.0),
+    "speech_from_text": (6.0, 14.0),
+    "image_from_text": (12.0, 28.0),
+    "video_from_text": (60.0, 120.0),
+    "video_from_image": (60.0, 120.0),
+    "video_from_ingredients": (60.0, 120.0),
+    "lipsync": (40.0, 80.0),
+    "captions": (5.0, 15.0),
+    "media": (1.0, 2.0),
+    "render": (25.0, 55.0),
+    "publish_content": (5.0, 15.0),
+    "train_social": (10.0, 30.0),
+    "agent_run": (20.0, 40.0),
+    "voice_preview": (3.0, 6.0),
+}
+#: A job reads `pending` for this first fraction of its latency, then `processing`.
+SIM_PENDING_FRACTION: Final = 0.10
+
 
 Phase = Literal["pending", "processing", "due"]
 

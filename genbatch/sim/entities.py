@@ -16,11 +16,13 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from genbatch._constants import SIM_LEDGER_LOG_SIZE
 from genbatch.sim.clock import Clock, DueQueue
 from genbatch.sim.faults import Faults
+
+#: Recent requests kept in the ledger's `log` (a ring; counters are unbounded).
+SIM_LEDGER_LOG_SIZE: Final = 200
 
 Json = dict[str, Any]
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from genbatch._constants import SIM_MEDIA_EXT, SIM_MEDIA_TYPES
 from genbatch.sim import templates
 from genbatch.sim.accounts import Accounts
 from genbatch.sim.assets import Assets
@@ -40,6 +39,14 @@ from genbatch.sim.idea_text import fake_text
 from genbatch.sim.limits import price
 from genbatch.sim.profiles import Profiles
 from genbatch.sim.sheets import Sheets
+
+#: Extension and content type of generated media per object type (matches sim.media).
+SIM_MEDIA_EXT: Final[dict[str, str]] = {"video": "mp4", "image": "jpg", "audio": "m4a"}
+SIM_MEDIA_TYPES: Final[dict[str, str]] = {
+    "video": "video/mp4",
+    "image": "image/jpeg",
+    "audio": "audio/mp4",
+}
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import random
 import re
+from typing import Final
 
-from genbatch._constants import SIM_IDEAS_DEFAULT, SIM_IDEAS_MAX
 from genbatch.sim import templates
 from genbatch.sim.clock import iso
 from genbatch.sim.entities import Agent, Json
+
+#: Ideas per run when the message names no number, and the cap.
+SIM_IDEAS_DEFAULT: Final = 5
+SIM_IDEAS_MAX: Final = 20
 
 APPROVAL_WORDS = re.compile(r"\b(delete|publish)\b", re.IGNORECASE)
 _VIDEO_TYPES = tuple(k for k in templates.VIDEO_TYPE_IDS if k != "any")

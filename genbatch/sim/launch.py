@@ -44,7 +44,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final, Self
 
-from genbatch._constants import (
+from genbatch.sim.config import (
     SIM_DEFAULT_BURST,
     SIM_DEFAULT_CREDITS,
     SIM_DEFAULT_HOST,

@@ -10,8 +10,21 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Final
 
-from genbatch._constants import SIM_PRICES
+#: Credits charged per generation type (contract "Prices"); render included.
+SIM_PRICES: Final[dict[str, float]] = {
+    "text": 1.0,
+    "image_from_text": 4.0,
+    "video_from_text": 20.0,
+    "video_from_image": 20.0,
+    "video_from_ingredients": 20.0,
+    "speech_from_text": 2.0,
+    "lipsync": 10.0,
+    "captions": 2.0,
+    "media": 0.0,
+    "render": 5.0,
+}
 
 
 @dataclass(slots=True)

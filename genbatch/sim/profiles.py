@@ -7,18 +7,11 @@ unknown agent fails (422 agent_not_found vs 404) must not drift apart.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from genbatch._constants import (
-    SIM_DEMO_AGENT_ID,
-    SIM_DEMO_TIKTOK_URL,
-    SIM_DEMO_WORKSPACE_ID,
-    SIM_DESCRIPTION_MAX_CHARS,
-    SIM_OTHER_AGENT_ID,
-    SIM_OTHER_WORKSPACE_ID,
-    SIM_PERSONALITY_MAX_CHARS,
-)
+from genbatch._constants import SIM_DEMO_AGENT_ID, SIM_DEMO_WORKSPACE_ID
 from genbatch.sim import templates
+from genbatch.sim.accounts import SIM_OTHER_AGENT_ID, SIM_OTHER_WORKSPACE_ID
 from genbatch.sim.entities import (
     Agent,
     ApiError,
@@ -32,6 +25,12 @@ from genbatch.sim.entities import (
     not_found,
     reject_unknown,
 )
+
+#: The demo agent's own TikTok account (publish needs one).
+SIM_DEMO_TIKTOK_URL: Final = "https://tiktok.com/@genbatch_demo"
+#: Agent core limits from the reference (Step 1).
+SIM_DESCRIPTION_MAX_CHARS: Final = 500
+SIM_PERSONALITY_MAX_CHARS: Final = 20_000
 
 #: The seeded agents: (agent id, workspace id, name).
 SEED_AGENTS: tuple[tuple[int, int, str], ...] = (

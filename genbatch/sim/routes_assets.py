@@ -8,17 +8,11 @@ import base64
 import binascii
 import secrets
 from pathlib import Path
+from typing import Final
 
 import aiofiles
 from aiohttp import BodyPartReader, web
 
-from genbatch._constants import (
-    SIM_DIRECT_UPLOAD_MAX_BYTES,
-    SIM_MULTIPART_MAX_BYTES,
-    SIM_PAGE_SIZE,
-    SIM_STORAGE_CHUNK,
-    SIM_UPLOAD_URL_TTL,
-)
 from genbatch.sim import media
 from genbatch.sim.clock import iso
 from genbatch.sim.entities import (
@@ -35,6 +29,7 @@ from genbatch.sim.entities import (
 )
 from genbatch.sim.routes_common import (
     PRESIGNER,
+    SIM_PAGE_SIZE,
     STORE,
     agent_q,
     jbody,
@@ -46,8 +41,14 @@ from genbatch.sim.routes_common import (
     world_of,
     wrapped,
 )
-from genbatch.sim.storage import s3_error, serve_bytes
+from genbatch.sim.storage import SIM_STORAGE_CHUNK, s3_error, serve_bytes
 from genbatch.sim.world import World
+
+#: Upload ceilings from the reference (Step 4): multipart vs direct upload.
+SIM_MULTIPART_MAX_BYTES: Final = 50 * 1024 * 1024
+SIM_DIRECT_UPLOAD_MAX_BYTES: Final = 1024 * 1024 * 1024
+#: Lifetime of a presigned storage URL (seconds, wall clock, not scaled).
+SIM_UPLOAD_URL_TTL: Final = 3600.0
 
 routes = web.RouteTableDef()
 # ASSUMPTION: multipart over 50 MB is 422 (docs/sim-assumptions.md, "multipart").

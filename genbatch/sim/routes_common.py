@@ -7,7 +7,7 @@ names exactly as the reference and the contract spell them.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Final
 
 import orjson
 from aiohttp import web
@@ -34,6 +34,9 @@ from genbatch.sim.entities import (
 )
 from genbatch.sim.storage import BlobStore, Presigner
 from genbatch.sim.world import World
+
+#: Page size of paginated list endpoints (templates, content resources).
+SIM_PAGE_SIZE: Final = 50
 
 WORLD = web.AppKey("world", World)
 STORE = web.AppKey("store", BlobStore)

@@ -9,7 +9,6 @@ from typing import Any
 
 from aiohttp import web
 
-from genbatch._constants import SIM_PAGE_SIZE
 from genbatch.sim import templates
 from genbatch.sim.entities import (
     ApiError,
@@ -23,6 +22,7 @@ from genbatch.sim.entities import (
     reject_unknown,
 )
 from genbatch.sim.routes_common import (
+    SIM_PAGE_SIZE,
     agent_q,
     cell_view,
     column_view,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from genbatch._constants import SIM_RESEARCH_LATENCY
+from genbatch.sim.chat import SIM_RESEARCH_LATENCY
 from genbatch.sim.clock import iso
 from genbatch.sim.entities import Conversation, Run, invalid, need_str, reject_unknown
 from genbatch.sim.routes_common import (

@@ -7,7 +7,6 @@ import re
 
 from aiohttp import web
 
-from genbatch._constants import SIM_PAGE_SIZE
 from genbatch.sim.clock import iso, pending_until, phase
 from genbatch.sim.entities import (
     Agent,
@@ -25,6 +24,7 @@ from genbatch.sim.entities import (
 )
 from genbatch.sim.profiles import blank_core
 from genbatch.sim.routes_common import (
+    SIM_PAGE_SIZE,
     agent_view,
     jbody,
     jresp,

@@ -14,48 +14,15 @@ import contextlib
 import signal
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
-from genbatch._constants import (
-    SIM_DEFAULT_BURST,
-    SIM_DEFAULT_CREDITS,
-    SIM_DEFAULT_HOST,
-    SIM_DEFAULT_RATE,
-    SIM_DEFAULT_SEED,
-    SIM_DEFAULT_TIME_SCALE,
-)
 from genbatch.sim.app import create_app
-from genbatch.sim.faults import parse_faults
+from genbatch.sim.config import SimConfig
 from genbatch.sim.world import World
-
-
-@dataclass(frozen=True, slots=True)
-class SimConfig:
-    """Everything a simulator run is parametrised by (the CLI flags, as data)."""
-
-    api_keys: tuple[str, ...] = ()
-    rate: float = SIM_DEFAULT_RATE
-    burst: int = SIM_DEFAULT_BURST
-    credits: float = SIM_DEFAULT_CREDITS
-    time_scale: float = SIM_DEFAULT_TIME_SCALE
-    faults: str = ""
-    seed: int = SIM_DEFAULT_SEED
-    admin_key: str | None = None
-    host: str = SIM_DEFAULT_HOST
-    port: int = 0
-    data_dir: Path | None = None
-
-    def __post_init__(self) -> None:
-        parse_faults(self.faults)  # fail at construction, not at the first request
-        if self.rate <= 0 or self.burst < 1:
-            raise ValueError("rate must be > 0 and burst >= 1")
-        if self.time_scale < 0:
-            raise ValueError("time_scale must be >= 0")
 
 
 class SimServer:

@@ -28,7 +28,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, Final, TypeVar
 from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape
 
@@ -37,7 +37,13 @@ import aiofiles.os
 from aiofiles.threadpool.binary import AsyncBufferedReader
 from aiohttp import web
 
-from genbatch._constants import SIM_STORAGE_CHUNK, SIM_STORAGE_PREFIX, SIM_TRUNCATE_FRACTION
+#: Storage/CDN (sim/storage.py): path prefix of presigned upload URLs, the
+#: streaming chunk (flat memory for 1 GiB bodies), and the share of a body a
+#: `truncate` fault delivers before it drops the connection.
+SIM_STORAGE_PREFIX: Final = "/_storage/uploads/"
+SIM_STORAGE_CHUNK: Final = 1 << 20
+SIM_TRUNCATE_FRACTION: Final = 0.5
+
 
 __all__ = [
     "ALGORITHM",

@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from genbatch._constants import ENGINE_BENCH_LEDGER_FILE, ENGINE_VIDEOS_DIR
-from genbatch.bench.analysis import analyze, api_requests
+from genbatch.bench.analysis import ENGINE_BENCH_LEDGER_FILE, analyze, api_requests
 from genbatch.bench.stats import percentile
+from genbatch.engine.pipeline import ENGINE_VIDEOS_DIR
 
 ROWS = 20
 SCALE = 0.003

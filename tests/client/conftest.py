@@ -9,7 +9,8 @@ import pytest
 from clienthelp import FAST, KEY, Sim
 
 from genbatch.client import GenClient
-from genbatch.sim.serve import SimConfig, SimServer
+from genbatch.sim.config import SimConfig
+from genbatch.sim.serve import SimServer
 
 
 @pytest.fixture

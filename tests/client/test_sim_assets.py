@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from clienthelp import AGENT, POLL, Sim
 
-from genbatch import _constants as C
 from genbatch.client import GenClient
+from genbatch.client.models import CLIENT_DIRECT_UPLOAD_MAX_BYTES
 from genbatch.errors import ChecksumMismatch, NotFoundError, RequestValidationError, TransferError
 
 
@@ -57,7 +57,7 @@ async def test_upload_size_limits_fail_before_any_call(
 ) -> None:
     huge = tmp_path / "huge.mp4"
     with huge.open("wb") as f:  # sparse: only its size matters here
-        f.truncate(C.CLIENT_DIRECT_UPLOAD_MAX_BYTES + 1)
+        f.truncate(CLIENT_DIRECT_UPLOAD_MAX_BYTES + 1)
     before = await sim.api_requests()
     with pytest.raises(RequestValidationError, match="at most"):
         await gen.uploads.upload(huge, AGENT)

@@ -21,7 +21,8 @@ from genbatch.client import GenClient
 from genbatch.client.retry import RetryPolicy
 from genbatch.client.transfer import put_file
 from genbatch.errors import GenError
-from genbatch.sim.serve import SimConfig, SimServer
+from genbatch.sim.config import SimConfig
+from genbatch.sim.serve import SimServer
 
 CANARY = "gen_canary_5f3c9a1e7b2d4c6a"
 WRONG = "gen_canary_wrong_9e8d7c6b5a"

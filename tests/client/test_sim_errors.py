@@ -8,11 +8,11 @@ import time
 import pytest
 from clienthelp import AGENT, FAST, KEY, Sim
 
-from genbatch import _constants as C
 from genbatch import errors as E
 from genbatch.client import GenClient, Generation
 from genbatch.client import routes as R
 from genbatch.client.retry import RetryPolicy
+from genbatch.sim.accounts import SIM_OTHER_AGENT_ID
 
 
 async def _video_cell(gen: GenClient) -> tuple[str, str]:
@@ -43,7 +43,7 @@ async def test_bearer_auth_works(sim: Sim) -> None:
 
 async def test_permission_denied_error(gen: GenClient) -> None:
     with pytest.raises(E.PermissionDeniedError) as info:
-        await gen.agents.get(C.SIM_OTHER_AGENT_ID)
+        await gen.agents.get(SIM_OTHER_AGENT_ID)
     assert info.value.status == 403 and info.value.error_code == "forbidden"
 
 

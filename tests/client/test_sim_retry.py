@@ -13,7 +13,8 @@ from clienthelp import AGENT, FAST, KEY, Sim
 from genbatch.client import AttemptInfo, GenClient, Hooks, Route
 from genbatch.client.retry import RetryPolicy
 from genbatch.errors import APIConnectionError, ServerError
-from genbatch.sim.serve import SimConfig, SimServer
+from genbatch.sim.config import SimConfig
+from genbatch.sim.serve import SimServer
 
 VIDEO = {"generation_type": "video_from_text", "data": {"prompt": "tacos", "model": "veo_3"}}
 GENERATE = "POST /v1/autocontentengine/{id}/cells/{cell_id}/generate"

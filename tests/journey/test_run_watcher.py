@@ -12,12 +12,11 @@ from typing import Any, cast
 
 import pytest
 
-from genbatch._constants import ENGINE_RUN_WATCH_ATTEMPTS
 from genbatch.client import GenClient
 from genbatch.engine.limits import Priority
 from genbatch.engine.pipeline import PRIORITY, RunAborted
 from genbatch.engine.poller import PollHub
-from genbatch.engine.watch import HubWatcher, StillRunning
+from genbatch.engine.watch import ENGINE_RUN_WATCH_ATTEMPTS, HubWatcher, StillRunning
 from genbatch.errors import APIConnectionError, AuthenticationError
 
 Get = Callable[..., Awaitable[Any]]

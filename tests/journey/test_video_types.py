@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from genbatch._constants import ENGINE_VIDEO_TYPE_FALLBACK_TEMPLATE
 from genbatch.agents.video_types import (
+    ENGINE_VIDEO_TYPE_FALLBACK_TEMPLATE,
     VIDEO_TEMPLATES,
     VIDEO_TYPE_IDS,
     normalize_video_type,

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 
-from genbatch import _constants as C
 from genbatch.settings import Settings
 
 _api = os.environ.get("GB_RELIABILITY_API_TIMEOUT")
@@ -35,7 +34,9 @@ if _api:
     Settings.model_rebuild(force=True)
 _stall = os.environ.get("GB_RELIABILITY_STALL_TIMEOUT")
 if _stall:
-    C.CLIENT_TRANSFER_SOCK_READ_TIMEOUT = float(_stall)  # type: ignore[misc]
+    from genbatch.client import base
+
+    base.CLIENT_TRANSFER_SOCK_READ_TIMEOUT = float(_stall)  # type: ignore[misc]
 
 _scale = os.environ.get("GB_RELIABILITY_BACKOFF_SCALE")
 if _scale:

@@ -18,7 +18,7 @@ import pytest
 from faultproxy import ProxyThread
 from harness import Case, ProxyFactory, SimFactory
 
-from genbatch._constants import ENGINE_RETRY_AFTER_DEFAULT
+from genbatch.engine.limits import ENGINE_RETRY_AFTER_DEFAULT
 
 pytestmark = pytest.mark.reliability
 

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from simhelp import AGENT, admin, call, cell_id, cell_url, clone
 
-from genbatch._constants import SIM_OTHER_AGENT_ID, SIM_OTHER_API_KEY
+from genbatch.sim.accounts import SIM_OTHER_AGENT_ID, SIM_OTHER_API_KEY
 from genbatch.sim.serve import SimServer
 
 VIDEO = {

@@ -11,8 +11,9 @@ import aiohttp
 import pytest
 from simhelp import KEY, SimFactory, admin, call, cell_url, clone, ledger, poll
 
+from genbatch.sim.config import SimConfig
 from genbatch.sim.faults import parse_faults
-from genbatch.sim.serve import SimConfig, SimServer
+from genbatch.sim.serve import SimServer
 
 VIDEO = {
     "generation_type": "video_from_text",

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 from simhelp import AGENT, call, cell_url, clone, ledger, poll
 
-from genbatch._constants import SIM_MULTIPART_MAX_BYTES
+from genbatch.sim.routes_assets import SIM_MULTIPART_MAX_BYTES
 
 RES = f"/v1/content_resources?agent_id={AGENT}"
 

@@ -17,11 +17,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from genbatch._constants import SIM_STORAGE_PREFIX
 from genbatch.sim.storage import (
     BYTE_SIZE_PARAM,
     EXPIRED_MESSAGE,
     SIGNATURE_MESSAGE,
+    SIM_STORAGE_PREFIX,
     BlobStore,
     Presigner,
     RangeNotSatisfiableError,
