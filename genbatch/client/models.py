@@ -5,6 +5,9 @@ add fields any day and that must not break a batch.  Request bodies reject
 unknown fields and out-of-range values (``extra="forbid"``, Literals taken
 from the reference), so a typo or a wrong model name fails locally before it
 costs a round trip — or credits.  Ids are read as opaque strings.
+
+One concept, kept in one module although it is long: the API's vocabulary,
+which the resource modules and the engine read together.
 """
 
 from __future__ import annotations
@@ -421,7 +424,7 @@ class Cell(APIModel):
     column_name: str | None = None
     value: Any = None
     creation_card: CreationCardInfo | None = None
-    #: The cell's LATEST generation (DESIGN §3) — how a restart reconciles.
+    #: The cell's LATEST generation (docs/design.md §3) — how a restart reconciles.
     generation_id: Id | None = None
     generation_status: str | None = None
     output_resources: list[OutputResource] = Field(default_factory=list)

@@ -1,5 +1,9 @@
 """The run journal: durable intents, remote ids and row states, in SQLite.
 
+One concept, kept in one module although it is long: the schema, the
+durability rules and every query that relies on them must be read together
+(splitting them would let a writer forget the ordering below).
+
 Exactly-once spending (docs/design.md §5) rests on one ordering: the *intent* to send
 a paid POST is committed before the POST leaves, and the id it returns is
 committed the moment it arrives.  After a crash, an intent without a remote

@@ -19,7 +19,7 @@ def test_all_names_resolve() -> None:
     "module", ["table", "recipe", "journal", "limits", "credits", "poller", "naming"]
 )
 def test_building_blocks_know_rows_not_http(module: str) -> None:
-    # DESIGN §2: the engine never builds URLs; these blocks never touch HTTP.
+    # docs/design.md §2: the engine never builds URLs; these blocks never touch HTTP.
     text = Path(engine.__file__).with_name(f"{module}.py").read_text(encoding="utf-8")
     for forbidden in ("aiohttp", "genbatch.client", "genbatch.sim", "http://", "https://"):
         assert forbidden not in text, f"{module}.py mentions {forbidden}"
