@@ -25,8 +25,7 @@ Durability choice.  WAL mode, and ``synchronous`` per transaction:
   next FULL commit fsyncs the WAL and with it every earlier NORMAL frame.
 
 Threading choice.  Calls run inline on the event loop thread, not in an
-executor: measured on this project's CI disk a FULL commit costs ~0.15 ms
-and a NORMAL one ~0.015 ms, far below one HTTP round trip, and an intent
+executor: a commit costs far less than one HTTP round trip, and an intent
 *must* be durable before the POST anyway, so an executor hop would add
 latency without freeing the loop for anything useful.  It also keeps the
 ordering trivially sequential (one connection, one thread).
