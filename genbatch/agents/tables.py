@@ -1,4 +1,4 @@
-"""The tables the agents commands write, and the cell reading their inputs share.
+"""The tables the agents commands write, and the cell reading and row checks inputs share.
 
 Every report (ideas, runs, research, train, agents apply) is a
 :class:`TableData`: a typed frame for Parquet plus the same rows for CSV,
@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import polars as pl
+import pydantic
 
 from genbatch.engine.results import write_table
 
-__all__ = ["TEXT_COLUMNS", "TableData", "cell_text"]
+__all__ = ["TEXT_COLUMNS", "TableData", "cell_text", "validation_problems"]
 
 #: Always text, whatever the server sent (ids are opaque strings).
 TEXT_COLUMNS: Final = frozenset(
@@ -69,6 +70,20 @@ def cell_text(value: Any) -> str | None:
         value = int(value)
     text = str(value).strip()
     return text or None
+
+
+def validation_problems(exc: pydantic.ValidationError, skip: Collection[str] = ()) -> list[str]:
+    """A client model's objections as row problems (``field: why``).
+
+    Shared so every input table words a bad row the same way; ``skip``: fields
+    the caller has already reported in its own words.
+    """
+    problems = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "row"
+        if loc not in skip:
+            problems.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
+    return problems
 
 
 def _column(name: str, values: list[Any]) -> pl.Series:

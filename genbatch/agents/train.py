@@ -21,7 +21,7 @@ from typing import Any, Final
 import pydantic
 
 from genbatch.agents.runs import ENGINE_IDEAS_CONCURRENCY
-from genbatch.agents.tables import TableData, cell_text
+from genbatch.agents.tables import TableData, cell_text, validation_problems
 from genbatch.client import assumptions as A
 from genbatch.client.models import TrainSocialData
 from genbatch.engine.limits import ConcurrencyCap
@@ -94,9 +94,7 @@ def read_train_table(path: Path | str, default_agent: str | None = None) -> list
         try:
             body = TrainSocialData.model_validate(data).to_body()
         except pydantic.ValidationError as exc:
-            for err in exc.errors():
-                loc = ".".join(str(p) for p in err["loc"]) or "row"
-                problems.append(f"{loc}: {err['msg'].removeprefix('Value error, ')}")
+            problems.extend(validation_problems(exc))
         if agent is None:
             problems.append("agent_id: is empty and no --agent default was given")
         key = json.dumps([agent, body], sort_keys=True)

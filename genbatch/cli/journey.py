@@ -34,6 +34,7 @@ from genbatch.agents import ideas as IB
 from genbatch.agents import research as RS
 from genbatch.agents import runs as AR
 from genbatch.agents import train as TR
+from genbatch.agents.agents_table import read_agents_table
 from genbatch.agents.apply import ENGINE_AGENTS_CONCURRENCY
 from genbatch.agents.runs import ENGINE_IDEAS_CONCURRENCY
 from genbatch.agents.tables import TableData
@@ -106,7 +107,7 @@ def _ids(values: Sequence[str] | None) -> list[str]:
 # --------------------------------------------------------------------------
 def cmd_agents_apply(args: argparse.Namespace) -> int:
     async def go() -> AA.ApplyReport:
-        specs = AA.read_agents_table(args.table)  # validated before any connection
+        specs = read_agents_table(args.table)  # validated before any connection
         async with _session(args) as (_t, waiter):
             return await AA.apply_agents(
                 waiter.client,

@@ -11,7 +11,8 @@ import pytest
 from journeyhelp import AGENT_CREATE, CORE_PATCH, cli, count, target, write_csv
 
 from genbatch._constants import SIM_DEMO_AGENT_ID
-from genbatch.agents.apply import KEYWORD_MIRROR_NOTE, parse_agent_row
+from genbatch.agents.agents_table import parse_agent_row
+from genbatch.agents.apply import KEYWORD_MIRROR_NOTE
 from genbatch.client import GenClient
 from genbatch.sim.serve import SimServer
 
