@@ -30,7 +30,7 @@ from genbatch.bench.stats import peak_overlap, percentile, quantiles, union_leng
 from genbatch.engine.journal import Journal, RowRecord, StepRecord
 from genbatch.engine.limits import ENGINE_RATE_DEFAULT
 from genbatch.engine.progress import ENGINE_RUN_LOG
-from genbatch.engine.recipe import STEP_DOWNLOAD
+from genbatch.engine.rowplan import STEP_DOWNLOAD
 
 ENGINE_BENCH_LEDGER_FILE: Final = "bench_ledger.json"
 #: Achieved request rate / limit at or above which the rate limit is named

@@ -35,8 +35,9 @@ from genbatch.bench.analysis import (
 from genbatch.bench.stats import union_length
 from genbatch.engine.journal import Journal, StepRecord
 from genbatch.engine.limits import ENGINE_ROWS_IN_FLIGHT
-from genbatch.engine.recipe import STEP_RENDER, Recipe
-from genbatch.engine.runner import estimate_requests
+from genbatch.engine.plan import estimate_requests
+from genbatch.engine.recipe import Recipe
+from genbatch.engine.rowplan import STEP_RENDER
 from genbatch.sim.launch import SimSpec
 
 __all__ = ["BenchReport", "build_report"]

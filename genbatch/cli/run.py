@@ -37,14 +37,9 @@ from genbatch.cli.target import (
 from genbatch.client import GenClient
 from genbatch.engine.journal import Journal
 from genbatch.engine.limits import ENGINE_RATE_DEFAULT
+from genbatch.engine.plan import plan_rows, prepare
 from genbatch.engine.recipe import default_recipe_slugs
-from genbatch.engine.runner import (
-    RunOptions,
-    RunSummary,
-    execute,
-    plan_rows,
-    prepare,
-)
+from genbatch.engine.runner import RunOptions, RunSummary, execute
 
 __all__ = ["register"]
 

@@ -1,7 +1,9 @@
 """The batch producer: rows in, videos out.  Knows rows, not HTTP details.
 
 Building blocks, one concern each: ``table`` (read and validate the input),
-``recipe`` (what to do with a row), ``naming`` (safe output names),
+``recipe`` (what to do with a row), ``templates`` (the starter templates'
+columns), ``card_rules`` (allowed card values), ``rowplan`` (one row's
+plan), ``plan`` (recipes per row, costs), ``naming`` (safe output names),
 ``journal`` (durable intents and row states), ``limits`` (rate and
 concurrency gates), ``credits`` (budget), ``poller`` (one scheduler for every
 pending job).  The names below are the surface the pipeline is built on.
@@ -34,15 +36,10 @@ from genbatch.engine.naming import (
     safe_join,
 )
 from genbatch.engine.poller import PollHub, is_terminal
-from genbatch.engine.recipe import (
-    STARTER_TEMPLATES,
-    Recipe,
-    RecipeError,
-    RowPlan,
-    RowPlanError,
-    default_recipe_slugs,
-)
+from genbatch.engine.recipe import Recipe, RecipeError, default_recipe_slugs
+from genbatch.engine.rowplan import RowPlan, RowPlanError
 from genbatch.engine.table import InputRow, RowError, Table, TableError
+from genbatch.engine.templates import STARTER_TEMPLATES
 
 __all__ = [
     "STARTER_TEMPLATES",

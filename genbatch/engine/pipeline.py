@@ -55,7 +55,7 @@ from genbatch.engine.journal import Journal, StepRecord
 from genbatch.engine.limits import ENGINE_RETRY_AFTER_DEFAULT, Limits, Priority
 from genbatch.engine.naming import UnsafePathError, resolve_inside, safe_join
 from genbatch.engine.progress import RunLog
-from genbatch.engine.recipe import (
+from genbatch.engine.rowplan import (
     STEP_CLONE,
     STEP_DOWNLOAD,
     STEP_FILL,

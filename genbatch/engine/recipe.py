@@ -13,15 +13,13 @@ Everything checkable is checked at load time (unknown template cell, unknown
 model, dependency cycle) or against the table's columns before the run
 (:meth:`Recipe.check_columns`: a placeholder with no column names the recipe
 field and the column).  :meth:`Recipe.plan_row` is pure: it turns one row's
-values into a :class:`RowPlan` — concrete cell values, ordered generations
-with their cards, render, publish — so ``genbatch plan`` can count requests
-and credits without a network.
+values into a :class:`~genbatch.engine.rowplan.RowPlan` — concrete cell
+values, ordered generations with their cards, render, publish — so
+``genbatch plan`` can count requests and credits without a network.
 
-The reference's card lists (models, aspect ratios, durations, voice methods)
-are :mod:`genbatch.cards`, the definition the client's typed cards use too;
-:data:`CARD_RULES` says which of them a recipe checks for each type, so a bad card fails at load
-time naming the recipe field.  The starter templates' columns live in
-:data:`STARTER_TEMPLATES`.
+Neighbours, one concern each: :mod:`genbatch.engine.card_rules` (which card
+values the reference allows), :mod:`genbatch.engine.templates` (the starter
+templates' columns), :mod:`genbatch.engine.rowplan` (the plan a row gets).
 """
 
 from __future__ import annotations
@@ -29,240 +27,48 @@ from __future__ import annotations
 import re
 import string
 import tomllib
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, Literal, NoReturn, Protocol, get_args
+from typing import Any, Final, Literal, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from genbatch import cards
+from genbatch.engine.card_rules import CARD_RULES, check_card
+from genbatch.engine.rowplan import (
+    AssetPlan,
+    GenerationPlan,
+    PublishPlan,
+    Ref,
+    RenderPlan,
+    RowPlan,
+    RowPlanError,
+)
+from genbatch.engine.templates import ENGINE_FINAL_VIDEO_CELL, STARTER_TEMPLATES, TemplateSpec
 from genbatch.errors import InputError
 
 #: Default download name pattern; `{column}` placeholders from the row.
 ENGINE_DEFAULT_OUTPUT_NAME: Final = "{row_id}.mp4"
-#: The template cell that carries the layer stack and gets rendered.
-ENGINE_FINAL_VIDEO_CELL: Final = "final_video"
 #: TikTok caption limit; a longer description fails the row before any spend.
 ENGINE_PUBLISH_DESCRIPTION_MAX_CHARS: Final = 2_200
 
 __all__ = [
-    "CARD_RULES",
-    "STARTER_TEMPLATES",
-    "STEP_CLONE",
-    "STEP_DOWNLOAD",
-    "STEP_FILL",
-    "STEP_PUBLISH",
-    "STEP_RENDER",
-    "AssetPlan",
-    "CardRule",
-    "ColumnSpec",
-    "GenerationPlan",
-    "PricingLike",
-    "PublishPlan",
+    "ENGINE_DEFAULT_OUTPUT_NAME",
+    "ENGINE_PUBLISH_DESCRIPTION_MAX_CHARS",
+    "GenerateSpec",
+    "OutputSpec",
+    "PublishSpec",
     "Recipe",
     "RecipeError",
-    "Ref",
-    "RenderPlan",
-    "RowPlan",
-    "RowPlanError",
-    "TemplateSpec",
+    "RenderSpec",
     "default_recipe_slugs",
 ]
 
-# Journal step names, shared by the planner and the pipeline.
-STEP_CLONE = "clone"
-STEP_FILL = "fill"
-STEP_RENDER = "render"
-STEP_DOWNLOAD = "download"
-STEP_PUBLISH = "publish"
 
-
-# --------------------------------------------------------------------------
-# The reference's creation-card lists (GEN-API.md "Creation Card Types").
-# --------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class CardRule:
-    """What the reference allows for one ``generation_type``.
-
-    ``None`` means the reference lists nothing to check against (ASSUMPTION:
-    anything goes; the server remains the judge).
-    """
-
-    required: tuple[str, ...]
-    models: frozenset[str] | None = None
-    aspect_ratios: frozenset[str] | None = None
-    durations: frozenset[int] | None = None
-    voice_methods: frozenset[str] | None = None
-    #: Fields holding resource ids (where ``"@cell"`` references belong).
-    resource_fields: tuple[str, ...] = ()
-
-
-def _options(alias: Any) -> frozenset[Any]:
-    """The values of one of the ``Literal`` card aliases."""
-    return frozenset(get_args(alias))
-
-
-# The value lists are genbatch.cards (the client's typed cards use the same
-# aliases); this table says which of them a recipe checks, per type.
-CARD_RULES: Mapping[str, CardRule] = {
-    "text": CardRule(required=("prompt",), models=_options(cards.TextModel)),
-    "image_from_text": CardRule(
-        required=("prompt",),
-        models=_options(cards.ImageModel),
-        aspect_ratios=_options(cards.ImageAspect),
-    ),
-    "video_from_text": CardRule(
-        required=("prompt",),
-        models=_options(cards.VideoFromTextModel),
-        aspect_ratios=_options(cards.VideoAspect),
-        durations=_options(cards.VideoDuration),
-    ),
-    "video_from_image": CardRule(
-        required=("image_resource_id",),
-        models=_options(cards.VideoFromImageModel),
-        resource_fields=("image_resource_id", "image_tail_resource_id"),
-    ),
-    "video_from_ingredients": CardRule(
-        required=("asset_resource_ids",),
-        models=_options(cards.IngredientsModel),
-        resource_fields=("asset_resource_ids",),
-    ),
-    "speech_from_text": CardRule(
-        required=("script",),
-        voice_methods=_options(cards.VoiceMethod),
-        resource_fields=("audio_resource_id",),
-    ),
-    "lipsync": CardRule(
-        required=("video_resource_id", "audio_resource_id"),
-        models=_options(cards.LipsyncModel),
-        resource_fields=("video_resource_id", "audio_resource_id"),
-    ),
-    "captions": CardRule(required=("source_resource_id",), resource_fields=("source_resource_id",)),
-    "media": CardRule(required=("content_resource_id",), resource_fields=("content_resource_id",)),
-}
-# Card fields that are numbers on the wire even when a placeholder filled them.
-_INT_FIELDS = frozenset({"duration"})
-_FLOAT_FIELDS = frozenset({"speed"})
-
-
-# --------------------------------------------------------------------------
-# Starter templates (contract table): column name -> type, default card.
-# --------------------------------------------------------------------------
-ColumnType = Literal["text", "image", "video", "audio"]
-
-
-@dataclass(frozen=True, slots=True)
-class ColumnSpec:
-    name: str
-    type: ColumnType
-    #: generation_type of the cell's default creation card (None for text).
-    card: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateSpec:
-    slug: str
-    aspect_ratio: str
-    video_types: tuple[str, ...]
-    columns: tuple[ColumnSpec, ...]
-
-    def column(self, name: str) -> ColumnSpec | None:
-        return next((c for c in self.columns if c.name == name), None)
-
-
-def _t(
-    slug: str, video_types: tuple[str, ...], *cols: tuple[str, ColumnType, str | None]
-) -> TemplateSpec:
-    columns = tuple(ColumnSpec(n, t, c) for n, t, c in cols)
-    final = ColumnSpec(ENGINE_FINAL_VIDEO_CELL, "video", None)
-    return TemplateSpec(slug, "9:16", video_types, (*columns, final))
-
-
-STARTER_TEMPLATES: Mapping[str, TemplateSpec] = {
-    t.slug: t
-    for t in (
-        _t(
-            "tiktok-talking-avatar",
-            ("talking_avatar",),
-            ("hook", "text", None),
-            ("script", "text", None),
-            ("voiceover", "audio", "speech_from_text"),
-            ("avatar", "video", "video_from_text"),
-            ("lipsync", "video", "lipsync"),
-            ("captions", "video", "captions"),
-        ),
-        _t(
-            "tiktok-montage",
-            ("montage",),
-            ("hook", "text", None),
-            ("shot_1", "video", "video_from_text"),
-            ("shot_2", "video", "video_from_text"),
-            ("shot_3", "video", "video_from_text"),
-            ("music", "audio", "media"),
-        ),
-        _t(
-            "tiktok-vo-broll",
-            ("narrated_vo",),
-            ("hook", "text", None),
-            ("script", "text", None),
-            ("voiceover", "audio", "speech_from_text"),
-            ("broll", "video", "video_from_text"),
-        ),
-        _t(
-            "tiktok-text-driven",
-            ("text_driven",),
-            ("hook", "text", None),
-            ("script", "text", None),
-            ("background", "image", "image_from_text"),
-        ),
-        _t(
-            "tiktok-split-screen",
-            ("split_screen", "skit"),
-            ("hook", "text", None),
-            ("script", "text", None),
-            ("left", "video", "video_from_text"),
-            ("right", "video", "video_from_text"),
-        ),
-        _t(
-            "ig-reel-story",
-            ("narrated_vo", "montage", "pov_object"),
-            ("hook", "text", None),
-            ("script", "text", None),
-            ("voiceover", "audio", "speech_from_text"),
-            ("scene_1", "video", "video_from_text"),
-            ("scene_2", "video", "video_from_text"),
-        ),
-        _t(
-            "yt-short-explainer",
-            ("talking_avatar", "text_driven", "green_screen"),
-            ("hook", "text", None),
-            ("script", "text", None),
-            ("voiceover", "audio", "speech_from_text"),
-            ("visual", "image", "image_from_text"),
-            ("captions", "video", "captions"),
-        ),
-    )
-}
-
-
-# --------------------------------------------------------------------------
-# Errors
-# --------------------------------------------------------------------------
 class RecipeError(InputError, ValueError):
     """The recipe (or its fit with the table) is wrong: fix it before running."""
-
-
-class RowPlanError(ValueError):
-    """One row cannot be planned; the row fails before any paid call."""
-
-    def __init__(self, field: str, message: str, column: str | None = None) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.column = column
-        self.message = message
 
 
 # --------------------------------------------------------------------------
@@ -320,167 +126,6 @@ def _parse(text: str, field: str) -> _Template:
             )
         parts.append((literal, name))
     return _Template(tuple(parts))
-
-
-# --------------------------------------------------------------------------
-# Plan objects (pure data; what the pipeline executes)
-# --------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Ref:
-    """A card value resolved at run time: a generated or uploaded resource id."""
-
-    kind: Literal["output", "upload"]
-    cell: str
-
-    @property
-    def key(self) -> str:
-        """Key in the mapping given to :meth:`GenerationPlan.resolve`."""
-        return f"{self.kind}:{self.cell}"
-
-
-@dataclass(frozen=True, slots=True)
-class AssetPlan:
-    """A local file (relative to the table) to upload for ``cell``."""
-
-    cell: str
-    path: str
-
-    @property
-    def step(self) -> str:
-        return f"upload:{self.cell}"
-
-
-@dataclass(frozen=True, slots=True)
-class GenerationPlan:
-    """One cell generation: its card, and what it waits for."""
-
-    cell: str
-    generation_type: str
-    data: Mapping[str, Any]
-    needs: tuple[str, ...]
-
-    @property
-    def step(self) -> str:
-        return f"generate:{self.cell}"
-
-    @property
-    def model(self) -> str | None:
-        model = self.data.get("model")
-        return model if isinstance(model, str) else None
-
-    @property
-    def refs(self) -> tuple[Ref, ...]:
-        return tuple(_iter_refs(self.data))
-
-    def resolve(self, resources: Mapping[str, object]) -> dict[str, Any]:
-        """The card's ``data`` with every :class:`Ref` replaced by its id.
-
-        ``resources`` maps :attr:`Ref.key` (``"output:voiceover"``,
-        ``"upload:music"``) to the resource id the API returned.
-        """
-
-        def sub(value: Any) -> Any:
-            if isinstance(value, Ref):
-                if value.key not in resources:
-                    raise KeyError(f"{self.step} needs {value.key}, which is not available yet")
-                return resources[value.key]
-            if isinstance(value, list | tuple):
-                return [sub(v) for v in value]
-            if isinstance(value, Mapping):
-                return {k: sub(v) for k, v in value.items()}
-            return value
-
-        resolved: dict[str, Any] = sub(self.data)
-        return resolved
-
-
-@dataclass(frozen=True, slots=True)
-class RenderPlan:
-    cell: str
-    step: str = STEP_RENDER
-
-
-@dataclass(frozen=True, slots=True)
-class PublishPlan:
-    platform: str
-    description: str
-    schedule_type: Literal["now", "scheduled"]
-    scheduled_time: str | None
-    media_type: str = "VIDEO"
-
-    def data(self, media_url: str) -> dict[str, str]:
-        """The publish_content ``data`` object (the client JSON-encodes it)."""
-        out = {
-            "platform": self.platform,
-            "media_url": media_url,
-            "description": self.description,
-            "schedule_type": self.schedule_type,
-            "media_type": self.media_type,
-        }
-        if self.scheduled_time is not None:
-            out["scheduled_time"] = self.scheduled_time
-        return out
-
-
-class PricingLike(Protocol):
-    """What :meth:`RowPlan.credit_estimate` needs (see ``engine.credits``)."""
-
-    def price(self, generation_type: str, model: str | None = None) -> float: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RowPlan:
-    """Everything one row will do, in order; no I/O has happened."""
-
-    template: str
-    cell_values: Mapping[str, str]
-    assets: tuple[AssetPlan, ...]
-    generations: tuple[GenerationPlan, ...]
-    render: RenderPlan | None
-    output_name: str
-    publish: PublishPlan | None
-
-    def waves(self) -> list[list[GenerationPlan]]:
-        """Generations grouped so each wave only needs earlier waves.
-
-        Cells in one wave are independent and may run concurrently.
-        """
-        done: set[str] = set()
-        remaining = list(self.generations)
-        waves: list[list[GenerationPlan]] = []
-        while remaining:
-            wave = [g for g in remaining if set(g.needs) <= done]
-            waves.append(wave)
-            done.update(g.cell for g in wave)
-            remaining = [g for g in remaining if g not in wave]
-        return waves
-
-    @property
-    def paid_steps(self) -> tuple[tuple[str, str, str | None], ...]:
-        """``(step, generation_type, model)`` for every charged POST."""
-        steps = [(g.step, g.generation_type, g.model) for g in self.generations]
-        if self.render is not None:
-            steps.append((self.render.step, "render", None))
-        return tuple(steps)
-
-    @property
-    def job_count(self) -> int:
-        """Jobs the poll hub will watch (generations, render, publish)."""
-        return len(self.generations) + (self.render is not None) + (self.publish is not None)
-
-    def credit_estimate(self, pricing: PricingLike) -> float:
-        return sum(pricing.price(kind, model) for _, kind, model in self.paid_steps)
-
-
-def _iter_refs(value: Any) -> Iterator[Ref]:
-    if isinstance(value, Ref):
-        yield value
-    elif isinstance(value, list | tuple):
-        for v in value:
-            yield from _iter_refs(v)
-    elif isinstance(value, Mapping):
-        for v in value.values():
-            yield from _iter_refs(v)
 
 
 # --------------------------------------------------------------------------
@@ -824,39 +469,14 @@ def _fill(value: Any, values: Mapping[str, str], field: str, skipped: set[str]) 
 
 
 def _check_card(kind: str, data: Mapping[str, Any], field: str, *, row: bool = False) -> None:
-    """Check a card against :data:`CARD_RULES`; coerce numeric fields in place."""
-    rule = CARD_RULES[kind]
+    """Check a card (see :func:`check_card`): a recipe error at load, a row error per row."""
 
     def fail(key: str, message: str) -> NoReturn:
         if row:
             raise RowPlanError(f"{field}.{key}", message)
         raise RecipeError(f"{field}.{key}: {message}")
 
-    def allowed(key: str, options: Iterable[object] | None) -> None:
-        if options is None or key not in data:
-            return
-        if data[key] not in options:
-            shown = ", ".join(str(o) for o in sorted(options, key=str))
-            fail(key, f"{data[key]!r} is not allowed for {kind} (one of: {shown})")
-
-    if isinstance(data, dict):
-        for key in _INT_FIELDS & data.keys():
-            data[key] = _coerce(data[key], int, fail, key)
-        for key in _FLOAT_FIELDS & data.keys():
-            data[key] = _coerce(data[key], float, fail, key)
-    allowed("model", rule.models)
-    allowed("aspect_ratio", rule.aspect_ratios)
-    allowed("duration", rule.durations)
-    allowed("voice_method", rule.voice_methods)
-
-
-def _coerce(value: Any, kind: type[int] | type[float], fail: Any, key: str) -> Any:
-    if isinstance(value, str):
-        try:
-            return kind(value.strip())
-        except ValueError:
-            fail(key, f"{value!r} is not a number")
-    return value
+    check_card(kind, data, fail)
 
 
 def default_recipe_slugs() -> tuple[str, ...]:

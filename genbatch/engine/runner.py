@@ -7,7 +7,8 @@ task running :func:`genbatch.engine.pipeline.run_row`.  Every HTTP attempt,
 retries included, passes the host's rate gate through the client's
 ``before_attempt`` hook at the priority of the step that makes it — polls,
 then a row's last steps, then its next step, then new rows — so finishing
-work always goes first.
+work always goes first.  Which recipe a row runs, its plan and the checked
+inputs the run starts from come from :mod:`genbatch.engine.plan`.
 
 Stops, and what they leave behind:
 
@@ -62,34 +63,22 @@ from genbatch.engine.pipeline import (
     remaining_credits,
     run_row,
 )
+from genbatch.engine.plan import RecipeBook, StartError, plan_row, prepare, row_key
 from genbatch.engine.poller import PollHub
 from genbatch.engine.progress import Progress, RunLog, Snapshot
-from genbatch.engine.recipe import (
-    Recipe,
-    RecipeError,
-    RowPlan,
-    RowPlanError,
-    default_recipe_slugs,
-)
 from genbatch.engine.results import ResultFiles, write_results
-from genbatch.engine.table import InputRow, RowError, Table, TableError
+from genbatch.engine.rowplan import RowPlan, RowPlanError
+from genbatch.engine.table import InputRow, RowError, Table
 from genbatch.engine.watch import HubWatcher
-from genbatch.errors import APIError, AuthenticationError, GenError
+from genbatch.errors import APIError, AuthenticationError
 
 __all__ = [
-    "RecipeBook",
     "RunOptions",
     "RunSummary",
-    "StartError",
-    "estimate_requests",
     "execute",
-    "plan_rows",
-    "prepare",
+    "make_hooks",
+    "make_limits",
 ]
-
-
-class StartError(GenError):
-    """The run cannot start (bad table/recipe, journal locked, key refused): exit 2."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,128 +157,6 @@ class RunSummary:
 
 
 # --------------------------------------------------------------------------
-# Recipes per row, and planning (shared with `genbatch plan`)
-# --------------------------------------------------------------------------
-class RecipeBook:
-    """Which recipe a row runs: ``--recipe`` for all, else its template's default.
-
-    A default recipe is loaded (and checked against the table's columns) the
-    first time a row asks for it; a failure fails exactly the rows of that
-    template, with the reason.
-    """
-
-    def __init__(self, fixed: Recipe | None, template: str | None, columns: frozenset[str]):
-        self.fixed = fixed
-        self.template = template
-        self._columns = columns
-        self._loaded: dict[str, Recipe | RecipeError] = {}
-
-    @classmethod
-    def create(cls, fixed: Recipe | None, template: str | None, table: Table) -> RecipeBook:
-        """Check what can be checked before the run (raises RecipeError)."""
-        book = cls(fixed, template, table.placeholder_columns)
-        if fixed is not None:
-            fixed.check_columns(table.placeholder_columns)
-        elif template is not None:
-            loaded = book._default(template)
-            if isinstance(loaded, RecipeError):
-                raise loaded
-        return book
-
-    @staticmethod
-    def known_templates(recipe: Path | None) -> frozenset[str] | None:
-        """Templates a row may name (None: the recipe decides)."""
-        return None if recipe is not None else frozenset(default_recipe_slugs())
-
-    def _default(self, slug: str) -> Recipe | RecipeError:
-        found = self._loaded.get(slug)
-        if found is None:
-            try:
-                found = Recipe.default(slug)
-                found.check_columns(self._columns)
-            except RecipeError as exc:
-                found = exc
-            self._loaded[slug] = found
-        return found
-
-    def for_row(self, row: InputRow) -> Recipe:
-        if self.fixed is not None:
-            if row.template is not None and row.template != self.fixed.template:
-                raise RowPlanError(
-                    "template",
-                    f"row asks for {row.template!r} but --recipe is for {self.fixed.template!r}",
-                    "template",
-                )
-            return self.fixed
-        slug = row.template or self.template
-        if slug is None:
-            raise RowPlanError(
-                "engine_id", "rows with an engine_id need --recipe FILE or --template SLUG"
-            )
-        found = self._default(slug)
-        if isinstance(found, RecipeError):
-            raise RowPlanError("recipe", str(found))
-        return found
-
-
-def plan_row(book: RecipeBook, row: InputRow) -> RowPlan:
-    """The row's plan (raises RowPlanError with the reason)."""
-    return book.for_row(row).plan_row(row.placeholders())
-
-
-def _key(item: InputRow | RowError) -> str:
-    if isinstance(item, InputRow):
-        return item.row_id
-    return item.row_id if item.row_id else f"#{item.row_number}"
-
-
-def estimate_requests(plan: RowPlan) -> int:
-    """API requests one row needs at best (one poll per job; CDN not counted)."""
-    n = 1  # clone
-    n += 1 if plan.cell_values else 0
-    n += len(plan.assets)  # multipart upload (direct upload: 2 more)
-    n += 2 * len(plan.generations)  # POST + one poll
-    n += 2 if plan.render is not None else 0
-    n += 2 if plan.publish is not None else 0
-    return n
-
-
-@dataclass(slots=True)
-class PlanReport:
-    rows: int
-    valid: int
-    invalid: list[tuple[str, str]]
-    credits: float
-    requests: int
-
-    def lower_bound(self, rate: float) -> float:
-        return self.requests / rate if rate > 0 else float("inf")
-
-
-def plan_rows(
-    table: Table, book: RecipeBook, pricing: Pricing, limit: int | None = None
-) -> PlanReport:
-    """Validate every row and add up credits and requests; spends nothing."""
-    report = PlanReport(0, 0, [], 0.0, 0)
-    for n, item in enumerate(table, 1):
-        report.rows += 1
-        if limit is not None and n > limit:
-            continue
-        if isinstance(item, RowError):
-            report.invalid.append((_key(item), item.reason))
-            continue
-        try:
-            plan = plan_row(book, item)
-            report.credits += plan.credit_estimate(pricing)
-        except (RowPlanError, PricingError) as exc:
-            report.invalid.append((item.row_id, str(exc)))
-            continue
-        report.valid += 1
-        report.requests += estimate_requests(plan)
-    return report
-
-
-# --------------------------------------------------------------------------
 # Wiring
 # --------------------------------------------------------------------------
 def make_limits(rate: float | None, rows_in_flight: int | None) -> Limits:
@@ -349,30 +216,6 @@ class _Counts:
             "failed": self.failed,
             "skipped": self.skipped,
         }
-
-
-def prepare(
-    table_path: Path,
-    *,
-    recipe: Path | None,
-    template: str | None,
-    agent: str | None,
-    pricing: Path | None,
-) -> tuple[Table, RecipeBook, Pricing]:
-    """Open the table, load and check the recipe(s) and prices (raises StartError)."""
-    try:
-        fixed = Recipe.load(recipe) if recipe is not None else None
-        table = Table.open(
-            table_path,
-            default_agent=agent,
-            default_template=fixed.template if fixed is not None else template,
-            known_templates=RecipeBook.known_templates(recipe),
-        )
-        book = RecipeBook.create(fixed, template, table)
-        prices = Pricing.load(pricing)
-    except (TableError, RecipeError, PricingError) as exc:
-        raise StartError(str(exc)) from None
-    return table, book, prices
 
 
 async def execute(opts: RunOptions) -> RunSummary:
@@ -559,7 +402,7 @@ class _Run:
     def _rows(self) -> Iterator[tuple[InputRow | RowError, int]]:
         n = 0
         for batch in self.table.batches():
-            self.journal.add_rows(_key(item) for item in batch)
+            self.journal.add_rows(row_key(item) for item in batch)
             for item in batch:
                 n += 1
                 yield item, n
@@ -595,7 +438,7 @@ class _Run:
             task.cancel()
 
     async def _admit(self, svc: RowServices, item: InputRow | RowError, n: int) -> None:
-        key = _key(item)
+        key = row_key(item)
         journal = self.journal
         record = journal.row(key)
         if record is not None and record.status == "completed":

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from genbatch.engine.credits import Pricing
 from genbatch.engine.naming import NameAllocator
-from genbatch.engine.recipe import STARTER_TEMPLATES, Recipe
+from genbatch.engine.recipe import Recipe
 from genbatch.engine.table import InputRow, Table
+from genbatch.engine.templates import STARTER_TEMPLATES
 
 DEMO = Path(__file__).resolve().parents[2] / "inputs" / "demo.csv"
 

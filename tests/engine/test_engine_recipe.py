@@ -7,15 +7,10 @@ from typing import ClassVar
 
 import pytest
 
-from genbatch.engine.recipe import (
-    CARD_RULES,
-    STARTER_TEMPLATES,
-    Recipe,
-    RecipeError,
-    Ref,
-    RowPlanError,
-    default_recipe_slugs,
-)
+from genbatch.engine.card_rules import CARD_RULES
+from genbatch.engine.recipe import Recipe, RecipeError, default_recipe_slugs
+from genbatch.engine.rowplan import Ref, RowPlanError
+from genbatch.engine.templates import STARTER_TEMPLATES
 
 ROW = {"row_id": "r1", "agent_id": "1000", "hook": "The $2 taco", "script": "At 2am it saved me."}
 

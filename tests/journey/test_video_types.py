@@ -15,7 +15,8 @@ from genbatch.agents.video_types import (
     template_for,
 )
 from genbatch.client.models import VIDEO_TYPE_IDS as CLIENT_VIDEO_TYPE_IDS
-from genbatch.engine.recipe import STARTER_TEMPLATES, default_recipe_slugs
+from genbatch.engine.recipe import default_recipe_slugs
+from genbatch.engine.templates import STARTER_TEMPLATES
 
 
 def test_every_reference_video_type_maps_to_a_template_tagged_with_it() -> None:

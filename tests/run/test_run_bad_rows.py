@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from runhelp import check_invariants, ledger, results, run_table, snapshot_tree, write_csv
 
-from genbatch.engine.runner import StartError
+from genbatch.engine.plan import StartError
 
 MODEL_RECIPE = """
 template = "tiktok-vo-broll"

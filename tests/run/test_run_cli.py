@@ -9,7 +9,7 @@ import pytest
 from runhelp import SECRET_KEY, check_invariants, ledger, results, run_table, vo_table, write_csv
 
 from genbatch.cli import main
-from genbatch.engine.runner import StartError
+from genbatch.engine.plan import StartError
 
 
 def test_no_key_and_no_sim_says_how_in_one_line(
