@@ -26,7 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from genbatch.sim.launch import SimProcess, SimSpec
+from genbatch.sim.config import SimConfig
+from genbatch.sim.launch import SimProcess
 
 KEY = "bench-adaptive-key-0123456789"
 AGENT = "1000"
@@ -41,7 +42,7 @@ def write_table(path: Path, rows: int) -> None:
 
 
 def one_run(args: argparse.Namespace, rate: float) -> dict[str, Any]:
-    spec = SimSpec(
+    spec = SimConfig(
         api_keys=(KEY,), rate=args.limit, burst=args.burst, time_scale=args.time_scale,
         credits=1_000_000, seed=1,
     )  # fmt: skip

@@ -32,11 +32,12 @@ import orjson
 
 from genbatch import _constants as C
 from genbatch.client import GenClient
-from genbatch.sim.launch import SimProcess, SimSpec
+from genbatch.sim.config import SimConfig
+from genbatch.sim.launch import SimProcess
 
 KEY = "bench-client-cpu-key"
 #: Rate limit out of the way; short latencies.
-SIM = SimSpec(api_keys=(KEY,), rate=1e9, burst=1_000_000_000, time_scale=0.001)
+SIM = SimConfig(api_keys=(KEY,), rate=1e9, burst=1_000_000_000, time_scale=0.001)
 
 
 async def _spread(n: int, concurrency: int, one: Callable[[], Awaitable[object]]) -> float:

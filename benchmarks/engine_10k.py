@@ -39,7 +39,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from genbatch.sim.launch import SimProcess, SimSpec
+from genbatch.sim.config import SimConfig
+from genbatch.sim.launch import SimProcess
 
 KEY = "bench-engine-key-0123456789"
 AGENT = "1000"
@@ -83,7 +84,7 @@ def main() -> int:
     args = ap.parse_args()
 
     burst = max(1, int(args.rate * args.burst_seconds))
-    spec = SimSpec(
+    spec = SimConfig(
         api_keys=(KEY,), rate=args.rate, burst=burst, time_scale=args.time_scale,
         credits=1_000_000_000, seed=1,
     )  # fmt: skip

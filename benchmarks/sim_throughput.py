@@ -19,11 +19,12 @@ import time
 
 import aiohttp
 
-from genbatch.sim.launch import SimProcess, SimSpec
+from genbatch.sim.config import SimConfig
+from genbatch.sim.launch import SimProcess
 
 KEY = "bench-key"
 #: Rate limit out of the way; short latencies.
-SIM = SimSpec(api_keys=(KEY,), rate=1e9, burst=1_000_000_000, time_scale=0.001)
+SIM = SimConfig(api_keys=(KEY,), rate=1e9, burst=1_000_000_000, time_scale=0.001)
 
 
 async def make_generation(session: aiohttp.ClientSession, url: str) -> int:

@@ -43,7 +43,8 @@ import aiohttp
 
 from genbatch import _constants as C
 from genbatch.client import GenClient  # imported before any timing, like aiohttp
-from genbatch.sim.launch import SimProcess, SimSpec
+from genbatch.sim.config import SimConfig
+from genbatch.sim.launch import SimProcess
 
 KEY = "bench-transfer-key"
 AGENT = C.SIM_DEMO_AGENT_ID
@@ -173,7 +174,7 @@ def _order(a: str, b: str, a_first: bool) -> tuple[str, str]:
 
 def main(size_mib: int, rounds: int) -> dict[str, object]:
     size = size_mib << 20
-    sim = SimProcess(SimSpec(api_keys=(KEY,), rate=1e6, burst=1_000_000), stop_timeout=30)
+    sim = SimProcess(SimConfig(api_keys=(KEY,), rate=1e6, burst=1_000_000), stop_timeout=30)
     url = sim.start().url
     tmp = Path(tempfile.mkdtemp(prefix="genbatch-bench-", dir="/tmp"))
     try:

@@ -31,6 +31,7 @@ from genbatch.engine.journal import Journal, RowRecord, StepRecord
 from genbatch.engine.limits import ENGINE_RATE_DEFAULT
 from genbatch.engine.progress import ENGINE_RUN_LOG
 from genbatch.engine.rowplan import STEP_DOWNLOAD
+from genbatch.errors import InputError
 
 ENGINE_BENCH_LEDGER_FILE: Final = "bench_ledger.json"
 #: Achieved request rate / limit at or above which the rate limit is named
@@ -72,7 +73,7 @@ def base_step(step: str) -> str:
     return step.split(":", 1)[0]
 
 
-class BenchError(RuntimeError):
+class BenchError(InputError):
     """The bench could not run (simulator did not start, run crashed, no journal)."""
 
 

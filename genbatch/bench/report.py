@@ -38,7 +38,7 @@ from genbatch.engine.limits import ENGINE_ROWS_IN_FLIGHT
 from genbatch.engine.plan import estimate_requests
 from genbatch.engine.recipe import Recipe
 from genbatch.engine.rowplan import STEP_RENDER
-from genbatch.sim.launch import SimSpec
+from genbatch.sim.config import SimConfig
 
 __all__ = ["BenchReport", "build_report"]
 
@@ -172,7 +172,7 @@ def _required_requests(template: str, table: Path) -> int:
 
 def build_report(
     *,
-    spec: SimSpec,
+    spec: SimConfig,
     rows: int,
     template: str,
     max_concurrency: int | None,

@@ -27,8 +27,8 @@ from genbatch._constants import CLIENT_ENV_API_KEY, SIM_DEMO_AGENT_ID, SIM_DEMO_
 from genbatch.bench.analysis import ENGINE_BENCH_LEDGER_FILE, BenchError, trim_ledger
 from genbatch.bench.report import BenchReport, build_report
 from genbatch.engine.recipe import Recipe
-from genbatch.sim.config import SIM_DEFAULT_BURST, SIM_DEFAULT_RATE
-from genbatch.sim.launch import SimLaunchError, SimProcess, SimSpec
+from genbatch.sim.config import SIM_DEFAULT_BURST, SIM_DEFAULT_RATE, SimConfig
+from genbatch.sim.launch import SimLaunchError, SimProcess
 
 #: `genbatch bench` defaults: a synthetic table of this many rows through this
 #: starter template's default recipe, against a simulator process with the
@@ -61,11 +61,14 @@ def bench_sim(
     faults: str = "",
     seed: int = 0,
     credits: float = ENGINE_BENCH_CREDITS,
-) -> SimSpec:
+) -> SimConfig:
     """The bench's simulator: a free loopback port, the demo key, credits that never run out."""
-    return SimSpec(
-        rate=rate, burst=burst, time_scale=time_scale, faults=faults, seed=seed, credits=credits
-    )
+    try:
+        return SimConfig(
+            rate=rate, burst=burst, time_scale=time_scale, faults=faults, seed=seed, credits=credits
+        )
+    except ValueError as exc:
+        raise BenchError(f"simulator: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +76,7 @@ class BenchOptions:
     """One bench: how many rows of which template, against which simulator, into which dir."""
 
     rows: int = ENGINE_BENCH_ROWS
-    sim: SimSpec = field(default_factory=bench_sim)
+    sim: SimConfig = field(default_factory=bench_sim)
     template: str = ENGINE_BENCH_TEMPLATE
     out_dir: Path | None = None
     #: The rate genbatch is told (--rate of the run); default: the sim's limit.
@@ -135,7 +138,7 @@ def _startup_cpu() -> float:
     return float(usage.ru_utime + usage.ru_stime)
 
 
-def _simulator(spec: SimSpec, log: Path) -> SimProcess:
+def _simulator(spec: SimConfig, log: Path) -> SimProcess:
     """The bench's simulator process, started (a launch failure is a :class:`BenchError`)."""
     sim = SimProcess(spec, log=log, start_timeout=ENGINE_BENCH_SIM_START_TIMEOUT)
     try:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from genbatch.bench.analysis import BenchError, analyze
+from genbatch.bench.analysis import analyze
 from genbatch.bench.run import (
     ENGINE_BENCH_BURST,
     ENGINE_BENCH_RATE,
@@ -27,7 +27,7 @@ from genbatch.bench.run import (
     bench_sim,
     run_bench,
 )
-from genbatch.engine.recipe import RecipeError, default_recipe_slugs
+from genbatch.engine.recipe import default_recipe_slugs
 
 __all__ = ["register"]
 
@@ -43,33 +43,29 @@ def _positive(kind: type[int] | type[float]) -> Any:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    try:
-        if args.from_dir is not None:
-            analysis = analyze(args.from_dir)
-            print(json.dumps(analysis.to_json(), indent=2) if args.json else analysis.render())
-            if not args.json:
-                print("\njournal gaps (what this analysis cannot see):")
-                for gap in analysis.gaps:
-                    print(f"  - {gap}")
-            return 0
-        opts = BenchOptions(
-            rows=args.rows,
-            sim=bench_sim(
-                rate=args.rate,
-                burst=args.burst,
-                time_scale=args.time_scale,
-                faults=args.faults,
-                seed=args.seed,
-            ),
-            template=args.template,
-            out_dir=args.out,
-            client_rate=args.client_rate,
-            max_concurrency=args.max_concurrency,
-        )
-        report = run_bench(opts, log=sys.stderr)
-    except (BenchError, RecipeError, OSError) as exc:
-        print(f"genbatch bench: {exc}", file=sys.stderr)
-        return 2
+    if args.from_dir is not None:
+        analysis = analyze(args.from_dir)
+        print(json.dumps(analysis.to_json(), indent=2) if args.json else analysis.render())
+        if not args.json:
+            print("\njournal gaps (what this analysis cannot see):")
+            for gap in analysis.gaps:
+                print(f"  - {gap}")
+        return 0
+    opts = BenchOptions(
+        rows=args.rows,
+        sim=bench_sim(
+            rate=args.rate,
+            burst=args.burst,
+            time_scale=args.time_scale,
+            faults=args.faults,
+            seed=args.seed,
+        ),
+        template=args.template,
+        out_dir=args.out,
+        client_rate=args.client_rate,
+        max_concurrency=args.max_concurrency,
+    )
+    report = run_bench(opts, log=sys.stderr)
     print(json.dumps(report.to_json(), indent=2) if args.json else report.render())
     return 0
 

@@ -4,16 +4,17 @@ Benchmarks and process-level tests run the simulator as a process of its own
 (its CPU apart from the client's; it outlives a client that is killed, as GEN
 would).  This is the one way to do that::
 
-    spec = SimSpec(api_keys=("k1",), rate=500, burst=50, time_scale=0.01, seed=1)
-    with SimProcess(spec, log=Path("sim.log")) as sim:
+    config = SimConfig(api_keys=("k1",), rate=500, burst=50, time_scale=0.01, seed=1)
+    with SimProcess(config, log=Path("sim.log")) as sim:
         sim.url          # "http://127.0.0.1:PORT" (the port it bound; 0 = a free one)
         sim.base_url     # sim.url + "/v1": GEN's API and agent base
         sim.ledger()     # GET /_sim/ledger; sim.config(faults="500:0.1"); sim.reset()
     # leaving the block stops it: SIGINT, then SIGTERM, then SIGKILL, waiting
     # ``stop_timeout`` seconds after each signal
 
-:class:`SimSpec` is the ``genbatch sim`` flags as data (its defaults are the
-command's, except the port: 0).  :class:`SimProcess` starts the child with
+:class:`~genbatch.sim.config.SimConfig` says what to serve (the same config
+the in-process server takes; :func:`command` turns it into ``genbatch sim``
+flags, port 0 meaning a free one).  :class:`SimProcess` starts the child with
 stdin closed and stdout and stderr going to ``log`` (a temporary file, removed
 on stop, when not given; ``err_log`` splits stderr off) so a chatty simulator
 never blocks on a full pipe.  It waits until the child prints ``genbatch sim
@@ -39,21 +40,13 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Final, Self
 
-from genbatch.sim.config import (
-    SIM_DEFAULT_BURST,
-    SIM_DEFAULT_CREDITS,
-    SIM_DEFAULT_HOST,
-    SIM_DEFAULT_RATE,
-    SIM_DEFAULT_SEED,
-    SIM_DEFAULT_TIME_SCALE,
-)
+from genbatch.sim.config import SimConfig
 
-__all__ = ["SimLaunchError", "SimProcess", "SimSpec"]
+__all__ = ["SimLaunchError", "SimProcess", "command"]
 
 #: What ``genbatch sim`` prints, once, when it accepts connections.
 LISTENING: Final = "listening on "
@@ -68,40 +61,23 @@ class SimLaunchError(RuntimeError):
     """The simulator process did not come up (it exited, or never said where it listens)."""
 
 
-@dataclass(frozen=True, slots=True)
-class SimSpec:
-    """``genbatch sim``'s flags as data: where it listens, whom it serves, how GEN behaves."""
-
-    host: str = SIM_DEFAULT_HOST
-    #: 0: a free port, chosen by the child (read back from its announcement).
-    port: int = 0
-    #: Keys accepted besides the demo key (``--api-key``, repeated).
-    api_keys: tuple[str, ...] = ()
-    rate: float = SIM_DEFAULT_RATE
-    burst: int = SIM_DEFAULT_BURST
-    credits: float = SIM_DEFAULT_CREDITS
-    time_scale: float = SIM_DEFAULT_TIME_SCALE
-    faults: str = ""
-    seed: int = SIM_DEFAULT_SEED
-    #: When set, ``/_sim/`` wants it in ``X-Sim-Admin-Key`` (SimProcess sends it).
-    admin_key: str | None = None
-
-    def argv(self, python: str = sys.executable) -> list[str]:
-        """The command line that runs this simulator."""
-        args = [
-            python, "-m", "genbatch", "sim",
-            "--host", self.host, "--port", str(self.port),
-            "--rate", repr(float(self.rate)), "--burst", str(self.burst),
-            "--credits", repr(float(self.credits)), "--time-scale", repr(float(self.time_scale)),
-            "--seed", str(self.seed),
-        ]  # fmt: skip
-        for key in self.api_keys:
-            args += ["--api-key", key]
-        if self.faults:
-            args += ["--faults", self.faults]
-        if self.admin_key is not None:
-            args += ["--admin-key", self.admin_key]
-        return args
+def command(config: SimConfig, python: str = sys.executable) -> list[str]:
+    """The ``genbatch sim`` command line that serves ``config`` (``data_dir`` aside)."""
+    args = [
+        python, "-m", "genbatch", "sim",
+        "--host", config.host, "--port", str(config.port),
+        "--rate", repr(float(config.rate)), "--burst", str(config.burst),
+        "--credits", repr(float(config.credits)),
+        "--time-scale", repr(float(config.time_scale)),
+        "--seed", str(config.seed),
+    ]  # fmt: skip
+    for key in config.api_keys:
+        args += ["--api-key", key]
+    if config.faults:
+        args += ["--faults", config.faults]
+    if config.admin_key is not None:
+        args += ["--admin-key", config.admin_key]
+    return args
 
 
 class SimProcess:
@@ -115,7 +91,7 @@ class SimProcess:
 
     def __init__(
         self,
-        spec: SimSpec | None = None,
+        config: SimConfig | None = None,
         *,
         log: Path | None = None,
         err_log: Path | None = None,
@@ -126,7 +102,7 @@ class SimProcess:
         stop_timeout: float = STOP_TIMEOUT,
         stop_signal: int = signal.SIGINT,
     ) -> None:
-        self.spec = spec or SimSpec()
+        self.spec = config or SimConfig()
         self.log = log
         self.err_log = err_log
         self.cwd = cwd
@@ -162,7 +138,7 @@ class SimProcess:
         self._returncode = None
         try:
             self._proc = subprocess.Popen(  # noqa: S603 - our interpreter, our arguments
-                self.spec.argv(self.python),
+                command(self.spec, self.python),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,

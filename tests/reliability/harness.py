@@ -34,7 +34,8 @@ from invariants import (
 )
 
 from genbatch._constants import SIM_DEMO_AGENT_ID
-from genbatch.sim.launch import SimProcess, SimSpec
+from genbatch.sim.config import SimConfig
+from genbatch.sim.launch import SimProcess
 
 REPO = Path(__file__).resolve().parents[2]
 #: The conftest fixtures ``sims`` and ``proxies`` (for annotations).
@@ -110,7 +111,7 @@ def start_sim(
     Its output goes to a log in ``log_dir``; stopping it sends SIGTERM, then
     SIGKILL after 5 s.
     """
-    spec = SimSpec(
+    spec = SimConfig(
         time_scale=time_scale, seed=seed, api_keys=(CANARY_KEY,), rate=rate, burst=burst,
         credits=credits, faults=faults,
     )  # fmt: skip

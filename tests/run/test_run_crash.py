@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from runhelp import SECRET_KEY, check_invariants, ledger, results, vo_table
 
-from genbatch.sim.launch import SimProcess, SimSpec
+from genbatch.sim.config import SimConfig
+from genbatch.sim.launch import SimProcess
 
 LAUNCH = Path(__file__).parents[1] / "reliability" / "launch.py"
 SCALE = "0.002"
@@ -30,7 +31,7 @@ RATE = "500"
 
 @pytest.fixture(scope="module")
 def sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    spec = SimSpec(
+    spec = SimConfig(
         time_scale=float(SCALE),
         rate=float(RATE),
         burst=int(RATE),

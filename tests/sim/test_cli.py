@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import re
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from genbatch._constants import SIM_DEMO_API_KEY
-from genbatch.sim.launch import SimLaunchError, SimProcess, SimSpec
+from genbatch.sim.config import SimConfig
+from genbatch.sim.launch import SimProcess
 
 
 async def test_sim_subcommand_serves_and_stops(tmp_path: Path) -> None:
-    spec = SimSpec(
+    spec = SimConfig(
         api_keys=("cli-key", "cli-key-2"),
         time_scale=0.01,
         seed=7,
@@ -48,11 +51,14 @@ async def test_sim_subcommand_serves_and_stops(tmp_path: Path) -> None:
     assert b"cli-key" not in (tmp_path / "out.log").read_bytes()
 
 
-async def test_bad_fault_spec_exits_2(tmp_path: Path) -> None:
-    sim = SimProcess(
-        SimSpec(faults="meteor:1"), log=tmp_path / "out.log", err_log=tmp_path / "err.log"
+def test_bad_fault_spec_exits_2() -> None:
+    with pytest.raises(ValueError, match="unknown fault kind"):
+        SimConfig(faults="meteor:1")  # refused before any process starts
+    done = subprocess.run(
+        [sys.executable, "-m", "genbatch", "sim", "--port", "0", "--faults", "meteor:1"],
+        capture_output=True,
+        timeout=60,
+        check=False,
     )
-    with pytest.raises(SimLaunchError, match="exited with code 2"):
-        sim.start()
-    out, err = (tmp_path / "out.log").read_bytes(), (tmp_path / "err.log").read_bytes()
-    assert sim.returncode == 2 and b"unknown fault kind" in err and out == b""
+    assert done.returncode == 2
+    assert b"unknown fault kind" in done.stderr and done.stdout == b""
