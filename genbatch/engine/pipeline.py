@@ -1,60 +1,51 @@
 """One row, start to finish: clone → fill → upload → generate → render → download → publish.
 
 Every step is journaled, so a rerun of the same command picks each row up
-where it stopped.  The money rule (docs/design.md §5) shapes the paid steps
-(generate, render):
+where it stopped.  The paid steps (generate, render) follow the money rule
+(docs/design.md §5) through :class:`genbatch.engine.paid.PaidPosts`; the free
+steps (clone, upload, publish) have no read that could find what an in-doubt
+POST created, so they are resent with the *same* key (ASSUMPTION: the server
+dedups; at worst a duplicate free engine / resource, or — for publish only —
+a duplicate post, which is why publish keys are never rotated).
 
-1. the journal commits an *intent* (row, step, idempotency key) before the
-   POST leaves, and the generation id the moment it arrives;
-2. a POST is resent only when it provably never reached the server (connect
-   error, 429), or when a read of the cell's latest generation proves that
-   nothing was created (the *reconcile read*) — after an ambiguous failure
-   now, or an intent without an id found after a crash;
-3. a generation that *ended* failed (refunded) may be tried again, as a new
-   intent with a new key, a bounded number of times.
-
-The client would resend an ambiguous POST by itself when it carries our key
-(the simulator honours keys; GEN may not), so the paid POSTs go out with
-``resend_ambiguous=False``: the client raises instead and the decision comes
-back here.
-
-Free steps (clone, upload, publish) have no read that could find what an
-in-doubt POST created; they are resent with the *same* key (ASSUMPTION: the
-server dedups; at worst a duplicate free engine / resource, or — for publish
-only — a duplicate post, which is why publish keys are never rotated).
-
-What the pipeline needs from the rest of the run is passed in as
-:class:`RowServices`; how jobs are polled and credits counted stays behind
-two small protocols (:class:`JobWatcher`, :class:`Budget`) the runner fills.
+``_Row`` stays one class, as the row's state machine: every step reads and
+writes the same journal record, runs under the same limits and busy counts,
+retries through ``_retrying`` and ends the row through the same
+``RowEnd``/``_finish`` path.  Split by step, each piece would need the whole
+row passed in; only the paid-POST guard, which needs just the row's id,
+agent, engine and credit hold, lives apart (``paid``).  The failure
+vocabulary is ``failures``; what a row needs from the run is ``services``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Final, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal
 
-from genbatch.client import GenClient
-from genbatch.client.models import Cell, Engine, Generation, GenerationStarted, UserJob
-from genbatch.client.retry import CLIENT_RETRY_AFTER_CAP
-from genbatch.engine.credits import (
-    CreditLedger,
-    CreditsRefused,
-    Pricing,
-    Reservation,
-    RowReservation,
+from genbatch.client.models import Engine, GenerationStarted
+from genbatch.engine.credits import RowReservation
+from genbatch.engine.failures import (
+    REASON_NO_CREDITS,
+    RowEnd,
+    RowSuspended,
+    RunAborted,
+    Terminal,
+    credits_exhausted,
+    error_code,
+    fail_step,
+    is_transient,
+    retry_wait,
 )
 from genbatch.engine.idea_status import IDEA_STATUS_ON, advance_idea
 from genbatch.engine.journal import Journal, StepRecord
-from genbatch.engine.limits import ENGINE_RETRY_AFTER_DEFAULT, Limits, Priority
+from genbatch.engine.limits import Priority
 from genbatch.engine.naming import UnsafePathError, resolve_inside, safe_join
-from genbatch.engine.progress import RunLog
+from genbatch.engine.paid import PaidPosts
 from genbatch.engine.rowplan import (
     STEP_CLONE,
     STEP_DOWNLOAD,
@@ -65,222 +56,25 @@ from genbatch.engine.rowplan import (
     GenerationPlan,
     RowPlan,
 )
+from genbatch.engine.services import PRIORITY, RowServices
 from genbatch.engine.table import InputRow
 from genbatch.errors import (
-    APIConnectionError,
-    APIResponseValidationError,
-    APIStatusError,
     AuthenticationError,
     GenError,
-    InsufficientCreditsError,
-    NoActiveCreditsError,
     RateLimitError,
     RequestValidationError,
-    ServerError,
-    TransferError,
 )
 
 #: Output directory layout.
 ENGINE_VIDEOS_DIR: Final = "videos"
-#: Tries per generation/render when the job itself ends failed (each one a new
-#: intent with a new key; a failed job is refunded, so a retry pays once more).
-ENGINE_MAX_GENERATION_ATTEMPTS: Final = 3
-#: Tries per row step that failed for a transient reason (5xx after client
-#: retries, connection lost, truncated download) before the row fails.
-ENGINE_MAX_STEP_ATTEMPTS: Final = 4
-#: Pause before re-trying such a step (seconds; doubled per try).
-ENGINE_STEP_RETRY_DELAY: Final = 0.5
-#: A scheduled post is waited for (to report its post_id) only when it is due
-#: within this many seconds of wall time; later ones complete the row with
-#: the publish job's id, instead of holding a row slot for days.
-ENGINE_PUBLISH_WAIT_MAX: Final = 900.0
-#: Free reads that decide money — polls of a paid job, the reconcile read of
-#: an in-doubt POST — are retried through an outage for this long (seconds,
-#: wall clock) before the row is left pending for the next run to resume.
-ENGINE_OUTAGE_MAX: Final = 3600.0
 
-__all__ = [
-    "PRIORITY",
-    "JobWatcher",
-    "RowServices",
-    "RowSuspended",
-    "RunAborted",
-    "believed_retry_after",
-    "is_transient",
-    "remaining_credits",
-    "run_row",
-    "through_outage",
-]
-
-#: Priority of the calls made in the current task (read by the rate-gate hook).
-PRIORITY: contextvars.ContextVar[int] = contextvars.ContextVar(
-    "genbatch_priority", default=Priority.CONTINUE
-)
-
-_Terminal = Literal["completed", "failed", "skipped"]
-T = TypeVar("T")
-_CREDITS_CODES = ("insufficient_credits_for_job", "usable_gen_credit_required")
-REASON_NO_CREDITS = "insufficient credits"
+__all__ = ["ENGINE_VIDEOS_DIR", "run_row"]
 
 
-# --------------------------------------------------------------------------
-# Outcomes
-# --------------------------------------------------------------------------
-class RunAborted(GenError):
-    """The whole run must stop (401): rows in flight stay resumable."""
-
-
-class RowSuspended(GenError):
-    """A read that decides money kept failing: leave the row resumable, not failed.
-
-    A paid job must be watched to its outcome; writing it off would leave a
-    charge nobody reports (I3).  The row stays ``running`` in the journal
-    (``pending`` in the results) and the next run picks it up.
-    """
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Worth trying the same (idempotent) call again later."""
-    if isinstance(exc, RateLimitError | ServerError | APIConnectionError | TransferError):
-        return True
-    return isinstance(exc, APIResponseValidationError)
-
-
-async def through_outage(
-    call: Callable[[], Awaitable[T]],
-    *,
-    backoff: tuple[float, float],
-    what: str,
-    limit: float = ENGINE_OUTAGE_MAX,
-    on_error: Callable[[BaseException], None] | None = None,
-) -> T:
-    """``call()`` until it succeeds, riding out transient failures for ``limit`` s.
-
-    ``backoff`` is the client policy's (initial, max): the pause between
-    tries doubles up to max.  401 aborts the run; any other non-transient
-    error is raised; past ``limit`` the row is suspended (:class:`RowSuspended`).
-    """
-    deadline = time.monotonic() + limit
-    attempt = 0
-    while True:
-        try:
-            return await call()
-        except AuthenticationError as exc:
-            raise RunAborted(str(exc)) from None
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            if on_error is not None:
-                on_error(exc)
-            if time.monotonic() >= deadline:
-                raise RowSuspended(
-                    f"{what} failed for {limit:.0f} s ({exc}); rerun to resume"
-                ) from None
-            initial, cap = backoff
-            await asyncio.sleep(min(cap, initial * (2**attempt)))
-            attempt += 1
-
-
-class _RowEnd(Exception):
-    """Internal: end the row now with this terminal status."""
-
-    def __init__(self, status: _Terminal, reason: str, error_code: str | None = None) -> None:
-        super().__init__(reason)
-        self.status: _Terminal = status
-        self.reason = reason
-        self.error_code = error_code
-
-
-# --------------------------------------------------------------------------
-# Collaborators (the runner provides them)
-# --------------------------------------------------------------------------
-class JobWatcher(Protocol):
-    """Waits for jobs through the poll hub (no sleeping task per job)."""
-
-    async def generation(self, generation_id: str, kind: str, elapsed: float = 0.0) -> Generation:
-        """The generation once it is completed, failed or stopped.
-
-        ``elapsed``: seconds it has been running already (found after a restart).
-        """
-        ...
-
-    async def user_job(
-        self, job_id: str, agent_id: str, kind: str, elapsed: float = 0.0
-    ) -> UserJob:
-        """The user job once it is completed or failed."""
-        ...
-
-
-@dataclass(slots=True)
-class RowServices:
-    """What every row shares: built once by the runner."""
-
-    client: GenClient
-    journal: Journal
-    limits: Limits
-    ledger: CreditLedger
-    pricing: Pricing
-    watcher: JobWatcher
-    out_dir: Path
-    assets_root: Path
-    log: RunLog
-    max_generation_attempts: int = ENGINE_MAX_GENERATION_ATTEMPTS
-    max_step_attempts: int = ENGINE_MAX_STEP_ATTEMPTS
-    #: The server's time scale (a simulator's --time-scale; 1.0 for GEN).
-    time_scale: float = 1.0
-    publish_wait_max: float = ENGINE_PUBLISH_WAIT_MAX
-    step_retry_delay: float = ENGINE_STEP_RETRY_DELAY
-    #: Steps in flight by group (for the progress view).
-    busy: dict[str, int] = field(default_factory=dict)
-    #: Optional test hook: awaited after each journal milestone (crash tests).
-    milestone: Callable[[str, str], Awaitable[None]] | None = None
-
-
-# --------------------------------------------------------------------------
-# The paid-POST guard
-# --------------------------------------------------------------------------
-# --------------------------------------------------------------------------
-# Error classification
-# --------------------------------------------------------------------------
-def _code(exc: BaseException) -> str | None:
-    if isinstance(exc, APIStatusError):
-        return exc.error_code or f"http_{exc.status}"
-    if isinstance(exc, TransferError):
-        return exc.code or "transfer_error"
-    if isinstance(exc, APIConnectionError):
-        return "connection_error"
-    if isinstance(exc, RequestValidationError):
-        return "request_validation"
-    return type(exc).__name__
-
-
-def believed_retry_after(seconds: float | None) -> float | None:
-    """A server's Retry-After, or None when absent or too absurd to honour.
-
-    Past the client's cap, one absurd value ("3600") must not park the whole
-    run: the gate pauses for ENGINE_RETRY_AFTER_DEFAULT instead and the step
-    is tried again a bounded number of times.
-    """
-    if seconds is None or seconds < 0 or seconds > CLIENT_RETRY_AFTER_CAP:
-        return None
-    return seconds
-
-
-def retry_wait(exc: RateLimitError) -> float:
-    """How long a step waits after a 429 that outlasted the client's retries."""
-    wait = believed_retry_after(exc.retry_after)
-    return wait if wait is not None else ENGINE_RETRY_AFTER_DEFAULT
-
-
-def _credits_exhausted(exc: BaseException) -> bool:
-    return isinstance(exc, InsufficientCreditsError | NoActiveCreditsError)
-
-
-# --------------------------------------------------------------------------
-# The row
-# --------------------------------------------------------------------------
 @dataclass(slots=True)
 class _EngineRef:
+    """The row's cloned engine as the clone step journals it: cell ids and cards by column."""
+
     engine_id: str
     cells: dict[str, str]
     cards: dict[str, dict[str, Any]]
@@ -339,10 +133,6 @@ class _Row:
     def journal(self) -> Journal:
         return self.svc.journal
 
-    async def _milestone(self, what: str) -> None:
-        if self.svc.milestone is not None:
-            await self.svc.milestone(self.rid, what)
-
     @contextlib.asynccontextmanager
     async def _busy(self, group: str) -> AsyncIterator[None]:
         busy = self.svc.busy
@@ -370,7 +160,7 @@ class _Row:
             except AuthenticationError as exc:
                 raise RunAborted(str(exc)) from None
             except Exception as exc:
-                if _credits_exhausted(exc):
+                if credits_exhausted(exc):
                     raise
                 attempt += 1
                 if not is_transient(exc) or attempt >= self.svc.max_step_attempts:
@@ -383,16 +173,11 @@ class _Row:
             finally:
                 PRIORITY.reset(token)
 
-    def _fail_step(self, step: str, exc: BaseException, status: str = "failed") -> _RowEnd:
-        code = _code(exc)
-        self.journal.finish_step(self.rid, step, status, error_code=code)  # type: ignore[arg-type]
-        if _credits_exhausted(exc):
-            self.svc.ledger.exhaust(REASON_NO_CREDITS)
-            return _RowEnd("skipped", REASON_NO_CREDITS, code)
-        return _RowEnd("failed", f"{step}: {exc}", code)
+    def _fail_step(self, step: str, exc: BaseException) -> RowEnd:
+        return fail_step(self.journal, self.svc.ledger, self.rid, step, exc)
 
     # -- the pipeline --------------------------------------------------------
-    async def run(self) -> _Terminal | Literal["pending"]:
+    async def run(self) -> Terminal | Literal["pending"]:
         svc = self.svc
         self.journal.start_row(self.rid, STEP_CLONE)
         self.journal.update_row(self.rid, {"pending_reason": None})
@@ -410,7 +195,7 @@ class _Row:
                 await self._idea("rendered")
                 if self.plan.publish is not None:
                     await self._publish()
-        except _RowEnd as end:
+        except RowEnd as end:
             self._finish(end.status, end.reason, end.error_code)
             return end.status
         except RunAborted:
@@ -423,16 +208,16 @@ class _Row:
             self._finish("failed", str(exc), "unsafe_path")
             return "failed"
         except Exception as exc:
-            if _credits_exhausted(exc):
+            if credits_exhausted(exc):
                 svc.ledger.exhaust(REASON_NO_CREDITS)
-                self._finish("skipped", REASON_NO_CREDITS, _code(exc))
+                self._finish("skipped", REASON_NO_CREDITS, error_code(exc))
                 return "skipped"
-            self._finish("failed", str(exc) or type(exc).__name__, _code(exc))
+            self._finish("failed", str(exc) or type(exc).__name__, error_code(exc))
             return "failed"
         self._finish("completed", "")
         return "completed"
 
-    def _finish(self, status: _Terminal, reason: str, error_code: str | None = None) -> None:
+    def _finish(self, status: Terminal, reason: str, error_code: str | None = None) -> None:
         steps = self.journal.steps(self.rid)
         credits = sum(s.credits for s in steps.values())
         self.journal.update_row(self.rid, {"credits": credits})
@@ -465,7 +250,7 @@ class _Row:
                 intent = self.journal.record_intent(
                     self.rid, STEP_CLONE, retry=rec is not None and rec.done
                 )
-                await self._milestone("clone_intent")
+                await self.svc.reached(self.rid, "clone_intent")
                 source = self.row.engine_id
                 if source is not None:
                     call: Callable[[], Awaitable[Engine]] = lambda: self.svc.client.engines.clone(  # noqa: E731
@@ -596,6 +381,10 @@ class _Row:
             data = {**saved.get("data", {}), **data}
         return {"generation_type": gen.generation_type, "data": data}
 
+    def _paid(self) -> PaidPosts:
+        """The row's paid POSTs, to the engine it cloned."""
+        return PaidPosts(self.svc, self.rid, self.agent, self._eng.engine_id, self.credits)
+
     async def _generate(self, gen: GenerationPlan) -> None:
         step = gen.step
         rec = self._begin(step)
@@ -613,7 +402,7 @@ class _Row:
             )
 
         async with self._busy("generate"), self.svc.limits.generations.slot(Priority.CONTINUE):
-            done = await self._paid(
+            done = await self._paid().drive(
                 rec, step, cell_id, gen.generation_type, gen.model, post, Priority.CONTINUE
             )
         resource = done.output_resources[0].id if done.output_resources else None
@@ -635,212 +424,13 @@ class _Row:
             )
 
         async with self._busy("render"), self.svc.limits.renders.slot(Priority.FINISH):
-            done = await self._paid(
+            done = await self._paid().drive(
                 rec, STEP_RENDER, cell_id, "render", None, post, Priority.FINISH
             )
         if not done.video_url:
-            raise _RowEnd("failed", "render completed without an output URL", "no_output")
+            raise RowEnd("failed", "render completed without an output URL", "no_output")
         self.render_url = done.video_url
         self.journal.update_row(self.rid, {"render_url": done.video_url})
-
-    # -- the paid step machinery -------------------------------------------------
-    def _prior_ids(self, step: str) -> list[str]:
-        rec = self.journal.row(self.rid)
-        prior = rec.extra.get("prior", {}) if rec is not None else {}
-        ids = prior.get(step, []) if isinstance(prior, dict) else []
-        return [str(i) for i in ids]
-
-    def _remember_prior(self, step: str, generation_id: str) -> None:
-        rec = self.journal.row(self.rid)
-        prior = dict(rec.extra.get("prior", {})) if rec is not None else {}
-        prior[step] = [*prior.get(step, []), generation_id]
-        self.journal.update_row(self.rid, {"prior": prior})
-
-    async def _reconcile(self, step: str, cell_id: str) -> str | None:
-        """The generation an in-doubt POST created, or None if the cell proves none."""
-        client = self.svc.client
-
-        async def read() -> Cell:
-            PRIORITY.set(Priority.POLL)
-            return await client.cells.get(self._eng.engine_id, cell_id, self.agent)
-
-        # Free, and it decides whether money was spent: ride out an outage.
-        cell: Cell = await through_outage(
-            read,
-            backoff=(client.policy.backoff_initial, client.policy.backoff_max),
-            what=f"{step}: the reconcile read of cell {cell_id}",
-            on_error=lambda exc: self.svc.log.event(
-                "reconcile_retry", row_id=self.rid, step=step, error=str(exc)
-            ),
-        )
-        latest = cell.generation_id
-        if latest is None or latest in self._prior_ids(step):
-            return None
-        self.svc.log.event("reconciled", row_id=self.rid, step=step, generation_id=latest)
-        return latest
-
-    async def _paid(
-        self,
-        before: StepRecord | None,
-        step: str,
-        cell_id: str,
-        kind: str,
-        model: str | None,
-        post: Callable[[str], Awaitable[GenerationStarted]],
-        priority: int,
-    ) -> Generation:
-        """Drive one paid step to a completed generation (or end the row).
-
-        ``before`` is the step's journal record as this run found it: an
-        attempt that ended (failed, refunded) is followed by a new intent; one
-        in doubt — an intent, maybe an id, no outcome — is resumed: its
-        generation watched, or the cell read to learn whether it exists.
-        """
-        svc = self.svc
-        gen_id: str | None = None
-        resend_key: str | None = None
-        elapsed = 0.0
-        tries = 0  # generations that ended failed in this run
-        prior = self._prior_ids(step)
-        in_doubt = (
-            before is not None
-            and before.intent_at is not None
-            and not before.done
-            and (before.remote_id is None or before.remote_id not in prior)
-        )
-        new_attempt = before is not None and before.intent_at is not None and not in_doubt
-        if in_doubt and before is not None:
-            if before.remote_id is not None:
-                gen_id = before.remote_id  # accepted before a crash: just watch it
-                elapsed = max(0.0, time.time() - (before.remote_at or before.intent_at or 0.0))
-            else:
-                gen_id = await self._reconcile(step, cell_id)
-                if gen_id is not None:
-                    self.journal.record_remote_id(self.rid, step, gen_id)
-                else:
-                    resend_key = before.idempotency_key
-        while True:
-            reservation: Reservation
-            if gen_id is None:
-                reservation = await self._reserve(step, kind, model)
-                if resend_key is None:
-                    intent = self.journal.record_intent(self.rid, step, retry=new_attempt)
-                    resend_key = intent.idempotency_key
-                await self._milestone(f"{step}:intent")
-                try:
-                    gen_id = await self._send(step, cell_id, resend_key, post, priority)
-                    await self._milestone(f"{step}:posted")  # accepted, id not yet journaled
-                except BaseException:
-                    reservation.release()
-                    raise
-                self.journal.record_remote_id(self.rid, step, gen_id)
-                await self._milestone(f"{step}:submitted")
-            else:
-                # Paid before a crash: account for it when it settles, but
-                # never refuse it (the money is already spent).
-                held = svc.ledger.try_reserve(0.0, f"{self.rid}/{step}")
-                assert held is not None  # a zero hold is always granted
-                reservation = held
-            try:
-                done = await svc.watcher.generation(gen_id, kind, elapsed)
-            except BaseException:
-                reservation.release()
-                raise
-            if done.status == "completed":
-                estimate = svc.pricing.price(kind, model)
-                charged = reservation.settle(done.credits if done.credits is not None else estimate)
-                self.journal.finish_step(
-                    self.rid,
-                    step,
-                    "completed",
-                    credits=charged,
-                    result={
-                        "generation_id": done.id,
-                        "resource_id": done.output_resources[0].id
-                        if done.output_resources
-                        else None,
-                        "url": done.video_url,
-                    },
-                )
-                return done
-            # failed / stopped: refunded by the server; maybe try again.
-            reservation.release()
-            self._remember_prior(step, gen_id)
-            self.journal.finish_step(
-                self.rid, step, "failed", error_code=f"generation_{done.status}"
-            )
-            tries += 1
-            error = str(done.error) if done.error else done.status
-            svc.log.event(
-                "generation_failed", row_id=self.rid, step=step, attempt=tries, error=error
-            )
-            if tries >= svc.max_generation_attempts:
-                raise _RowEnd(
-                    "failed",
-                    f"{step}: generation {done.status} after {tries} attempt(s): {error}",
-                    f"generation_{done.status}",
-                )
-            gen_id = None
-            resend_key = None
-            elapsed = 0.0
-            new_attempt = True
-
-    async def _reserve(self, step: str, kind: str, model: str | None) -> Reservation:
-        """Hold the estimate before a paid POST (from the row's hold); a refusal skips the row."""
-        price, tag = self.svc.pricing.price(kind, model), f"{self.rid}/{step}"
-        try:
-            if self.credits is not None:
-                return await self.credits.draw(price, tag)
-            return await self.svc.ledger.reserve(price, tag)
-        except CreditsRefused as exc:
-            self.journal.finish_step(self.rid, step, "skipped", error_code=exc.reason)
-            reason = REASON_NO_CREDITS if exc.reason == "exhausted" else str(exc)
-            code = "insufficient_credits_for_job" if exc.reason != "budget" else "max_credits"
-            raise _RowEnd("skipped", reason, code) from None
-
-    async def _send(
-        self,
-        step: str,
-        cell_id: str,
-        key: str,
-        post: Callable[[str], Awaitable[GenerationStarted]],
-        priority: int,
-    ) -> str:
-        """POST once per proof: resend only what provably did not take effect."""
-        tries = 0
-        limited = 0
-        while True:
-            token = PRIORITY.set(priority)
-            try:
-                started = await post(key)
-                return started.generation_id
-            except AuthenticationError as exc:
-                raise RunAborted(str(exc)) from None
-            except RateLimitError as exc:
-                # A 429 is decided before the request is processed: resend —
-                # but not forever if the server keeps refusing.
-                limited += 1
-                if limited > 2 * self.svc.max_step_attempts:
-                    raise self._fail_step(step, exc) from None
-                await asyncio.sleep(retry_wait(exc))
-                continue
-            except (ServerError, APIConnectionError, APIResponseValidationError) as exc:
-                tries += 1
-                never_sent = isinstance(exc, APIConnectionError) and not exc.maybe_sent
-                if not never_sent:
-                    found = await self._reconcile(step, cell_id)
-                    if found is not None:
-                        return found
-                if tries >= self.svc.max_step_attempts:
-                    raise self._fail_step(step, exc) from None
-                self.svc.log.event("resend", row_id=self.rid, step=step, reason=str(exc))
-                await asyncio.sleep(self.svc.step_retry_delay * (2 ** (tries - 1)))
-            except (APIStatusError, RequestValidationError) as exc:
-                # Refused (422 credits/validation, 403, 404): nothing was created.
-                status = "skipped" if _credits_exhausted(exc) else "failed"
-                raise self._fail_step(step, exc, status) from None
-            finally:
-                PRIORITY.reset(token)
 
     # -- download ----------------------------------------------------------------
     async def _download(self) -> None:
@@ -849,11 +439,11 @@ class _Row:
             return
         url = self.render_url
         if url is None:
-            raise _RowEnd("failed", "no render URL to download", "no_output")
+            raise RowEnd("failed", "no render URL to download", "no_output")
         target = safe_join(self.svc.out_dir, ENGINE_VIDEOS_DIR, self.output_name)
         client = self.svc.client
         async with self._busy("download"), self.svc.limits.downloads.slot(Priority.FINISH):
-            await self._milestone("download:start")
+            await self.svc.reached(self.rid, "download:start")
             try:
                 result = await self._retrying(
                     STEP_DOWNLOAD, lambda: client.download(url, target), Priority.FINISH
@@ -920,9 +510,7 @@ class _Row:
         if job.status != "completed":
             error = str(job.error) if job.error else job.status
             self.journal.finish_step(self.rid, STEP_PUBLISH, "failed", error_code="publish_failed")
-            raise _RowEnd(
-                "failed", f"publish: job {job_id} {job.status}: {error}", "publish_failed"
-            )
+            raise RowEnd("failed", f"publish: job {job_id} {job.status}: {error}", "publish_failed")
         post_id = (job.result or {}).get("post_id")
         self.journal.update_row(self.rid, {"post_id": post_id})
         self.journal.finish_step(self.rid, STEP_PUBLISH, "completed", result={"post_id": post_id})
@@ -966,30 +554,6 @@ class _Row:
         self.journal.update_row(self.rid, {"idea_status": status})
 
 
-def remaining_credits(journal: Journal, row_id: str, plan: RowPlan, pricing: Pricing) -> float:
-    """The row's estimate minus what the journal says is already paid for.
-
-    A paid step is paid for once completed, or once its generation was
-    accepted and not yet seen to fail (it is watched, never re-bought).  An
-    intent without an id may or may not have been paid: it is counted, so
-    the reconcile read never meets an empty budget (raises PricingError).
-    """
-    steps = journal.steps(row_id)
-    rec = journal.row(row_id)
-    prior = rec.extra.get("prior", {}) if rec is not None else {}
-    total = 0.0
-    for step, kind, model in plan.paid_steps:
-        done = steps.get(step)
-        if done is not None:
-            failed = [str(i) for i in prior.get(step, [])] if isinstance(prior, dict) else []
-            if done.status == "completed":
-                continue
-            if not done.done and done.remote_id is not None and done.remote_id not in failed:
-                continue
-        total += pricing.price(kind, model)
-    return total
-
-
 async def run_row(
     svc: RowServices,
     row: InputRow,
@@ -1000,12 +564,12 @@ async def run_row(
     """Run one row's pipeline to its terminal status (journaled).
 
     ``credits``: the row's admission hold (:meth:`CreditLedger.admit` of
-    :func:`remaining_credits`); its paid POSTs draw from it.  The caller
-    closes it when the row ends.  Without one, each POST reserves from the
-    ledger on its own.
+    :func:`~genbatch.engine.paid.remaining_credits`); its paid POSTs draw
+    from it.  The caller closes it when the row ends.  Without one, each
+    POST reserves from the ledger on its own.
 
     Returns the status (``"pending"`` for a row suspended by an outage).
-    Raises :class:`RunAborted` (401): the row is left ``running`` in the
-    journal, so the next run resumes it.
+    Raises :class:`~genbatch.engine.failures.RunAborted` (401): the row is
+    left ``running`` in the journal, so the next run resumes it.
     """
     return await _Row(svc, row, plan, output_name, credits).run()

@@ -51,23 +51,18 @@ from genbatch.engine.credits import (
     PricingError,
     RowReservation,
 )
+from genbatch.engine.failures import RunAborted, believed_retry_after
 from genbatch.engine.journal import Journal, JournalError
 from genbatch.engine.limits import ENGINE_ROWS_IN_FLIGHT, Limits, Priority, RateGate
 from genbatch.engine.naming import NameAllocator, UnsafePathError
-from genbatch.engine.pipeline import (
-    ENGINE_VIDEOS_DIR,
-    PRIORITY,
-    RowServices,
-    RunAborted,
-    believed_retry_after,
-    remaining_credits,
-    run_row,
-)
+from genbatch.engine.paid import remaining_credits
+from genbatch.engine.pipeline import ENGINE_VIDEOS_DIR, run_row
 from genbatch.engine.plan import RecipeBook, StartError, plan_row, prepare, row_key
 from genbatch.engine.poller import PollHub
 from genbatch.engine.progress import Progress, RunLog, Snapshot
 from genbatch.engine.results import ResultFiles, write_results
 from genbatch.engine.rowplan import RowPlan, RowPlanError
+from genbatch.engine.services import PRIORITY, RowServices
 from genbatch.engine.table import InputRow, RowError, Table
 from genbatch.engine.watch import HubWatcher
 from genbatch.errors import APIError, AuthenticationError

@@ -30,9 +30,10 @@ from typing import Final, TypeVar
 from genbatch.client import GenClient
 from genbatch.client import assumptions as A
 from genbatch.client.models import AgentRun, Generation, UserJob
+from genbatch.engine.failures import through_outage
 from genbatch.engine.limits import Priority
-from genbatch.engine.pipeline import PRIORITY, through_outage
 from genbatch.engine.poller import TERMINAL_STATUSES, PollHub, is_terminal
+from genbatch.engine.services import PRIORITY
 from genbatch.errors import APIError, AuthenticationError, GenError
 
 #: Give up waiting on one run/job after this long (deep research takes ~90 s).
@@ -60,7 +61,7 @@ class StillRunning(GenError):
 class HubWatcher:
     """Waits for generations, user jobs and agent runs through a shared :class:`PollHub`.
 
-    Fills :class:`genbatch.engine.pipeline.JobWatcher`.  Build it with
+    Fills :class:`genbatch.engine.services.JobWatcher`.  Build it with
     :meth:`for_rows` or :meth:`for_runs` (the module docstring says why they differ).
     """
 

@@ -13,9 +13,10 @@ from typing import Any, cast
 import pytest
 
 from genbatch.client import GenClient
+from genbatch.engine.failures import RunAborted
 from genbatch.engine.limits import Priority
-from genbatch.engine.pipeline import PRIORITY, RunAborted
 from genbatch.engine.poller import PollHub
+from genbatch.engine.services import PRIORITY
 from genbatch.engine.watch import ENGINE_RUN_WATCH_ATTEMPTS, HubWatcher, StillRunning
 from genbatch.errors import APIConnectionError, AuthenticationError
 

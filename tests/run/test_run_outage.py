@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from genbatch.engine.pipeline import RowSuspended, RunAborted, through_outage
+from genbatch.engine.failures import RowSuspended, RunAborted, through_outage
 from genbatch.errors import AuthenticationError, NotFoundError, ServerError
 
 
