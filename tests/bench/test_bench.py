@@ -24,6 +24,9 @@ from genbatch.bench.analysis import ENGINE_BENCH_LEDGER_FILE, analyze, api_reque
 from genbatch.bench.stats import percentile
 from genbatch.engine.pipeline import ENGINE_VIDEOS_DIR
 
+#: A simulator process and a whole bench run: outside `make check`.
+pytestmark = pytest.mark.slow
+
 ROWS = 20
 SCALE = 0.003
 RATE = 400.0

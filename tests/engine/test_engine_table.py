@@ -263,6 +263,7 @@ def test_parquet_duplicates_refused(tmp_path: Path) -> None:
         open_table(path)
 
 
+@pytest.mark.slow
 def test_large_table_is_streamed_in_bounded_batches(tmp_path: Path) -> None:
     n = 100_000
     path = tmp_path / "big.csv"

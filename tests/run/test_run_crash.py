@@ -24,6 +24,9 @@ from runhelp import SECRET_KEY, check_invariants, ledger, results, vo_table
 from genbatch.sim.config import SimConfig
 from genbatch.sim.launch import SimProcess
 
+#: Subprocesses killed and rerun: seconds each, so outside `make check`.
+pytestmark = pytest.mark.slow
+
 LAUNCH = Path(__file__).parents[1] / "reliability" / "launch.py"
 SCALE = "0.002"
 RATE = "500"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from runhelp import check_invariants, ledger, run_table, snapshot_tree
 
 from genbatch.sim.media import read_manifest
@@ -70,6 +71,7 @@ async def test_rerun_of_a_finished_run_spends_nothing(sim_factory, tmp_path: Pat
     check_invariants(after, out, table)
 
 
+@pytest.mark.slow
 def test_demo_command_prints_where_things_are(tmp_path: Path) -> None:
     out = tmp_path / "demo-out"
     proc = subprocess.run(

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from runhelp import check_invariants, ledger, run_table, sim_config, vo_table
 
 from genbatch.client.base import AttemptInfo
@@ -14,6 +15,7 @@ from genbatch.client.routes import Route
 FAULTS = "500:0.04,503:0.04,reset:0.04,reset_after:0.05,gen_fail:0.15,truncate:0.3,429:0.03@1"
 
 
+@pytest.mark.slow
 async def test_faults_every_row_terminal_nothing_paid_twice(sim_factory, tmp_path: Path) -> None:
     sim = await sim_factory(
         api_keys=("gb-test-secret-key-7f3a9c21d5e84b60",), faults=FAULTS, seed=7
