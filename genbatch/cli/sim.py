@@ -26,11 +26,24 @@ def register(subparsers: Any) -> None:
     """Add ``genbatch sim`` to the CLI."""
     p: argparse.ArgumentParser = subparsers.add_parser(
         "sim",
-        help="run the offline GEN simulator (both hosts on one port)",
-        description="Serve a stateful GEN API simulator: both hosts, CDN, storage, /_sim admin.",
+        help="run the offline GEN simulator (API host and agent host on two ports)",
+        description="Serve a stateful GEN API simulator: the API host (with CDN, storage and "
+        "the /_sim admin) on --port and the agent host on --agent-port, sharing one state.",
     )
     p.add_argument("--host", default=SIM_DEFAULT_HOST, help="bind address (default %(default)s)")
-    p.add_argument("--port", type=int, default=SIM_DEFAULT_PORT, help="0 picks a free port")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=SIM_DEFAULT_PORT,
+        help="API host port (default %(default)s; 0 picks a free port)",
+    )
+    p.add_argument(
+        "--agent-port",
+        type=int,
+        default=None,
+        help="agent host port (default: --port + 1, or a free port when --port is 0; "
+        "0 picks a free port)",
+    )
     p.add_argument(
         "--api-key",
         action="append",
@@ -51,10 +64,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--faults", default="", help="e.g. 500:0.02,reset_after:0.01,slow:0.05@2")
     p.add_argument("--seed", type=int, default=SIM_DEFAULT_SEED, help="RNG seed (reproducible)")
     p.add_argument("--admin-key", default=None, help="require X-Sim-Admin-Key on /_sim/")
+    p.add_argument(
+        "--legacy-paths",
+        action="store_true",
+        help="speak the teaching document's API: engine routes under /v1/autocontentengine "
+        "and its object shapes (default: today's /v1/vidsheet API)",
+    )
     p.set_defaults(func=cmd_sim)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
+    agent_port = args.agent_port
+    if agent_port is None:
+        agent_port = args.port + 1 if args.port else 0
     try:
         config = SimConfig(
             api_keys=tuple(args.api_keys),
@@ -67,6 +89,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
             admin_key=args.admin_key,
             host=args.host,
             port=args.port,
+            agent_port=agent_port,
+            legacy_paths=args.legacy_paths,
         )
     except ValueError as exc:
         print(f"genbatch sim: {exc}", file=sys.stderr)
@@ -74,6 +98,10 @@ def cmd_sim(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve_forever(config, lambda line: print(line, flush=True)))
     except OSError as exc:
-        print(f"genbatch sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        print(
+            f"genbatch sim: cannot listen on {args.host} ports {args.port} (api) and "
+            f"{agent_port} (agent): {exc}",
+            file=sys.stderr,
+        )
         return 2
     return 0

@@ -19,12 +19,11 @@ from genbatch.sim.entities import (
     User,
     Workspace,
     as_int,
-    forbidden,
     not_found,
 )
 
 #: A second, seeded workspace the demo key does NOT belong to: its agent and
-#: engine answer 403 `forbidden` to the demo key (the reference's error table).
+#: engine answer 404 `not_found` to the demo key, as missing ones do (docs/dialect.md §4).
 SIM_OTHER_API_KEY: Final = "gen_other_key_9876543210"
 SIM_OTHER_USER_ID: Final = 2
 SIM_OTHER_WORKSPACE_ID: Final = 200
@@ -68,10 +67,8 @@ class Accounts:
     def workspace(self, user: User, workspace_id: object) -> Workspace:
         wid = as_int(workspace_id)
         ws = self.workspaces.get(wid) if wid is not None else None
-        if ws is None:
-            raise not_found("workspace", workspace_id)
-        if ws.id not in user.workspace_ids:
-            raise forbidden("workspace")
+        if ws is None or ws.id not in user.workspace_ids:
+            raise not_found("workspace", workspace_id)  # not yours looks like missing
         return ws
 
     # ------------------------------------------------------------------ credits

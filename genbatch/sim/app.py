@@ -5,6 +5,12 @@ authenticate, take a rate-limit token, roll the request faults, replay an
 idempotent POST, run the handler, count the request in the ledger.  The
 3,000 req/s target for ``GET /v1/generations/:id`` depends on it.
 
+Two hosts, one process: :class:`~genbatch.sim.serve.SimServer` binds the API
+host and the agent host to two ports of this one app and records which port is
+the agent host's in :class:`HostPorts`.  The middleware decides the host by the
+local port a request arrived on, so a call sent to the wrong host fails here as
+it would in production (404 naming the right host), before any authentication.
+
 Order matters: 401 before the bucket (an unknown key spends nothing), the
 bucket before faults (a 429 storm is "on top of" it), faults before the
 handler (500/503/reset happen before any side effect), ``reset_after`` after
@@ -18,12 +24,15 @@ import contextlib
 import ipaddress
 import logging
 import math
+import re
 import socket
 import struct
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from aiohttp import web
 
@@ -43,6 +52,7 @@ from genbatch.sim.config import (
     SIM_DEFAULT_SEED,
     SIM_DEFAULT_TIME_SCALE,
 )
+from genbatch.sim.dialect import prefix_refusal, served
 from genbatch.sim.entities import ApiError, key_hash
 from genbatch.sim.routes_assets import SIM_DIRECT_UPLOAD_MAX_BYTES
 from genbatch.sim.routes_common import (
@@ -64,6 +74,63 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # ASSUMPTION: Idempotency-Key per API key, replays marked (docs/sim-assumptions.md).
 #: Header a replayed idempotent answer carries (Stripe's name).
 REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+#: Paths the agent host (agent.gen.pro) serves: the teaching document's Step 2
+#: agent endpoints and the vendor's newer ones (docs/dialect.md §1, "agent host").
+#: Everything else under /v1 (user_jobs for train_social included), the CDN, the
+#: presigned storage and the /_sim admin belong to the API host.
+_AGENT_PATH: Final = re.compile(
+    r"/v1/(?:agent|research|ideas)(?:/.*)?|/v1/agents/[^/]+/recurring-jobs(?:/.*)?"
+)
+_AGENT_HOST: Final = "the agent host (agent.gen.pro/v1 in production)"
+_API_HOST: Final = "the API host (api.gen.pro/v1 in production)"
+
+
+def agent_host_path(path: str) -> bool:
+    """True when ``path`` belongs to the agent host, False when to the API host."""
+    return _AGENT_PATH.fullmatch(path) is not None
+
+
+@dataclass(slots=True)
+class HostPorts:
+    """Which local ports are the agent host's; every other port is the API host's.
+
+    :class:`~genbatch.sim.serve.SimServer` fills it when it binds.  Empty (an app
+    served some other way, on one port): no host split, that port serves both.
+    """
+
+    agent: set[int] = field(default_factory=set)
+
+
+HOST_PORTS = web.AppKey("host_ports", HostPorts)
+
+
+def _local_port(request: web.Request) -> int | None:
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        return int(sockname[1])
+    return None
+
+
+# ASSUMPTION: the other host's paths 404 before auth (docs/sim-assumptions.md, "hosts").
+def host_refusal(request: web.Request, agent_ports: set[int]) -> ApiError | None:
+    """The 404 for a request that reached the wrong host, else None.
+
+    The host is the local port the request arrived on (the two sites share one
+    app); with no agent port recorded the app is not split and serves both.
+    """
+    if not agent_ports:
+        return None
+    on_agent = _local_port(request) in agent_ports
+    path = request.path
+    if agent_host_path(path) == on_agent:
+        return None
+    right, wrong = (_API_HOST, "agent host") if on_agent else (_AGENT_HOST, "API host")
+    return ApiError(
+        404, "not_found", f"{request.method} {path} is served by {right}, not the {wrong}"
+    )
 
 
 def _api_key(request: web.Request) -> str | None:
@@ -198,14 +265,22 @@ def _admin_allowed(request: web.Request) -> bool:
 async def sim_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     world = request.app[WORLD]
     world.maybe_settle(time.time())  # never raises: settle() contains its failures
-    if not world.base_url:
-        world.base_url = f"{request.scheme}://{request.host}"
     path = request.path
     resp: web.StreamResponse
-    resource = request.match_info.route.resource
+    agent_ports = request.app[HOST_PORTS].agent
+    wrong_host = host_refusal(request, agent_ports)
+    if not world.base_url and not agent_ports:
+        # An unsplit app nobody configured: CDN/upload URLs on the host it is reached at.
+        world.base_url = f"{request.scheme}://{request.host}"
+    resource = None if wrong_host is not None else request.match_info.route.resource
     route = f"{request.method} {resource.canonical if resource is not None else '<unmatched>'}"
     status = 500
     try:
+        if wrong_host is not None:  # routing comes before auth: which host, then which prefix
+            raise wrong_host
+        refusal = prefix_refusal(path, world.legacy_paths)
+        if refusal is not None:
+            raise refusal
         if path.startswith("/v1/"):
             resp = await _api(request, handler, world)
         elif path.startswith("/_sim/"):
@@ -250,7 +325,12 @@ def create_app(
     store: BlobStore | None = None,
     admin_key: str | None = None,
 ) -> web.Application:
-    """The GEN simulator as an aiohttp application (both hosts, CDN, storage, admin)."""
+    """The GEN simulator as an aiohttp application (both hosts, CDN, storage, admin).
+
+    :class:`~genbatch.sim.serve.SimServer` serves it on two ports (API host and
+    agent host) and sets ``world.base_url``, the API host's root, which CDN and
+    upload URLs are built on.
+    """
     if world is None:
         world = World(
             credits=SIM_DEFAULT_CREDITS,
@@ -265,6 +345,7 @@ def create_app(
     app[WORLD] = world
     app[STORE] = store or BlobStore(world.data_dir / "blobs")
     app[PRESIGNER] = Presigner(world.shared.secret)
+    app[HOST_PORTS] = HostPorts()
     if admin_key:
         app[ADMIN_KEY] = admin_key
     for module in (
@@ -276,8 +357,16 @@ def create_app(
         routes_assets,
         routes_admin,
     ):
-        app.add_routes(module.routes)
+        app.add_routes(served(module.routes, world.legacy_paths))
     return app
 
 
-__all__ = ["create_app", "drop_connection", "jresp"]
+__all__ = [
+    "HOST_PORTS",
+    "HostPorts",
+    "agent_host_path",
+    "create_app",
+    "drop_connection",
+    "host_refusal",
+    "jresp",
+]

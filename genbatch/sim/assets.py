@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import mimetypes
 import re
 from pathlib import Path
 
@@ -24,9 +25,9 @@ from genbatch.sim.entities import (
     User,
     Workspace,
     as_int,
-    forbidden,
     not_found,
 )
+from genbatch.sim.media.sniff import kind_of, read_head
 
 # ASSUMPTION: the reference examples' ids exist as stock (docs/sim-assumptions.md, "stock").
 #: Public stock resources; their ids are those the reference's card examples use.
@@ -40,6 +41,10 @@ STOCK: tuple[tuple[int, str, str, str], ...] = (
 )
 #: Stock clips ideas cite as selected assets (``assets/stock_clip_N.mp4``).
 STOCK_CLIPS = 8
+#: Stock stills ideas cite as image assets (``assets/stock_still_N.jpg``).
+STOCK_STILLS = 8
+STOCK_CLIP_PREFIX = "assets/stock_clip_"
+STOCK_STILL_PREFIX = "assets/stock_still_"
 
 
 class Assets:
@@ -62,16 +67,27 @@ class Assets:
                 "sample", ctype, media_kind=otype, manifest={"stock": fname}
             )
         for i in range(STOCK_CLIPS):
-            name = f"assets/stock_clip_{i + 1}.mp4"
+            name = f"{STOCK_CLIP_PREFIX}{i + 1}.mp4"
             sh.cdn[name] = CdnObject("sample", "video/mp4", manifest={"asset": name})
+        for i in range(STOCK_STILLS):
+            name = f"{STOCK_STILL_PREFIX}{i + 1}.jpg"
+            sh.cdn[name] = CdnObject(
+                "sample", "image/jpeg", media_kind="image", manifest={"asset": name}
+            )
+
+    def stock_asset_urls(self, prefix: str) -> list[str]:
+        """CDN URLs of the stock clips (MP4) or stills (JPEG) ideas cite, by ``STOCK_*_PREFIX``."""
+        if prefix == STOCK_CLIP_PREFIX:
+            return [self._sh.url(f"{prefix}{i + 1}.mp4") for i in range(STOCK_CLIPS)]
+        return [self._sh.url(f"{prefix}{i + 1}.jpg") for i in range(STOCK_STILLS)]
 
     def resource(self, user: User, resource_id: object) -> Resource:
         rid = as_int(resource_id)
         res = self.resources.get(rid) if rid is not None else None
-        if res is None:
-            raise not_found("content resource", resource_id)
-        if res.workspace_id is not None and res.workspace_id not in user.workspace_ids:
-            raise forbidden("content resource")
+        if res is None or (
+            res.workspace_id is not None and res.workspace_id not in user.workspace_ids
+        ):
+            raise not_found("content resource", resource_id)  # not yours looks like missing
         return res
 
     def add_upload(
@@ -86,13 +102,18 @@ class Assets:
         source: str,
         now: float,
     ) -> Resource:
-        """Register uploaded bytes at ``path`` as a resource served from /cdn/uploads/."""
+        """Register uploaded bytes at ``path`` as a resource served from /cdn/uploads/.
+
+        Its type comes from the bytes (``content_type`` is only the client's hint):
+        curl's ``-F file=@local.mp4`` declares application/octet-stream.
+        """
+        # ASSUMPTION: the bytes decide the type (docs/sim-assumptions.md, "upload-type").
+        otype, content_type = kind_of(read_head(path), content_type, filename)
         rid = self._sh.next_id("resource")
-        ext = re.sub(r"[^A-Za-z0-9]", "", Path(filename).suffix)[:8] or "bin"
+        ext = re.sub(r"[^A-Za-z0-9]", "", Path(filename).suffix)[:8]
+        if not ext:
+            ext = (mimetypes.guess_extension(content_type) or ".bin").lstrip(".")
         cdn_key = f"uploads/{self._sh.token_hex(16)}.{ext.lower()}"
-        otype = content_type.split("/", 1)[0]
-        if otype not in ("video", "image", "audio"):
-            otype = "document"
         self._sh.cdn[cdn_key] = CdnObject("file", content_type, media_kind=otype, path=path)
         res = Resource(
             rid,

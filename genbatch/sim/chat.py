@@ -9,8 +9,12 @@ per run so a journey replays the same ideas.
 from __future__ import annotations
 
 import random
+import re
 from typing import Final
 
+import orjson
+
+from genbatch.sim.assets import STOCK_CLIP_PREFIX, STOCK_STILL_PREFIX, Assets
 from genbatch.sim.clock import iso
 from genbatch.sim.entities import (
     Agent,
@@ -24,6 +28,7 @@ from genbatch.sim.entities import (
     invalid,
     not_found,
 )
+from genbatch.sim.generations import Generations
 from genbatch.sim.idea_text import (
     chat_reply,
     classify,
@@ -34,18 +39,38 @@ from genbatch.sim.idea_text import (
     research,
     title_for,
 )
+from genbatch.sim.jobs import UserJobs
 from genbatch.sim.profiles import Profiles
 
-#: Research runs take a fixed time per depth (seconds at scale 1.0).
-SIM_RESEARCH_LATENCY: Final[dict[str, float]] = {"quick": 10.0, "default": 30.0, "deep": 90.0}
+#: Research runs take a fixed time per depth (seconds at scale 1.0): the vendor's
+#: figures, about 30 s, 2 min and 5 min (docs/dialect.md §4).
+SIM_RESEARCH_LATENCY: Final[dict[str, float]] = {"quick": 30.0, "default": 120.0, "deep": 300.0}
+#: "idea 2" / "idea #2" in a message: the conversation's second idea.
+IDEA_REF = re.compile(r"\bidea\s*#?(\d+)", re.IGNORECASE)
+
+
+def _pref_key(text: str) -> str:
+    """A preference as compared for repeats: case, spacing and end punctuation ignored."""
+    return " ".join(text.lower().split()).rstrip(".!;, ")
 
 
 class Chat:
     """Agent runs with their conversations, messages and ideas."""
 
-    def __init__(self, sh: Shared, profiles: Profiles) -> None:
+    def __init__(
+        self,
+        sh: Shared,
+        profiles: Profiles,
+        *,
+        assets: Assets,
+        gens: Generations,
+        jobs: UserJobs,
+    ) -> None:
         self._sh = sh
         self._profiles = profiles
+        self._assets = assets
+        self._gens = gens
+        self._jobs = jobs
         self.runs: dict[int, Run] = {}
         self.conversations: dict[int, Conversation] = {}
         self.messages: dict[int, Message] = {}
@@ -57,7 +82,7 @@ class Chat:
         run = self.runs.get(rid) if rid is not None else None
         if run is None:
             raise not_found("run", run_id)
-        self._profiles.own_agent(user, run.agent_id, "run")
+        self._profiles.own_agent(user, run.agent_id, "run", run_id)
         return run
 
     def conversation(self, user: User, conversation_id: object) -> Conversation:
@@ -65,7 +90,7 @@ class Chat:
         conv = self.conversations.get(cid) if cid is not None else None
         if conv is None:
             raise not_found("conversation", conversation_id)
-        self._profiles.own_agent(user, conv.agent_id, "conversation")
+        self._profiles.own_agent(user, conv.agent_id, "conversation", conversation_id)
         return conv
 
     def idea(self, user: User, idea_id: object) -> Json:
@@ -73,7 +98,7 @@ class Chat:
         idea = self.ideas.get(iid) if iid is not None else None
         if idea is None:
             raise not_found("idea", idea_id)
-        self._profiles.own_agent(user, idea["agent_id"], "idea")
+        self._profiles.own_agent(user, idea["agent_id"], "idea", idea_id)
         return idea
 
     # ------------------------------------------------------------------ runs
@@ -93,7 +118,7 @@ class Chat:
             )
             self.conversations[conversation.id] = conversation
         if kind == "research":
-            # ASSUMPTION: 10/30/90 s by depth (docs/sim-assumptions.md, "research").
+            # The vendor's ~30 s / 2 min / 5 min by depth (docs/sim-assumptions.md, "research").
             latency = sh.clock.fixed(SIM_RESEARCH_LATENCY[str(params.get("depth", "default"))])
         else:
             latency = sh.clock.latency("agent_run")
@@ -205,8 +230,15 @@ class Chat:
             }
         elif run.kind == "preferences":
             pref = run.message.split(":", 1)[1].strip()
-            agent.preferences.append(pref)
-            msg = self._add_message(conv, "assistant", f"Got it — I'll remember: {pref}", run.id, t)
+            if not pref:
+                text = "There was nothing after remember: to keep."
+            # ASSUMPTION: a repeat is stored once (docs/sim-assumptions.md, "ideas-text").
+            elif any(_pref_key(p) == _pref_key(pref) for p in agent.preferences):
+                text = f"I already remember that: {pref}"  # stored once, not again
+            else:
+                agent.preferences.append(pref)
+                text = f"Got it — I'll remember: {pref}"
+            msg = self._add_message(conv, "assistant", text, run.id, t)
             run.result = {
                 "type": "preferences",
                 "message_id": msg.id,
@@ -223,29 +255,76 @@ class Chat:
             run.result = {"type": "research", "message_id": msg.id, **found}
         elif run.kind == "action":
             assert run.pending_action is not None
-            approved = bool(run.pending_action.get("approved"))
-            verdict = "Done" if approved else "Cancelled"
-            msg = self._add_message(
-                conv, "assistant", f"{verdict}: {run.pending_action['type']}", run.id, t
-            )
+            what = run.pending_action["type"]
+            if run.pending_action.get("approved"):
+                outcome = self._execute(run, agent, conv, t)
+            else:
+                outcome = {"executed": False, "reason": "not approved"}
+            if outcome["executed"]:
+                text = f"Done: {what}" + (
+                    f" (user job {outcome['user_job_id']})" if "user_job_id" in outcome else ""
+                )
+            else:
+                text = f"Did not {what}: {outcome['reason']}"
+            msg = self._add_message(conv, "assistant", text, run.id, t)
             run.result = {
                 "type": "action",
                 "message_id": msg.id,
                 "action": run.pending_action,
-                "executed": approved,
+                **outcome,
             }
         else:
             reply = chat_reply(run.message, agent, rng)
             msg = self._add_message(conv, "assistant", reply, run.id, t)
             run.result = {"type": "chat", "message_id": msg.id, "reply": reply}
 
+    def _execute(self, run: Run, agent: Agent, conv: Conversation, t: float) -> Json:
+        """Carry out an approved action; ``executed`` is true only if it really happened.
+
+        ``delete idea N`` deletes the conversation's N-th idea.  ``publish`` creates a
+        publish_content user job for the agent's newest render (described by idea N's
+        hook when one is named), which needs a linked TikTok account.
+        """
+        # ASSUMPTION: what an approved action does (docs/sim-assumptions.md, "approve").
+        assert run.pending_action is not None
+        idea: Json | None = None
+        m = IDEA_REF.search(run.message)
+        if m is not None:
+            n, ideas = int(m.group(1)), self._conversation_ideas(conv)
+            if not 1 <= n <= len(ideas):
+                return {"executed": False, "reason": f"idea {n} is not in this conversation"}
+            idea = ideas[n - 1]
+        if run.pending_action["type"] == "delete":
+            if idea is None:
+                return {"executed": False, "reason": "name the idea to delete, e.g. delete idea 2"}
+            del self.ideas[idea["id"]]
+            return {"executed": True, "idea_id": idea["id"]}
+        if not any(a.get("platform") == "tiktok" for a in agent.core.get("linked_accounts") or []):
+            return {"executed": False, "reason": "the agent has no connected tiktok account"}
+        url = self._gens.latest_render_url(agent.id)
+        if url is None:
+            return {"executed": False, "reason": "the agent has no rendered video to post yet"}
+        data: Json = {
+            "platform": "tiktok",
+            "media_url": url,
+            "description": str(idea["hook"]) if idea is not None else run.message,
+            "schedule_type": "now",
+            "media_type": "VIDEO",
+        }
+        job = self._jobs.add(agent, "publish_content", orjson.dumps(data).decode(), data, t, None)
+        out: Json = {"executed": True, "user_job_id": job.id, "media_url": url}
+        if idea is not None:
+            out["idea_id"] = idea["id"]
+        return out
+
     # ------------------------------------------------------------------ ideas
     def _new_idea(
         self, agent: Agent, conv: Conversation, run: Run, rng: random.Random, i: int, t: float
     ) -> Json:
         sh = self._sh
-        assets = [sh.url(k) for k in sh.cdn if k.startswith("assets/")]
-        idea = make_idea(agent, run.message, rng, i, assets)
+        clips = self._assets.stock_asset_urls(STOCK_CLIP_PREFIX)
+        stills = self._assets.stock_asset_urls(STOCK_STILL_PREFIX)
+        idea = make_idea(agent, run.message, rng, i, clips, stills)
         idea.update(
             id=sh.next_id("idea"),
             agent_id=agent.id,

@@ -19,7 +19,7 @@ SIM_DEFAULT_PORT: Final = 8787
 #: GEN publishes no limit, so these are a plausible guess a user can change.
 SIM_DEFAULT_RATE: Final = 50.0
 SIM_DEFAULT_BURST: Final = 100
-SIM_DEFAULT_CREDITS: Final = 10_000.0
+SIM_DEFAULT_CREDITS: Final = 1_000_000.0
 SIM_DEFAULT_TIME_SCALE: Final = 1.0
 SIM_DEFAULT_SEED: Final = 0
 
@@ -39,8 +39,15 @@ class SimConfig:
     seed: int = SIM_DEFAULT_SEED
     admin_key: str | None = None
     host: str = SIM_DEFAULT_HOST
+    #: The API host's port (api.gen.pro's stand-in: /v1, CDN, storage, /_sim admin); 0 = free.
     port: int = 0
+    #: The agent host's port (agent.gen.pro's stand-in: /v1/agent/..., /v1/research); 0 = free.
+    agent_port: int = 0
     data_dir: Path | None = None
+    #: Serve the teaching document's dialect: engine routes only under the old
+    #: ``/v1/autocontentengine`` prefix, with its object shapes.  Default: today's
+    #: API (``/v1/vidsheet``, docs/dialect.md).
+    legacy_paths: bool = False
 
     def __post_init__(self) -> None:
         parse_faults(self.faults)  # fail at construction, not at the first request
@@ -48,3 +55,7 @@ class SimConfig:
             raise ValueError("rate must be > 0 and burst >= 1")
         if self.time_scale < 0:
             raise ValueError("time_scale must be >= 0")
+        if not (0 <= self.port <= 65535 and 0 <= self.agent_port <= 65535):
+            raise ValueError("port and agent_port must be 0..65535")
+        if self.port and self.port == self.agent_port:
+            raise ValueError("the API host and the agent host need two ports (port == agent_port)")

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
+
 from genbatch.sim.clock import Clock, DueQueue
 from genbatch.sim.faults import Faults
 
@@ -40,8 +42,25 @@ class ApiError(Exception):
         self.message = message
 
 
+def plain(value: object) -> str:
+    """``value`` in plain words for an error message: never a Python repr (no ``None``,
+    no quotes from ``!r``, no brackets of a list or tuple)."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int | float):
+        return str(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return ", ".join(plain(v) for v in value) or "an empty list"
+    return orjson.dumps(value, default=str).decode()
+
+
 def not_found(what: str, ident: object) -> ApiError:
-    return ApiError(404, "not_found", f"{what} {ident} not found")
+    """404 not_found: missing, or not the caller's (the two must look alike)."""
+    if ident is None or ident == "":
+        return ApiError(404, "not_found", f"{what} not found")
+    return ApiError(404, "not_found", f"{what} {plain(ident)} not found")
 
 
 def invalid(message: str) -> ApiError:
@@ -239,6 +258,8 @@ class Column:
     role: str
     position: int
     default_card: Json | None
+    created_at: float = 0.0
+    updated_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -247,6 +268,9 @@ class Row:
     engine_id: int
     position: int
     cell_ids: dict[int, int] = field(default_factory=dict)  # column id -> cell id
+    attributes: Json = field(default_factory=dict)  # today's additional_attributes
+    created_at: float = 0.0
+    updated_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -261,6 +285,11 @@ class Cell:
     latest_generation_id: int | None = None
     output_ids: list[int] = field(default_factory=list)
     default_user_job: Json | None = None
+    attributes: Json = field(default_factory=dict)  # today's additional_attributes
+    generation_ids: list[int] = field(default_factory=list)  # history (user_jobs), oldest first
+    default_generation_id: int | None = None  # set_default_user_job's choice (today's API)
+    created_at: float = 0.0
+    updated_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -276,6 +305,9 @@ class Layer:
     card: Json | None = None
     latest_generation_id: int | None = None
     output_ids: list[int] = field(default_factory=list)
+    generation_ids: list[int] = field(default_factory=list)  # history (user_jobs), oldest first
+    created_at: float = 0.0
+    updated_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -305,6 +337,7 @@ class Generation:
     output_ids: list[int] = field(default_factory=list)
     error: str | None = None
     manifest: Json | None = None  # renders: what the MP4 will carry
+    user_job_type: str | None = None  # the internal name it was asked for (today's API)
 
 
 @dataclass(slots=True)

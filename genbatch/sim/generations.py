@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -18,6 +19,7 @@ from genbatch.sim.accounts import Accounts
 from genbatch.sim.assets import Assets
 from genbatch.sim.clock import pending_until, phase
 from genbatch.sim.entities import (
+    ApiError,
     CdnObject,
     Cell,
     Engine,
@@ -30,13 +32,13 @@ from genbatch.sim.entities import (
     User,
     Workspace,
     as_int,
-    forbidden,
     invalid,
     key_hash,
     not_found,
+    plain,
 )
 from genbatch.sim.idea_text import fake_text
-from genbatch.sim.limits import price
+from genbatch.sim.prices import price
 from genbatch.sim.profiles import Profiles
 from genbatch.sim.sheets import Sheets
 
@@ -49,6 +51,21 @@ SIM_MEDIA_TYPES: Final[dict[str, str]] = {
 }
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
+
+# ASSUMPTION: what kind of content each card field takes (docs/sim-assumptions.md,
+# "resource-kinds"); a resource of another kind is 422 validation_error.
+#: (generation type, data key) -> the object types that key accepts.
+RESOURCE_KINDS: Final[dict[tuple[str, str], tuple[str, ...]]] = {
+    ("video_from_image", "image_resource_id"): ("image",),
+    ("video_from_image", "image_tail_resource_id"): ("image",),
+    ("video_from_ingredients", "asset_resource_ids"): ("image", "video"),
+    ("speech_from_text", "audio_resource_id"): ("audio",),
+    ("lipsync", "video_resource_id"): ("video",),
+    ("lipsync", "audio_resource_id"): ("audio",),
+    ("captions", "source_resource_id"): ("video", "audio"),
+}
+#: Called with (generation, its status, now) each time a generation's status changes.
+StatusHook = Callable[[Generation, str, float], None]
 
 
 class Generations:
@@ -63,14 +80,14 @@ class Generations:
         self._sheets = sheets
         self._assets = assets
         self.generations: dict[int, Generation] = {}
+        #: Told of every status change (the webhooks); None: nobody listens.
+        self.on_status: StatusHook | None = None
 
     def generation(self, user: User, generation_id: object) -> Generation:
         gid = as_int(generation_id)
         gen = self.generations.get(gid) if gid is not None else None
-        if gen is None:
-            raise not_found("generation", generation_id)
-        if gen.workspace_id not in user.workspace_ids:
-            raise forbidden("generation")
+        if gen is None or gen.workspace_id not in user.workspace_ids:
+            raise not_found("generation", generation_id)  # not yours looks like missing
         return gen
 
     def resolve_card(self, eng: Engine, row: Row, data: Json) -> Json:
@@ -91,12 +108,12 @@ class Generations:
             if col.column_type == "text":
                 if cell.value in (None, ""):
                     raise invalid(
-                        f"column {name!r} of row {row.id} is empty; fill or generate it first"
+                        f'column "{name}" of row {row.id} is empty; fill or generate it first'
                     )
                 return cell.value
             if not cell.output_ids:
                 raise invalid(
-                    f"column {name!r} of row {row.id} has no output yet; generate it first"
+                    f'column "{name}" of row {row.id} has no output yet; generate it first'
                 )
             rid = cell.output_ids[0]
             return rid if whole else self._sh.url(self._assets.resources[rid].cdn_key)
@@ -135,20 +152,19 @@ class Generations:
     ) -> Generation:
         """Accept a generation or render: check credits, charge, and start its clock."""
         if generation_type != "render":
-            for rid in templates.resource_ids(generation_type, data):
-                res = self._assets.resources.get(rid)
-                if res is None or (res.workspace_id is not None and res.workspace_id != ws.id):
-                    raise invalid(f"content resource {rid} not found in this workspace")
+            self._check_resources(ws, generation_type, data)
             my_voice = (
                 generation_type == "speech_from_text" and data.get("voice_method") == "my_voices"
             )
             if my_voice and self._profiles.voice_of(eng.agent_id, data.get("voice_id")) is None:
                 raise invalid(
-                    f"voice_id {data.get('voice_id')!r} is not in this agent's voice library"
+                    f"voice_id {plain(data.get('voice_id'))} is not in this agent's voice library"
                 )
         sh = self._sh
-        cost = price(generation_type)
+        cost = price(generation_type, data)
         self._accounts.check_credits(ws, cost)
+        if generation_type == "render":
+            self._check_renderable(eng, cell)
         kind = "render" if generation_type == "render" else generation_type
         latency = sh.clock.latency(kind)
         gid = sh.next_id("generation")
@@ -181,7 +197,83 @@ class Generations:
         self._accounts.charge(ws, cost, gid, "generate" if kind != "render" else "render")
         (layer or cell).latest_generation_id = gid
         sh.due.push(gen.due_at, ("gen", gid))
+        self._tell(gen, "pending", now)
         return gen
+
+    def _check_resources(self, ws: Workspace, generation_type: str, data: Json) -> None:
+        """422 unless every resource the card names is this workspace's (or stock) and of
+        the kind its field takes (a lipsync video must be a video...)."""
+        for key, _ in templates.RESOURCE_FIELDS.get(generation_type, ()):
+            raw = data.get(key)
+            for rid in raw if isinstance(raw, list) else [raw]:
+                if not isinstance(rid, int):
+                    continue
+                res = self._assets.resources.get(rid)
+                if res is None or (res.workspace_id is not None and res.workspace_id != ws.id):
+                    raise invalid(f"content resource {rid} not found in this workspace")
+                kinds = RESOURCE_KINDS.get((generation_type, key))
+                if kinds is not None and res.object_type not in kinds:
+                    wanted = " or ".join(kinds)
+                    raise invalid(
+                        f"{generation_type} needs {'an' if wanted[0] in 'aeiou' else 'a'} "
+                        f"{wanted} for data.{key}, but content resource {rid} "
+                        f"({res.filename}) is {res.object_type}"
+                    )
+
+    def _check_renderable(self, eng: Engine, cell: Cell) -> None:
+        """422 unless every layer the render composites has content: its own output, or a
+        source cell that was generated or filled (nothing is charged when refused)."""
+        # ASSUMPTION: what counts as content (docs/sim-assumptions.md, "render-content").
+        sheets = self._sheets
+        if not cell.layer_ids:
+            raise invalid(
+                f"final_video cell {cell.id} has no layers to composite; add layers first"
+            )
+        row = sheets.rows[cell.row_id]
+        by_name = {sheets.columns[c].name: c for c in eng.column_ids}
+        empty: list[str] = []
+        for lid in cell.layer_ids:
+            lay = sheets.layers[lid]
+            if lay.output_ids:
+                continue
+            col_id = by_name.get(lay.source_column) if lay.source_column else None
+            if col_id is not None:
+                src = sheets.cells[row.cell_ids[col_id]]
+                if src.output_ids or src.value not in (None, ""):
+                    continue
+                empty.append(f'cell {src.id} (column "{lay.source_column}", layer "{lay.name}")')
+            elif lay.layer_type == "text" and str(lay.settings.get("text") or "").strip():
+                continue
+            else:
+                empty.append(f'layer {lay.id} ("{lay.name}", nothing generated)')
+        if empty:
+            raise invalid(
+                "cannot render yet: these layers have nothing generated or filled: "
+                + "; ".join(empty)
+                + ". Fill or generate them, then render."
+            )
+
+    def _tell(self, gen: Generation, status: str, now: float) -> None:
+        """Tell ``on_status`` a generation's status (it ignores repeats)."""
+        if self.on_status is not None:
+            self.on_status(gen, status, now)
+
+    def observe(self, generation_id: int, now: float) -> None:
+        """Read a generation's status now (settling it if due) and tell it."""
+        gen = self.generations.get(generation_id)
+        if gen is not None:
+            self._tell(gen, self.status_of(gen, now), now)
+
+    def latest_render_url(self, agent_id: int) -> str | None:
+        """The CDN URL of the agent's newest completed render, if any."""
+        for gen in reversed(self.generations.values()):
+            if gen.generation_type != "render" or gen.final != "completed" or not gen.output_ids:
+                continue
+            eng = self._sheets.engines.get(gen.engine_id)
+            res = self._assets.resources.get(gen.output_ids[0])
+            if eng is not None and eng.agent_id == agent_id and res is not None:
+                return self._sh.url(res.cdn_key)
+        return None
 
     def status_of(self, gen: Generation, now: float) -> str:
         if gen.final is not None:
@@ -222,6 +314,7 @@ class Generations:
                 else "Generation failed: provider error"
             )
             self._accounts.refund(ws, gen.credits, gen.id, "failed")
+            self._tell(gen, "failed", t)
             return
         gen.final = "completed"
         sheets = self._sheets
@@ -229,20 +322,23 @@ class Generations:
         cell = sheets.cells.get(gen.cell_id)
         aspect = str(gen.data.get("aspect_ratio") or (eng.aspect_ratio if eng else "9:16"))
         if gen.generation_type == "text":
-            gen.result = fake_text(str(gen.data.get("prompt", "")), random.Random(gen.out_name))
+            agent = self._profiles.agents.get(eng.agent_id) if eng else None
+            gen.result = fake_text(
+                str(gen.data.get("prompt", "")), random.Random(gen.out_name), agent
+            )
         else:
             gen.output_ids = [self._make_output(gen, aspect)]
         target = sheets.layers.get(gen.layer_id) if gen.layer_id is not None else cell
-        if target is None or target.latest_generation_id != gen.id:
-            return
-        target.output_ids = list(gen.output_ids)
-        if isinstance(target, Cell):
-            # ASSUMPTION: value = text or output URL (docs/sim-assumptions.md, "cell-read").
-            target.value = (
-                gen.result
-                if gen.result is not None
-                else self._sh.url(self._assets.resources[gen.output_ids[0]].cdn_key)
-            )
+        if target is not None and target.latest_generation_id == gen.id:
+            target.output_ids = list(gen.output_ids)
+            if isinstance(target, Cell):
+                # ASSUMPTION: value = text or output URL (docs/sim-assumptions.md, "cell-read").
+                target.value = (
+                    gen.result
+                    if gen.result is not None
+                    else self._sh.url(self._assets.resources[gen.output_ids[0]].cdn_key)
+                )
+        self._tell(gen, "completed", t)
 
     def _make_output(self, gen: Generation, aspect: str) -> int:
         """Register a completed generation's output as a content resource on the CDN."""
@@ -293,20 +389,31 @@ class Generations:
 
     # ASSUMPTION: which states stop and continue (docs/sim-assumptions.md, "stop-continue").
     def stop(self, gen: Generation, now: float) -> None:
-        """``POST /v1/generations/:id/stop``: only pending or processing; refunded."""
+        """``POST /v1/generations/:id/stop``: only pending or processing; refunded.
+
+        Stopping one that is already over (a second stop included) is 422
+        ``job_cannot_be_stopped`` (the vendor's error guide)."""
         status = self.status_of(gen, now)
         if status not in ("pending", "processing"):
-            raise invalid(f"generation {gen.id} is {status}; only pending or processing ones stop")
+            raise ApiError(
+                422,
+                "job_cannot_be_stopped",
+                f"generation {gen.id} is already {status}; only pending or processing "
+                "generations can be stopped",
+            )
         gen.final = "stopped"
         gen.updated_at = gen.completed_at = now
         ws = self._accounts.workspaces.get(gen.workspace_id)
         self._accounts.refund(ws, gen.credits, gen.id, "stopped")
+        self._tell(gen, "stopped", now)
 
     def resume(self, gen: Generation, now: float) -> None:
-        """``POST /v1/generations/:id/continue``: a stopped or failed one, charged again."""
+        """``POST /v1/generations/:id/continue``: a stopped one, charged again."""
         status = self.status_of(gen, now)
-        if status not in ("stopped", "failed"):
-            raise invalid(f"generation {gen.id} is {status}; only stopped or failed ones continue")
+        if status != "stopped":
+            raise invalid(
+                f"generation {gen.id} is {status}; only stopped generations can be continued"
+            )
         ws = self._accounts.workspaces.get(gen.workspace_id)
         if ws is None:
             raise not_found("workspace", gen.workspace_id)
@@ -330,6 +437,7 @@ class Generations:
         if target is not None:
             target.latest_generation_id = gen.id
         sh.due.push(gen.due_at, ("gen", gen.id))
+        self._tell(gen, "pending", now)
 
     def ledger(self, now: float) -> list[Json]:
         """The ledger's ``generations`` (reading a status may settle it)."""

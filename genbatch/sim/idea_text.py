@@ -31,19 +31,26 @@ _PLATFORMS = (
     "perplexity",
     "gemini",
 )
+# ASSUMPTION: how canned hooks and text read (docs/sim-assumptions.md, "ideas-text").
+#: Hook sentences.  ``{kw}`` is a noun phrase (a keyword, a brand, or the topic a prompt
+#: names), singular or plural, or just "this", so no verb in a hook agrees with it.
 _HOOKS = (
     "Nobody talks about {kw}, so I will.",
-    "This {kw} spot changed how I eat forever.",
-    "I tried every {kw} in town so you don't have to.",
-    "The {kw} secret locals keep to themselves.",
-    "Stop scrolling: {kw} is about to get better.",
-    "Three {kw} rules I learned the hard way.",
+    "Everything I thought I knew about {kw} was wrong.",
+    "I spent a week chasing {kw} so you don't have to.",
+    "Here's the secret to {kw} that locals keep to themselves.",
+    "Stop scrolling if you care about {kw}.",
+    "Three things about {kw} I learned the hard way.",
 )
 _ANGLES = ("the hidden gem", "the 2am test", "locals only", "worth the line")
 _QUESTION_HOOKS = (
     "Would you wait an hour for {kw}?",
-    "Is this the best {kw} you've never heard of?",
+    "What if everything you know about {kw} is wrong?",
 )
+#: A prompt's topic: what follows "for" or "about", up to punctuation.
+_TOPIC = re.compile(r"\b(?:for|about)\s+(?:a |an |the )?([^.,!?:;\n]+)", re.IGNORECASE)
+#: A prompt that dictates the opening line ("... that opens with: <hook>").
+_OPENER = re.compile(r"\b(?:opens|starts|begins) with\s*:?\s*(.+)$", re.IGNORECASE | re.DOTALL)
 
 
 def classify(message: str, in_conversation: bool) -> str:
@@ -82,25 +89,36 @@ def idea_count(message: str) -> int:
 
 
 def _keywords(agent: Agent) -> list[str]:
-    kws = [str(k) for k in agent.core.get("keywords") or []]
-    return kws or [str(agent.core.get("brand_name") or agent.name).lower()]
+    """What the agent's ideas are about: its keywords, else its brand name as written."""
+    kws = [str(k).strip() for k in agent.core.get("keywords") or [] if str(k).strip()]
+    return kws or [str(agent.core.get("brand_name") or agent.name).strip() or "this"]
 
 
-def _statement_only(agent: Agent) -> bool:
-    prefs = " ".join(agent.preferences).lower()
+def _statement_only(agent: Agent | None) -> bool:
+    prefs = " ".join(agent.preferences).lower() if agent is not None else ""
     return "statement hook" in prefs or "never question" in prefs
 
 
-def _hook(agent: Agent, rng: random.Random, kw: str, punchy: bool = False) -> str:
+def _hook(agent: Agent | None, rng: random.Random, kw: str, punchy: bool = False) -> str:
     pool = _HOOKS if _statement_only(agent) else _HOOKS + _QUESTION_HOOKS
     hook = rng.choice(pool).format(kw=kw)
     return hook.rstrip(".?") + "!" if punchy and not hook.endswith("?") else hook
 
 
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def make_idea(
-    agent: Agent, message: str, rng: random.Random, index: int, asset_urls: list[str]
+    agent: Agent,
+    message: str,
+    rng: random.Random,
+    index: int,
+    clip_urls: list[str],
+    still_urls: list[str],
 ) -> Json:
-    """One idea with every documented field (Step 2)."""
+    """One idea with every documented field (Step 2); its clip assets are MP4s and its
+    image assets JPEGs of the stock library."""
     kws = _keywords(agent)
     kw = kws[index % len(kws)]
     m = re.search(r"under\s+(\d+)\s*s", message.lower())
@@ -116,7 +134,8 @@ def make_idea(
     )
     assets = []
     for j in range(2):
-        url = asset_urls[(index * 2 + j) % len(asset_urls)] if asset_urls else ""
+        pool = clip_urls if j == 0 else still_urls
+        url = pool[index % len(pool)] if pool else ""
         start = round(rng.uniform(0, 4), 1)
         assets.append(
             {
@@ -144,7 +163,7 @@ def make_idea(
         f" Applies your preferences: {'; '.join(agent.preferences)}." if agent.preferences else ""
     )
     return {
-        "title": f"{kw.title()}: {_ANGLES[index % len(_ANGLES)]}",
+        "title": f"{_capitalised(kw)}: {_ANGLES[index % len(_ANGLES)]}",
         "hook": hook,
         "full_script": script,
         "video_type": vtype,
@@ -180,9 +199,13 @@ def refine(
         if re.search(r"\b(drop|remove)\b", low):
             idea["status"] = "rejected"
         elif "hook" in low:
-            kw = _keywords(agent)[0]
-            idea["hook"] = _hook(agent, rng, kw, punchy=True)
-            idea["full_script"] = idea["hook"] + " " + idea["full_script"].split(" ", 8)[-1]
+            old, new = str(idea["hook"]), _hook(agent, rng, _keywords(agent)[0], punchy=True)
+            script = str(idea["full_script"])
+            idea["full_script"] = new + script[len(old) :] if script.startswith(old) else script
+            idea["hook"] = new
+            for layer in idea.get("project_manifest", {}).get("timeline_layers", []):
+                if layer.get("type") == "text" and layer.get("content") == old:
+                    layer["content"] = new
         else:
             for vt in _VIDEO_TYPES:
                 if vt.replace("_", " ") in low or vt in low:
@@ -208,7 +231,7 @@ def research(topic: str, depth: str, agent: Agent, rng: random.Random) -> Json:
         for i in range(n)
     ]
     brand = agent.core.get("brand_name") or agent.name
-    summary = f"{len(findings)} findings on {topic!r} ({depth} research) relevant to {brand}."
+    summary = f'{len(findings)} findings on "{topic}" ({depth} research) relevant to {brand}.'
     return {"topic": topic, "depth": depth, "findings": findings, "summary": summary}
 
 
@@ -218,13 +241,29 @@ def chat_reply(message: str, agent: Agent, rng: random.Random) -> str:
     return f"{brand} here. {opener} You said: {message[:200]}"
 
 
-def fake_text(prompt: str, rng: random.Random) -> str:
-    """What a text model returns: a hook for hook-ish prompts, a short script otherwise."""
-    words = [w for w in re.findall(r"[A-Za-z$0-9']+", prompt) if len(w) > 3][:6] or ["this"]
-    topic = " ".join(words[-3:])
-    if "hook" in prompt.lower() and "script" not in prompt.lower():
-        return rng.choice(_HOOKS).format(kw=topic)
+def prompt_topic(prompt: str) -> str | None:
+    """The topic a prompt names ("... hook for San Antonio tacos"), at most five words."""
+    m = _TOPIC.search(prompt)
+    if m is None:
+        return None
+    words = m.group(1).strip().strip("\"'").split()[:5]
+    return " ".join(words) or None
+
+
+def fake_text(prompt: str, rng: random.Random, agent: Agent | None = None) -> str:
+    """What a text model returns: a hook for hook-ish prompts, a short script otherwise.
+
+    The topic is the one the prompt names, else the agent's first keyword (or
+    brand); a prompt that dictates its opening line ("opens with: ...") gets it."""
+    opener_m = _OPENER.search(prompt)
+    opener = opener_m.group(1).strip() if opener_m else ""
+    head = prompt[: opener_m.start()] if opener_m else prompt
+    topic = prompt_topic(head) or (_keywords(agent)[0] if agent is not None else "this")
+    low = head.lower()
+    if "hook" in low and "script" not in low:
+        return opener or _hook(agent, rng, topic)
+    first = opener or _hook(agent, rng, topic)
     return (
-        f"{rng.choice(_HOOKS).format(kw=topic)} Here's the story in thirty seconds. "
-        f"It starts with {topic}, it ends with you hitting follow."
+        f"{first} Here's the story in thirty seconds. "
+        f"It starts with {topic} and ends with you hitting follow."
     )

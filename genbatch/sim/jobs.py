@@ -2,7 +2,9 @@
 
 Like generations, a job's status is computed from its own clock and its
 result is written once, when it settles; publishing needs the agent's
-linked TikTok account, so this store reads the agents.
+linked TikTok account, so this store reads the agents.  A scheduled post waits
+for its real (wall-clock) ``scheduled_time``; a monitoring ``train_social`` job
+settles into ``processing`` (it keeps watching) instead of ``completed``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from genbatch.sim.entities import (
     User,
     UserJob,
     as_int,
-    forbidden,
     not_found,
 )
 from genbatch.sim.profiles import Profiles
+
+#: The status an active monitoring job settles into: it is never over by itself.
+MONITORING = "processing"
 
 
 class UserJobs:
@@ -32,10 +36,8 @@ class UserJobs:
     def user_job(self, user: User, agent: Agent, job_id: object) -> UserJob:
         jid = as_int(job_id)
         job = self.user_jobs.get(jid) if jid is not None else None
-        if job is None:
-            raise not_found("user job", job_id)
-        if job.workspace_id not in user.workspace_ids:
-            raise forbidden("user job")
+        if job is None or job.workspace_id not in user.workspace_ids:
+            raise not_found("user job", job_id)  # not yours looks like missing
         if job.agent_id != agent.id:
             raise not_found("user job", f"{job_id} of agent {agent.id}")
         return job
@@ -51,8 +53,9 @@ class UserJobs:
     ) -> UserJob:
         sh = self._sh
         latency = sh.clock.latency(job_type)
-        # ASSUMPTION: the wait until scheduled_time is scaled (docs/sim-assumptions.md).
-        start = now if scheduled_at is None else now + sh.clock.fixed(max(0.0, scheduled_at - now))
+        # ASSUMPTION: a scheduled post waits for the real scheduled_time, not a scaled
+        # one; only the posting after it is scaled (docs/sim-assumptions.md, "schedule").
+        start = now if scheduled_at is None else max(now, scheduled_at)
         job = UserJob(
             id=sh.next_id("user_job"),
             agent_id=agent.id,
@@ -89,8 +92,13 @@ class UserJobs:
             self._finish(job)
 
     def _finish(self, job: UserJob) -> None:
-        job.final = "completed"
-        job.completed_at = job.updated_at = job.due_at
+        job.updated_at = job.due_at
+        if job.user_job_type == "train_social" and job.parsed.get("monitoring") is True:
+            # ASSUMPTION: a monitoring job stays active (docs/sim-assumptions.md, "train-social").
+            job.final = MONITORING
+        else:
+            job.final = "completed"
+            job.completed_at = job.due_at
         if job.user_job_type == "publish_content":
             # ASSUMPTION: the result's shape (docs/sim-assumptions.md, "publish").
             agent = self._profiles.agents.get(job.agent_id)
@@ -114,6 +122,17 @@ class UserJobs:
                 "items_indexed": int(p.get("max_results", 50)),
                 "monitoring": bool(p.get("monitoring", False)),
             }
+
+    def set_monitoring(self, job: UserJob, monitoring: bool, now: float) -> None:
+        """A train_social update: a settled job starts or stops monitoring."""
+        if job.final is None:
+            return  # the first scrape is still running; it settles by the new data
+        if job.result is not None:
+            job.result["monitoring"] = monitoring
+        if monitoring and job.final == "completed":
+            job.final, job.completed_at = MONITORING, None
+        elif not monitoring and job.final == MONITORING:
+            job.final, job.completed_at = "completed", now
 
     def ledger(self, now: float) -> list[Json]:
         """The ledger's ``user_jobs`` (reading a status may settle it)."""

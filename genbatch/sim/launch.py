@@ -6,8 +6,9 @@ would).  This is the one way to do that::
 
     config = SimConfig(api_keys=("k1",), rate=500, burst=50, time_scale=0.01, seed=1)
     with SimProcess(config, log=Path("sim.log")) as sim:
-        sim.url          # "http://127.0.0.1:PORT" (the port it bound; 0 = a free one)
-        sim.base_url     # sim.url + "/v1": GEN's API and agent base
+        sim.api_url      # "http://127.0.0.1:PORT/v1": the API host's base (GEN_API_URL)
+        sim.agent_url    # "http://127.0.0.1:AGENT_PORT/v1": the agent host's (GEN_AGENT_URL)
+        sim.url          # "http://127.0.0.1:PORT": the API host's root (admin, CDN)
         sim.ledger()     # GET /_sim/ledger; sim.config(faults="500:0.1"); sim.reset()
     # leaving the block stops it: SIGINT, then SIGTERM, then SIGKILL, waiting
     # ``stop_timeout`` seconds after each signal
@@ -18,11 +19,13 @@ flags, port 0 meaning a free one).  :class:`SimProcess` starts the child with
 stdin closed and stdout and stderr going to ``log`` (a temporary file, removed
 on stop, when not given; ``err_log`` splits stderr off) so a chatty simulator
 never blocks on a full pipe.  It waits until the child prints ``genbatch sim
-listening on URL`` (:attr:`SimProcess.announcement`) and raises
+listening on API_ROOT (api) and AGENT_ROOT (agent)``
+(:attr:`SimProcess.announcement`; the lines after it, ``GEN_API_URL=…``,
+``GEN_AGENT_URL=…`` and the demo key, are for people) and raises
 :class:`SimLaunchError`, with the log's tail, when the child exits first or
-``start_timeout`` passes.  ``start()`` / ``stop()`` do the same without a
-``with`` block; ``request_stop()`` signals without waiting, to stop several at
-once.
+``start_timeout`` passes.
+``start()`` / ``stop()`` do the same without a ``with`` block;
+``request_stop()`` signals without waiting, to stop several at once.
 
 Standard library only (the admin calls use ``urllib``): importing this starts
 neither aiohttp nor the simulator's world.
@@ -33,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -50,6 +54,8 @@ __all__ = ["SimLaunchError", "SimProcess", "command"]
 
 #: What ``genbatch sim`` prints, once, when it accepts connections.
 LISTENING: Final = "listening on "
+#: The rest of that line: the API host's root, then the agent host's.
+_HOSTS: Final = re.compile(r"listening on (\S+) \(api\) and (\S+) \(agent\)")
 #: Seconds to wait for that line; seconds to wait after each stop signal.
 START_TIMEOUT: Final = 30.0
 STOP_TIMEOUT: Final = 10.0
@@ -66,6 +72,7 @@ def command(config: SimConfig, python: str = sys.executable) -> list[str]:
     args = [
         python, "-m", "genbatch", "sim",
         "--host", config.host, "--port", str(config.port),
+        "--agent-port", str(config.agent_port),
         "--rate", repr(float(config.rate)), "--burst", str(config.burst),
         "--credits", repr(float(config.credits)),
         "--time-scale", repr(float(config.time_scale)),
@@ -77,6 +84,8 @@ def command(config: SimConfig, python: str = sys.executable) -> list[str]:
         args += ["--faults", config.faults]
     if config.admin_key is not None:
         args += ["--admin-key", config.admin_key]
+    if config.legacy_paths:
+        args.append("--legacy-paths")
     return args
 
 
@@ -111,10 +120,13 @@ class SimProcess:
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.stop_signal = stop_signal
-        #: The child's announcement, newline included ("genbatch sim listening on URL\n").
+        #: The child's announcement line, newline included
+        #: ("genbatch sim listening on API_ROOT (api) and AGENT_ROOT (agent)\n").
         self.announcement = ""
-        #: "http://HOST:PORT", from the announcement.
+        #: "http://HOST:PORT", the API host's root, from the announcement.
         self.url = ""
+        #: "http://HOST:AGENT_PORT", the agent host's root, from the announcement.
+        self.agent_root = ""
         self._proc: subprocess.Popen[bytes] | None = None
         self._files: list[IO[bytes]] = []
         self._temp_log = False
@@ -152,8 +164,12 @@ class SimProcess:
         while True:
             line = self._announced()
             if line is not None:
+                hosts = _HOSTS.search(line)
+                if hosts is None:
+                    why = f"it announced an address this launcher cannot read: {line.strip()}"
+                    break
                 self.announcement = line
-                self.url = line.split(LISTENING, 1)[1].strip()
+                self.url, self.agent_root = hosts.group(1), hosts.group(2)
                 return self
             if self._proc.poll() is not None:
                 why = f"it exited with code {self._proc.returncode}"
@@ -225,13 +241,24 @@ class SimProcess:
         return self._returncode
 
     @property
-    def base_url(self) -> str:
-        """GEN's API (and agent) base: ``url + "/v1"``."""
+    def api_url(self) -> str:
+        """The API host's base URL: ``url + "/v1"``."""
         return f"{self.url}/v1"
 
     @property
+    def agent_url(self) -> str:
+        """The agent host's base URL: ``agent_root + "/v1"``."""
+        return f"{self.agent_root}/v1"
+
+    @property
     def port(self) -> int:
+        """The API host's port (0 before it announced)."""
         return int(self.url.rsplit(":", 1)[1]) if self.url else 0
+
+    @property
+    def agent_port(self) -> int:
+        """The agent host's port (0 before it announced)."""
+        return int(self.agent_root.rsplit(":", 1)[1]) if self.agent_root else 0
 
     def log_text(self) -> str:
         """What the child wrote so far to ``log`` (and ``err_log``), decoded leniently."""

@@ -1,4 +1,4 @@
-"""Per-API-key token bucket and the credit price table.
+"""Per-API-key token bucket.
 
 The bucket answers in O(1) with no task and no lock: tokens are refilled
 from elapsed time when a request arrives.  Its numbers feed the 429
@@ -10,21 +10,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Final
-
-#: Credits charged per generation type (contract "Prices"); render included.
-SIM_PRICES: Final[dict[str, float]] = {
-    "text": 1.0,
-    "image_from_text": 4.0,
-    "video_from_text": 20.0,
-    "video_from_image": 20.0,
-    "video_from_ingredients": 20.0,
-    "speech_from_text": 2.0,
-    "lipsync": 10.0,
-    "captions": 2.0,
-    "media": 0.0,
-    "render": 5.0,
-}
 
 
 @dataclass(slots=True)
@@ -72,8 +57,3 @@ class TokenBucket:
             return Verdict(True, self.burst, int(st[0]), math.ceil((burst - st[0]) / rate), 0)
         retry = max(1, math.ceil((1.0 - st[0]) / rate))
         return Verdict(False, self.burst, 0, math.ceil((burst - st[0]) / rate), retry)
-
-
-def price(generation_type: str) -> float:
-    """Credits one generation of this type costs (render included)."""
-    return SIM_PRICES[generation_type]

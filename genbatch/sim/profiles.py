@@ -20,9 +20,9 @@ from genbatch.sim.entities import (
     User,
     Voice,
     as_int,
-    forbidden,
     invalid,
     not_found,
+    plain,
     reject_unknown,
 )
 
@@ -103,33 +103,36 @@ class Profiles:
             )
 
     # ------------------------------------------------------------------ access
-    # ASSUMPTION: unknown agent_id is 422, unknown /agents/:id is 404, another
-    # workspace's agent is 403 (docs/sim-assumptions.md, "agent_id", "forbidden").
+    # ASSUMPTION: a missing or unknown agent_id is 422 agent_not_found, an unknown
+    # /agents/:id is 404, and another workspace's agent is 404 not_found like a missing
+    # one (docs/sim-assumptions.md, "agent_id", "forbidden").
     def agent_param(self, user: User, agent_id: object) -> Agent:
-        """Resolve an ``agent_id`` parameter: 422 agent_not_found, 403 forbidden."""
+        """Resolve an ``agent_id`` parameter: 422 agent_not_found, 404 when not yours."""
+        if agent_id is None or (isinstance(agent_id, str) and not agent_id.strip()):
+            raise ApiError(422, "agent_not_found", "agent_id is required")
         aid = as_int(agent_id)
         agent = self.agents.get(aid) if aid is not None else None
         if agent is None:
-            raise ApiError(422, "agent_not_found", f"agent_id {agent_id!r} is not a valid agent")
+            raise ApiError(
+                422, "agent_not_found", f"agent_id {plain(agent_id)} is not a valid agent"
+            )
         if agent.workspace_id not in user.workspace_ids:
-            raise forbidden("agent")
+            raise not_found("agent", agent_id)
         return agent
 
     def agent_path(self, user: User, agent_id: object) -> Agent:
-        """Resolve ``/v1/agents/:id``: an unknown id is 404 not_found."""
+        """Resolve ``/v1/agents/:id``: unknown or not yours is 404 not_found."""
         aid = as_int(agent_id)
         agent = self.agents.get(aid) if aid is not None else None
-        if agent is None:
+        if agent is None or agent.workspace_id not in user.workspace_ids:
             raise not_found("agent", agent_id)
-        if agent.workspace_id not in user.workspace_ids:
-            raise forbidden("agent")
         return agent
 
-    def own_agent(self, user: User, agent_id: int, what: str) -> None:
-        """403 unless ``user`` may see the agent that ``what`` (a run, an idea...) belongs to."""
+    def own_agent(self, user: User, agent_id: int, what: str, ident: object) -> None:
+        """404 unless ``user`` may see the agent that ``what`` ``ident`` (a run...) belongs to."""
         agent = self.agents.get(agent_id)
         if agent is None or agent.workspace_id not in user.workspace_ids:
-            raise forbidden(what)
+            raise not_found(what, ident)
 
     # ------------------------------------------------------------------ agent core
     def patch_core(self, agent: Agent, body: Json) -> dict[str, str]:
@@ -180,7 +183,7 @@ class Profiles:
             for i, x in enumerate(v):
                 for r in required:
                     if not isinstance(x.get(r), str) or not x[r].strip():
-                        raise ValueError(f"entry {i} needs {r!r} (a non-empty string)")
+                        raise ValueError(f"entry {i} needs {r} (a non-empty string)")
             return [dict(x) for x in v]
 
         if name in ("brand_name", "identity_type", "goal"):
@@ -199,7 +202,9 @@ class Profiles:
             plats = str_list(value)
             bad = [p for p in plats if p not in TARGET_PLATFORMS]
             if bad:
-                raise ValueError(f"unsupported platform(s) {bad}; supported: {TARGET_PLATFORMS}")
+                raise ValueError(
+                    f"unsupported platform(s) {plain(bad)}; supported: {plain(TARGET_PLATFORMS)}"
+                )
             return plats
         if name == "keywords":
             return [k.lstrip("#") for k in str_list(value)]
@@ -207,7 +212,9 @@ class Profiles:
             items = objects(value, ("handle", "item_type"))
             for i, m in enumerate(items):
                 if m["item_type"] not in MONITORED_TYPES:
-                    raise ValueError(f"entry {i}: item_type must be one of {MONITORED_TYPES}")
+                    raise ValueError(
+                        f"entry {i}: item_type must be one of {plain(MONITORED_TYPES)}"
+                    )
             return items
         if name == "research_topics":
             if isinstance(value, list):
@@ -218,7 +225,7 @@ class Profiles:
             for i, a in enumerate(accts):
                 if a["platform"] not in LINKABLE_PLATFORMS:
                     raise ValueError(
-                        f"entry {i}: platform {a['platform']!r} is not supported "
+                        f"entry {i}: platform {plain(a['platform'])} is not supported "
                         f"(supported: {', '.join(LINKABLE_PLATFORMS)})"
                     )
             return accts
@@ -227,7 +234,7 @@ class Profiles:
                 raise ValueError("must be an object with voice_id")
             voice = self.voice_of(agent.id, value["voice_id"])
             if voice is None:
-                raise ValueError(f"voice {value['voice_id']!r} is not in this agent's library")
+                raise ValueError(f"voice {value['voice_id']} is not in this agent's library")
             return {"voice_id": voice.voice_id, "source": value.get("source", voice.source)}
         raise ValueError("unknown field")  # pragma: no cover - filtered above
 

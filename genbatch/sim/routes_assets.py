@@ -32,6 +32,7 @@ from genbatch.sim.routes_common import (
     SIM_PAGE_SIZE,
     STORE,
     agent_q,
+    agent_w,
     jbody,
     jresp,
     now,
@@ -110,7 +111,7 @@ async def delete_resource(request: web.Request) -> web.Response:
 
 @routes.post("/v1/content_resources")
 async def create_resource(request: web.Request) -> web.Response:
-    w, agent, t = world_of(request), agent_q(request), now()
+    w, agent, t = world_of(request), await agent_w(request), now()
     ws = w.accounts.workspaces[agent.workspace_id]
     if request.content_type.startswith("multipart/"):
         res = await _multipart(request, w, agent, t)

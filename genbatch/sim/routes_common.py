@@ -7,12 +7,14 @@ names exactly as the reference and the contract spell them.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any, Final
 
 import orjson
 from aiohttp import web
 
 from genbatch.sim.clock import iso
+from genbatch.sim.dialect import internal_type
 from genbatch.sim.entities import (
     Agent,
     Cell,
@@ -69,6 +71,24 @@ def agent_q(request: web.Request) -> Agent:
     return world_of(request).profiles.agent_param(user_of(request), request.query.get("agent_id"))
 
 
+async def agent_w(request: web.Request) -> Agent:
+    """The agent of a write route: ``?agent_id=``, else the ``agent_id`` of the body.
+
+    Today's API accepts it in the query or the body on every write route (the
+    vendor's SDK sends render's in the body; docs/dialect.md §2).  A JSON or
+    form-urlencoded body is read for it; a multipart one (an upload, streamed by
+    its route) is not.
+    """
+    raw: Any = request.query.get("agent_id")
+    if raw is None:
+        ctype = request.content_type
+        if ctype == "application/x-www-form-urlencoded":
+            raw = (await request.post()).get("agent_id")
+        elif not ctype.startswith("multipart/"):
+            raw = (await jbody(request)).get("agent_id")
+    return world_of(request).profiles.agent_param(user_of(request), raw)
+
+
 def jresp(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
 
@@ -91,6 +111,13 @@ async def jbody(request: web.Request, *, required: bool = False) -> Json:
     if not isinstance(data, dict):
         raise invalid("request body must be a JSON object")
     return data
+
+
+async def ebody(request: web.Request, *, required: bool = False) -> Json:
+    """The JSON body of a write route without the ``agent_id`` it may carry (see agent_w)."""
+    body = await jbody(request, required=required)
+    body.pop("agent_id", None)
+    return body
 
 
 def wrapped(body: Json, key: str) -> Json:
@@ -124,7 +151,32 @@ def user_view(u: User) -> Json:
     }
 
 
+def ms(t: float) -> int:
+    """Epoch seconds → the integer milliseconds of today's ``*_ts`` fields."""
+    return int(t * 1000)
+
+
+def sim_uuid(w: World, kind: str, ident: int) -> str:
+    """A stable UUID for an object that has one in today's API (engines, organizations)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{w.shared.secret.hex()}/{kind}/{ident}"))
+
+
 def workspace_view(w: World, ws: Workspace, user: User) -> Json:
+    """An organization (workspace): today's balance fields, or the teaching document's."""
+    if not w.legacy_paths:
+        # ASSUMPTION: the whole balance is generic credit (docs/sim-assumptions.md, "workspaces").
+        return {
+            "id": ws.id,
+            "uuid": sim_uuid(w, "organization", ws.id),
+            "organization_id": ws.id,
+            "name": ws.name,
+            "avatar": None,
+            "user_role": "owner" if ws.owner_id == user.id else "member",
+            "credit": ws.credit_balance,
+            "available_credit": {"generic": ws.credit_balance, "aura": 0.0},
+            "total_members": sum(1 for u in w.accounts.users.values() if ws.id in u.workspace_ids),
+            "credit_plan": None,
+        }
     return {
         "id": ws.id,
         "name": ws.name,
@@ -179,16 +231,31 @@ def resource_view(w: World, r: Resource) -> Json:
 
 def output_view(w: World, rid: int) -> Json:
     r = w.assets.resources[rid]
-    return {
+    out: Json = {
         "id": r.id,
         "url": w.shared.url(r.cdn_key),
         "thumbnail_url": w.shared.url(r.thumb_key) if r.thumb_key else None,
         "object_type": r.object_type,
     }
+    if not w.legacy_paths:
+        # ASSUMPTION: `type` repeats the object type (docs/sim-assumptions.md, "outputs").
+        out["type"] = r.object_type
+    return out
 
 
 def generation_view(w: World, g: Generation, t: float) -> Json:
-    status = w.gens.status_of(g, t)
+    """A generation or render: today's object (no timestamps), or the teaching document era's."""
+    status = w.gens.status_of(g, t)  # may settle it: read everything else after
+    if not w.legacy_paths:
+        return {
+            "id": g.id,
+            "status": status,
+            "user_job_type": g.user_job_type or internal_type(g.generation_type, g.model),
+            "result": g.result,
+            "failed_reason": g.error,
+            "output_resources": [output_view(w, rid) for rid in g.output_ids],
+            "execution_cost": g.credits,
+        }
     return {
         "id": g.id,
         "status": status,
@@ -217,7 +284,53 @@ def _card_of(w: World, cell: Cell) -> Json:
     return {"generation_type": None, "data": {}}
 
 
+#: Today's layer `type` for each of the simulator's layer kinds, and back.
+TODAY_LAYER_TYPE: Final[dict[str, str]] = {
+    "video": "clip",
+    "audio": "sound",
+    "text": "text",
+    "image": "image",
+    "captions": "caption",
+}
+SIM_LAYER_TYPE: Final[dict[str, str]] = {v: k for k, v in TODAY_LAYER_TYPE.items()}
+
+
+def _history(w: World, ids: list[int], t: float) -> list[Json]:
+    """Generation objects of a cell's or layer's history (reading may settle them)."""
+    gens = w.gens.generations
+    return [generation_view(w, gens[i], t) for i in ids if i in gens]
+
+
+def _default_of(jobs: list[Json], chosen: int | None) -> Json | None:
+    """The chosen generation, else the newest (greatest id); None without history."""
+    # ASSUMPTION: the newest generation is the default (docs/sim-assumptions.md, "cell-read").
+    if chosen is not None:
+        return next((j for j in jobs if j["id"] == chosen), None)
+    return max(jobs, key=lambda j: int(j["id"]), default=None)
+
+
+def _updated_ts(w: World, updated_at: float, ids: list[int]) -> int:
+    gens = w.gens.generations
+    return ms(max([updated_at, *(gens[i].updated_at for i in ids if i in gens)]))
+
+
 def layer_view(w: World, lay: Layer, t: float) -> Json:
+    if not w.legacy_paths:
+        jobs = _history(w, lay.generation_ids, t)
+        attributes = dict(lay.settings)
+        if lay.source_column is not None:
+            attributes["source_column"] = lay.source_column
+        return {
+            "id": lay.id,
+            "name": lay.name,
+            "position": lay.position,
+            "type": TODAY_LAYER_TYPE.get(lay.layer_type, lay.layer_type),
+            "additional_attributes": attributes,
+            "created_at_ts": ms(lay.created_at),
+            "updated_at_ts": _updated_ts(w, lay.updated_at, lay.generation_ids),
+            "default_user_job": _default_of(jobs, None),
+            "user_jobs": jobs,
+        }
     gen = w.gens.generations.get(lay.latest_generation_id) if lay.latest_generation_id else None
     return {
         "id": lay.id,
@@ -236,6 +349,22 @@ def layer_view(w: World, lay: Layer, t: float) -> Json:
 
 def cell_view(w: World, cell: Cell, t: float) -> Json:
     col = w.sheets.columns[cell.column_id]
+    if not w.legacy_paths:
+        jobs = _history(w, cell.generation_ids, t)  # before `value`: settling may write it
+        return {
+            "id": cell.id,
+            "value": cell.value,
+            "additional_attributes": cell.attributes,
+            # ASSUMPTION: a cell's role is its column's (docs/sim-assumptions.md, "cell-read").
+            "cell_role": col.role,
+            "column_id": col.id,
+            "spreadsheet_row_id": cell.row_id,
+            "created_at_ts": ms(cell.created_at),
+            "updated_at_ts": _updated_ts(w, cell.updated_at, cell.generation_ids),
+            "default_user_job": _default_of(jobs, cell.default_generation_id),
+            "user_jobs": jobs,
+            "video_layers": [layer_view(w, w.sheets.layers[lid], t) for lid in cell.layer_ids],
+        }
     gen = w.gens.generations.get(cell.latest_generation_id) if cell.latest_generation_id else None
     return {
         "id": cell.id,
@@ -252,7 +381,20 @@ def cell_view(w: World, cell: Cell, t: float) -> Json:
     }
 
 
-def column_view(col: Column) -> Json:
+def column_view(w: World, col: Column) -> Json:
+    if not w.legacy_paths:
+        return {
+            "id": col.id,
+            "title": col.name,
+            "temp_title": None,
+            "type": col.column_type,
+            "column_role": col.role,
+            "description": None,
+            "position": col.position,
+            "additional_attributes": {},
+            "created_at_ts": ms(col.created_at),
+            "updated_at_ts": ms(col.updated_at),
+        }
     return {
         "id": col.id,
         "name": col.name,
@@ -263,16 +405,46 @@ def column_view(col: Column) -> Json:
     }
 
 
+def _row_cells(w: World, row: Row, t: float) -> list[Json]:
+    cols = sorted((w.sheets.columns[c] for c in row.cell_ids), key=lambda c: c.position)
+    return [cell_view(w, w.sheets.cells[row.cell_ids[c.id]], t) for c in cols]
+
+
 def row_view(w: World, row: Row, t: float, *, with_cells: bool = False) -> Json:
     out: Json = {"id": row.id, "position": row.position}
+    if not w.legacy_paths:
+        out["additional_attributes"] = row.attributes
+        out["created_at_ts"] = ms(row.created_at)
+        out["updated_at_ts"] = ms(row.updated_at)
+        if with_cells:
+            out["spreadsheet_cells"] = _row_cells(w, row, t)
+        return out
     if with_cells:
         out["cells"] = [cell_view(w, w.sheets.cells[cid], t) for cid in row.cell_ids.values()]
     return out
 
 
 def engine_view(w: World, eng: Engine, t: float) -> Json:
+    """An engine with everything nested: today's sheet (rows hold their cells) or the old one."""
     rows = sorted((w.sheets.rows[r] for r in eng.row_ids), key=lambda r: r.position)
     cols = sorted((w.sheets.columns[c] for c in eng.column_ids), key=lambda c: c.position)
+    if not w.legacy_paths:
+        # ASSUMPTION: slug, project_type and status of a sheet (docs/sim-assumptions.md, "sheets").
+        return {
+            "id": eng.id,
+            "slug": f"{eng.template_slug or 'vidsheet'}-{eng.id}",
+            "title": eng.title,
+            "project_type": "spreadsheet_v2",
+            "is_default": False,
+            "uuid": sim_uuid(w, "engine", eng.id),
+            "status": "active",
+            "created_at": int(eng.created_at),
+            "created_at_ts": ms(eng.created_at),
+            "updated_at_ts": ms(eng.updated_at),
+            "spreadsheet_columns": [column_view(w, c) for c in cols],
+            "spreadsheet_rows": [row_view(w, r, t, with_cells=True) for r in rows],
+            "global_variables_sheet": None,
+        }
     cells = [w.sheets.cells[row.cell_ids[col.id]] for row in rows for col in cols]
     return {
         "id": eng.id,
@@ -280,7 +452,7 @@ def engine_view(w: World, eng: Engine, t: float) -> Json:
         "agent_id": eng.agent_id,
         "template_slug": eng.template_slug,
         "aspect_ratio": eng.aspect_ratio,
-        "spreadsheet_columns": [column_view(c) for c in cols],
+        "spreadsheet_columns": [column_view(w, c) for c in cols],
         "spreadsheet_rows": [row_view(w, r, t) for r in rows],
         "spreadsheet_cells": [cell_view(w, c, t) for c in cells],
         "layers": [layer_view(w, w.sheets.layers[lid], t) for c in cells for lid in c.layer_ids],
@@ -297,7 +469,7 @@ def job_view(w: World, job: UserJob, t: float) -> Json:
         "user_job_type": job.user_job_type,
         "status": status,
         "data": job.data,
-        "result": job.result if status == "completed" else None,
+        "result": job.result if status != "pending" else None,  # monitoring: while processing
         "error": job.error,
         "scheduled_time": iso(job.scheduled_at) if job.scheduled_at is not None else None,
         "created_at": iso(job.created_at),

@@ -13,8 +13,17 @@ import orjson
 from aiohttp import web
 
 from genbatch.sim.clock import parse_iso
-from genbatch.sim.entities import Agent, Json, invalid, reject_unknown
-from genbatch.sim.routes_common import agent_q, jbody, job_view, jresp, now, user_of, world_of
+from genbatch.sim.entities import Agent, Json, invalid, not_found, reject_unknown
+from genbatch.sim.routes_common import (
+    agent_q,
+    agent_w,
+    jbody,
+    job_view,
+    jresp,
+    now,
+    user_of,
+    world_of,
+)
 from genbatch.sim.world import World
 
 routes = web.RouteTableDef()
@@ -88,8 +97,10 @@ def _check_publish(w: World, agent: Agent, d: Json, t: float) -> float | None:
         raise invalid("scheduled_time (ISO 8601) is required when schedule_type is scheduled")
     try:
         when = parse_iso(raw)
-    except ValueError as exc:
-        raise invalid(f"scheduled_time is not ISO 8601 with a timezone: {exc}") from None
+    except ValueError:
+        raise invalid(
+            "scheduled_time must be ISO 8601 with a timezone, e.g. 2026-04-20T15:00:00Z"
+        ) from None
     if when <= t:
         raise invalid("scheduled_time must be in the future")
     return when
@@ -128,9 +139,32 @@ async def _form_or_json(request: web.Request) -> Json:
     return inner
 
 
+#: The flat keys today's SDK sends to update a monitoring job (docs/dialect.md §2).
+FLAT_SCRAPE_KEYS = (
+    "platform",
+    "type",
+    "value",
+    "days",
+    "country",
+    "max_results",
+    "monitoring",
+    "comment_monitoring",
+)
+
+
+def _form_value(v: Any) -> Any:
+    """A form field as JSON would carry it: true/false and whole numbers typed."""
+    if isinstance(v, str):
+        if v in ("true", "false"):
+            return v == "true"
+        if v.isdigit():
+            return int(v)
+    return v
+
+
 @routes.post("/v1/user_jobs")
 async def create_job(request: web.Request) -> web.Response:
-    w, agent = world_of(request), agent_q(request)
+    w, agent = world_of(request), await agent_w(request)
     body = await _form_or_json(request)
     job_type = body.get("user_job_type")
     if job_type not in JOB_TYPES:
@@ -149,24 +183,39 @@ async def create_job(request: web.Request) -> web.Response:
 
 @routes.get(r"/v1/user_jobs/{id:\d+}")
 async def read_job(request: web.Request) -> web.Response:
-    w, agent = world_of(request), agent_q(request)
-    job = w.jobs.user_job(user_of(request), agent, request.match_info["id"])
+    w, user, ident = world_of(request), user_of(request), request.match_info["id"]
+    agent: Agent | None
+    if "agent_id" in request.query:
+        agent = agent_q(request)
+    else:
+        # ASSUMPTION: polled without agent_id, as the teaching document's Step 2
+        # list shows it (docs/sim-assumptions.md, "user-job-read").
+        found = w.jobs.user_jobs.get(int(ident))
+        agent = w.profiles.agents.get(found.agent_id) if found is not None else None
+        if agent is None:
+            raise not_found("user job", ident)
+    job = w.jobs.user_job(user, agent, ident)
     return jresp(job_view(w, job, now()))
 
 
 @routes.put(r"/v1/user_jobs/{id:\d+}")
 async def update_job(request: web.Request) -> web.Response:
-    w, agent = world_of(request), agent_q(request)
+    w, agent = world_of(request), await agent_w(request)
     job = w.jobs.user_job(user_of(request), agent, request.match_info["id"])
     if job.user_job_type != "train_social":
         raise invalid("only monitoring (train_social) jobs can be updated")
     body = await _form_or_json(request)
+    body.pop("agent_id", None)  # accepted in the body too (routes_common.agent_w)
+    flat = {k: _form_value(body.pop(k)) for k in FLAT_SCRAPE_KEYS if k in body}
     reject_unknown(body, {"data", "user_job_type"})
+    if flat and "data" not in body:
+        # ASSUMPTION: today's SDK sends the changes as flat keys; they update the job's
+        # data (docs/sim-assumptions.md, "train-social").
+        body["data"] = orjson.dumps({**job.parsed, **flat}).decode()
     if "data" in body:
         parsed = _parse_data(body["data"])
         _check_scrape(parsed)
         job.data, job.parsed = str(body["data"]), parsed
-        if job.result is not None:
-            job.result["monitoring"] = bool(parsed.get("monitoring", False))
+        w.jobs.set_monitoring(job, parsed.get("monitoring") is True, now())
     job.updated_at = now()
     return jresp(job_view(w, job, job.updated_at))

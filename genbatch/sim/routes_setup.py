@@ -37,6 +37,7 @@ from genbatch.sim.routes_common import (
     world_of,
     wrapped,
 )
+from genbatch.sim.webhooks import SIM_WEBHOOK_TEST_EVENT, check_hook_url, post_json
 
 routes = web.RouteTableDef()
 
@@ -255,7 +256,7 @@ async def design_finalize(request: web.Request) -> web.Response:
     gid = need_str(body, "generated_voice_id")
     draft = w.profiles.voice_drafts.get(gid)
     if draft is None or draft["agent_id"] != agent.id:
-        raise invalid(f"generated_voice_id {gid!r} is not a sample of this agent")
+        raise invalid(f"generated_voice_id {gid} is not a sample of this agent")
     name = body.get("name") if isinstance(body.get("name"), str) else f"Designed voice {gid[-4:]}"
     voice = Voice(
         f"v_{w.shared.token_hex(16)}",
@@ -382,10 +383,8 @@ async def list_tokens(request: web.Request) -> web.Response:
 def _token(request: web.Request) -> Token:
     w, user = world_of(request), user_of(request)
     tok = w.accounts.tokens.get(int(request.match_info["id"]))
-    if tok is None:
-        raise not_found("token", request.match_info["id"])
-    if tok.user_id != user.id:
-        raise forbidden("token")
+    if tok is None or tok.user_id != user.id:
+        raise not_found("token", request.match_info["id"])  # not yours looks like missing
     return tok
 
 
@@ -419,23 +418,18 @@ async def revoke_all(request: web.Request) -> web.Response:
 
 
 # ------------------------------------------------------------------ automation config
-# ASSUMPTION: automation config fields (docs/sim-assumptions.md, "automation").
-AUTOMATION_FIELDS = ("enabled", "webhook_url", "callback_url", "events")
+# ASSUMPTION: automation config fields and webhook delivery (docs/sim-assumptions.md,
+# "automation", "webhooks"); URLs must be loopback: the simulator never calls out.
+AUTOMATION_FIELDS = ("webhook_url", "callback_url", "polling_enabled")
 
 
 @routes.get(r"/v1/agents/{agent_id}/automation_config")
 async def read_automation(request: web.Request) -> web.Response:
-    agent = _agent(request)
-    return jresp({"agent_id": agent.id, **_automation(agent)})
+    return jresp(_automation(_agent(request)))
 
 
 def _automation(agent: Agent) -> dict[str, object]:
-    base: dict[str, object] = {
-        "enabled": False,
-        "webhook_url": None,
-        "callback_url": None,
-        "events": [],
-    }
+    base: dict[str, object] = {"webhook_url": None, "callback_url": None, "polling_enabled": False}
     base.update(agent.automation)
     return base
 
@@ -446,17 +440,12 @@ async def patch_automation(request: web.Request) -> web.Response:
     body = wrapped(await jbody(request, required=True), "automation_config")
     reject_unknown(body, AUTOMATION_FIELDS)
     for key in ("webhook_url", "callback_url"):
-        v = body.get(key)
-        if key in body and v is not None and not (isinstance(v, str) and re.match(r"https?://", v)):
-            raise invalid(f"{key} must be an http(s) URL or null")
-    if "enabled" in body and not isinstance(body["enabled"], bool):
-        raise invalid("enabled must be true or false")
-    if "events" in body and not (
-        isinstance(body["events"], list) and all(isinstance(e, str) for e in body["events"])
-    ):
-        raise invalid("events must be a list of strings")
+        if key in body:
+            check_hook_url(key, body[key])
+    if "polling_enabled" in body and not isinstance(body["polling_enabled"], bool):
+        raise invalid("polling_enabled must be true or false")
     agent.automation.update(body)
-    return jresp({"agent_id": agent.id, **_automation(agent)})
+    return jresp(_automation(agent))
 
 
 @routes.post(r"/v1/agents/{agent_id}/automation_config/test_webhook")
@@ -465,7 +454,8 @@ async def test_automation(request: web.Request) -> web.Response:
     agent = _agent(request)
     which = "webhook_url" if request.path.endswith("test_webhook") else "callback_url"
     url = _automation(agent)[which]
-    if not url:
+    if not isinstance(url, str) or not url:
         raise invalid(f"{which} is not configured")
-    # The sim never calls out: it reports what it would have delivered.
-    return jresp({"delivered": True, "url": url, "status_code": 200, "payload": {"event": "test"}})
+    # A real POST of the test payload; the answer reports what really happened.
+    error = await post_json(url, {"event": SIM_WEBHOOK_TEST_EVENT, "generation": None})
+    return jresp({"success": True} if error is None else {"success": False, "error": error})

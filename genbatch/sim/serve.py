@@ -3,8 +3,13 @@
 In-process use (tests, ``genbatch run --sim``)::
 
     async with SimServer(SimConfig(api_keys=("k1",), time_scale=0.002)) as sim:
-        sim.url     # "http://127.0.0.1:PORT"  (api/agent base = sim.url + "/v1")
-        sim.world   # live state and ledger, for white-box assertions
+        sim.api_url     # "http://127.0.0.1:PORT/v1"        the API host's base
+        sim.agent_url   # "http://127.0.0.1:AGENT_PORT/v1"  the agent host's base
+        sim.url         # "http://127.0.0.1:PORT": the API host's root (/_sim, /cdn)
+        sim.world       # live state and ledger, for white-box assertions
+
+The two hosts are two ports of one process sharing one world, so a call sent
+to the wrong host fails as it would against GEN (genbatch/sim/app.py).
 """
 
 from __future__ import annotations
@@ -20,19 +25,22 @@ from typing import Any
 
 from aiohttp import web
 
-from genbatch.sim.app import create_app
+from genbatch._constants import CLIENT_ENV_AGENT_URL, CLIENT_ENV_API_URL, SIM_DEMO_API_KEY
+from genbatch.sim.app import HOST_PORTS, create_app
 from genbatch.sim.config import SimConfig
 from genbatch.sim.world import World
 
 
 class SimServer:
-    """A running simulator bound to ``config.host`` (port 0: a free port)."""
+    """A running simulator: the API host on ``config.port``, the agent host on
+    ``config.agent_port``, both on ``config.host`` (port 0: a free port)."""
 
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
         self._runner: web.AppRunner | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.port = 0
+        self.agent_port = 0
         data_dir = self.config.data_dir
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="genbatch-sim-")
@@ -47,26 +55,57 @@ class SimServer:
             burst=c.burst,
             faults=c.faults,
             data_dir=data_dir,
+            legacy_paths=c.legacy_paths,
         )
         self.app = create_app(self.world, admin_key=c.admin_key)
 
-    @property
-    def url(self) -> str:
+    def _root(self, port: int) -> str:
         host = self.config.host
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host  # noqa: S104 - display only
-        return f"http://{shown}:{self.port}"
+        return f"http://{shown}:{port}"
+
+    @property
+    def url(self) -> str:
+        """The API host's root (no ``/v1``): the admin API, CDN and storage live here."""
+        return self._root(self.port)
+
+    @property
+    def api_url(self) -> str:
+        """The API host's base URL (``GEN_API_URL``)."""
+        return self.url + "/v1"
+
+    @property
+    def agent_url(self) -> str:
+        """The agent host's base URL (``GEN_AGENT_URL``)."""
+        return self._root(self.agent_port) + "/v1"
+
+    async def _bind(self, port: int) -> set[int]:
+        """Start one more site of the shared app on ``port``; the ports it bound."""
+        assert self._runner is not None
+        seen = len(self._runner.addresses)
+        site = web.TCPSite(self._runner, self.config.host, port, backlog=1024)
+        await site.start()
+        addrs: list[Any] = self._runner.addresses[seen:]
+        return {int(a[1]) for a in addrs}
 
     async def start(self) -> SimServer:
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port, backlog=1024)
-        await site.start()
-        addr: Any = self._runner.addresses[0]
-        self.port = int(addr[1])
-        self.world.base_url = self.url
+        try:
+            api_ports = await self._bind(self.config.port)
+            agent_ports = await self._bind(self.config.agent_port)
+        except BaseException:
+            await self.close()
+            raise
+        # No await from here on: no request is served before the split is known.
+        self.app[HOST_PORTS].agent.update(agent_ports)
+        self.port = min(api_ports)
+        self.agent_port = min(agent_ports)
+        self.world.base_url = self.url  # CDN and upload URLs: always the API host
         return self
 
     async def close(self) -> None:
+        self.world.webhooks.close()  # no timer or delivery outlives the server
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -86,13 +125,29 @@ class SimServer:
         await self.close()
 
 
+def announcement(sim: SimServer) -> str:
+    """What ``genbatch sim`` prints once it listens (genbatch/sim/launch.py parses it).
+
+    Only the seeded demo key is shown, never a key given with ``--api-key``.
+    """
+    agent_root = sim.agent_url.removesuffix("/v1")
+    return "\n".join(
+        (
+            f"genbatch sim listening on {sim.url} (api) and {agent_root} (agent)",
+            f"{CLIENT_ENV_API_URL}={sim.api_url}",
+            f"{CLIENT_ENV_AGENT_URL}={sim.agent_url}",
+            f"demo key: {SIM_DEMO_API_KEY}",
+        )
+    )
+
+
 async def serve_forever(config: SimConfig, announce: Callable[[str], None] = print) -> None:
-    """Serve until SIGINT/SIGTERM; ``announce`` gets the one line saying where."""
+    """Serve until SIGINT/SIGTERM; ``announce`` gets :func:`announcement`, in one call."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     async with SimServer(config) as sim:
-        announce(f"genbatch sim listening on {sim.url}")
+        announce(announcement(sim))
         await stop.wait()

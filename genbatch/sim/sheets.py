@@ -24,7 +24,6 @@ from genbatch.sim.entities import (
     User,
     as_int,
     copy_json,
-    forbidden,
     not_found,
 )
 
@@ -55,10 +54,8 @@ class Sheets:
         # ASSUMPTION: another agent's engine is 404 (docs/sim-assumptions.md, "forbidden").
         eid = as_int(engine_id)
         eng = self.engines.get(eid) if eid is not None else None
-        if eng is None:
-            raise not_found("engine", engine_id)
-        if eng.workspace_id not in user.workspace_ids:
-            raise forbidden("engine")
+        if eng is None or eng.workspace_id not in user.workspace_ids:
+            raise not_found("engine", engine_id)  # not yours looks like missing
         if eng.agent_id != agent.id:
             raise not_found("engine", f"{engine_id} of agent {agent.id}")
         return eng
@@ -104,6 +101,7 @@ class Sheets:
     def add_column(
         self, eng: Engine, name: str, column_type: str, role: str, card: Json | None
     ) -> Column:
+        t = self._sh.clock.now()
         col = Column(
             self._sh.next_id("column"),
             eng.id,
@@ -112,6 +110,8 @@ class Sheets:
             role,
             len(eng.column_ids),
             copy_json(card),
+            t,
+            t,
         )
         self.columns[col.id] = col
         eng.column_ids.append(col.id)
@@ -123,12 +123,14 @@ class Sheets:
         cell = Cell(
             self._sh.next_id("cell"), eng.id, row.id, col.id, value, copy_json(col.default_card)
         )
+        cell.created_at = cell.updated_at = self._sh.clock.now()
         self.cells[cell.id] = cell
         row.cell_ids[col.id] = cell.id
         return cell
 
     def add_row(self, eng: Engine, layer_specs: Iterable[templates.LayerSpec] = ()) -> Row:
         row = Row(self._sh.next_id("row"), eng.id, len(eng.row_ids))
+        row.created_at = row.updated_at = self._sh.clock.now()
         self.rows[row.id] = row
         eng.row_ids.append(row.id)
         for cid in eng.column_ids:
@@ -160,6 +162,7 @@ class Sheets:
             copy_json(settings) or {},
             copy_json(card),
         )
+        layer.created_at = layer.updated_at = self._sh.clock.now()
         self.layers[layer.id] = layer
         cell.layer_ids.append(layer.id)
         return layer
@@ -169,9 +172,18 @@ class Sheets:
         if spec is None:
             raise not_found("template", slug)
         eng = self._new_engine(agent, spec.title, spec.slug, spec.aspect_ratio, now)
+        stock: dict[int, int] = {}
         for c in spec.columns:
-            self.add_column(eng, c.name, c.column_type, c.role, c.card)
-        self.add_row(eng, spec.layers)
+            col = self.add_column(eng, c.name, c.column_type, c.role, c.card)
+            data = (c.card or {}).get("data") or {}
+            if (c.card or {}).get("generation_type") == "media" and "content_resource_id" in data:
+                stock[col.id] = int(data["content_resource_id"])
+        row = self.add_row(eng, spec.layers)
+        # ASSUMPTION: a template ships with its stock media attached (the montage's
+        # music plays unless replaced), so that layer has content from the clone on
+        # (docs/sim-assumptions.md, "render-content").
+        for col_id, resource_id in stock.items():
+            self.cells[row.cell_ids[col_id]].output_ids = [resource_id]
         return eng
 
     def blank_engine(self, agent: Agent, title: str, now: float) -> Engine:
@@ -199,12 +211,14 @@ class Sheets:
 
     def _copy_row_into(self, eng: Engine, src: Row, col_map: dict[int, int]) -> Row:
         row = self.add_row(eng)
+        row.attributes = copy_json(src.attributes)
         for src_col, src_cell_id in src.cell_ids.items():
             dst_col = col_map.get(src_col)
             if dst_col is None:
                 continue
             s, d = self.cells[src_cell_id], self.cells[row.cell_ids[dst_col]]
             d.value, d.card = copy_json(s.value), copy_json(s.card)
+            d.attributes = copy_json(s.attributes)
             for lid in s.layer_ids:
                 lay = self.layers[lid]
                 self.add_layer(

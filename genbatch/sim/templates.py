@@ -10,6 +10,7 @@ body answers 422 ``validation_error`` exactly where the real API would.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,8 +63,11 @@ ASPECTS: dict[str, tuple[str, ...]] = {
     "video_from_image": VIDEO_ASPECTS,
     "video_from_ingredients": VIDEO_ASPECTS,
 }
-#: Video durations in seconds (the reference lists "5 or 10" for video_from_text).
-DURATIONS = (5, 10)
+#: Video durations in seconds: the teaching document lists "5 or 10"; today's
+#: docs add 8 and cap Veo clips at 8 s (the vendor's own examples use 8).
+LEGACY_DURATIONS = (5, 10)
+DURATIONS = (5, 8, 10)
+LONGEST: dict[str, int] = {"veo_3": 8, "veo_3_fast": 8, "veo_3_1": 8, "veo_3_1_fast": 8}
 VOICE_METHODS = ("my_voices", "design_voice", "clone_voice")
 #: Every generation type a cell or layer may declare (render is its own endpoint).
 GENERATION_TYPES = (
@@ -126,8 +130,18 @@ def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def validate_card(generation_type: object, data: object) -> tuple[str, dict[str, Any]]:
+def _words(v: object) -> str:
+    """A value as an error message shows it: JSON, never a Python repr."""
+    return v if isinstance(v, str) else json.dumps(v, default=str)
+
+
+def validate_card(
+    generation_type: object, data: object, *, legacy: bool = False
+) -> tuple[str, dict[str, Any]]:
     """Check a creation card against the catalog; return (type, data with default model).
+
+    ``legacy``: the teaching document's catalog (5 or 10 s for every video
+    model) instead of today's (Veo clips at most 8 s).
 
     Raises ValueError with a human-readable message (the route maps it to 422
     ``validation_error``).  Placeholders must already be resolved.  Resource
@@ -135,7 +149,8 @@ def validate_card(generation_type: object, data: object) -> tuple[str, dict[str,
     """
     if generation_type not in GENERATION_TYPES:
         raise ValueError(
-            f"generation_type must be one of {', '.join(GENERATION_TYPES)}; got {generation_type!r}"
+            f"generation_type must be one of {', '.join(GENERATION_TYPES)}"
+            + ("" if generation_type is None else f"; got {_words(generation_type)}")
         )
     gt = str(generation_type)
     if not isinstance(data, dict):
@@ -144,13 +159,24 @@ def validate_card(generation_type: object, data: object) -> tuple[str, dict[str,
     if gt in MODELS:
         model = out.setdefault("model", DEFAULT_MODEL[gt])
         if model not in MODELS[gt]:
-            raise ValueError(f"model {model!r} is not valid for {gt}: {', '.join(MODELS[gt])}")
+            raise ValueError(
+                f"model {_words(model)} is not valid for {gt}: {', '.join(MODELS[gt])}"
+            )
     if gt in ASPECTS and "aspect_ratio" in out and out["aspect_ratio"] not in ASPECTS[gt]:
         raise ValueError(
-            f"aspect_ratio {out['aspect_ratio']!r} is not valid for {gt}: {', '.join(ASPECTS[gt])}"
+            f"aspect_ratio {_words(out['aspect_ratio'])} is not valid for {gt}: "
+            f"{', '.join(ASPECTS[gt])}"
         )
-    if gt.startswith("video_") and "duration" in out and out["duration"] not in DURATIONS:
-        raise ValueError(f"duration must be 5 or 10 seconds; got {out['duration']!r}")
+    durations = LEGACY_DURATIONS if legacy else DURATIONS
+    if gt.startswith("video_") and "duration" in out:
+        if out["duration"] not in durations:
+            shown = " or ".join(str(d) for d in durations)
+            raise ValueError(f"duration must be {shown} seconds; got {_words(out['duration'])}")
+        longest = None if legacy else LONGEST.get(str(out.get("model")))
+        if longest is not None and out["duration"] > longest:
+            raise ValueError(
+                f"{out['model']} makes clips of at most {longest} seconds; got {out['duration']}"
+            )
     if gt in ("text", "image_from_text", "video_from_text", "video_from_ingredients"):
         prompt = out.get("prompt")
         if not isinstance(prompt, str) or not prompt.strip():
@@ -181,7 +207,7 @@ def validate_card(generation_type: object, data: object) -> tuple[str, dict[str,
             if not isinstance(v, list) or not v or not all(_is_int(x) for x in v):
                 raise ValueError(f"data.{key} must be a non-empty list of resource ids")
         elif not _is_int(v):
-            raise ValueError(f"data.{key} must be a resource id (integer); got {v!r}")
+            raise ValueError(f"data.{key} must be a resource id (integer); got {_words(v)}")
     return gt, out
 
 
@@ -303,7 +329,7 @@ TEMPLATES: tuple[TemplateSpec, ...] = (
             SCRIPT,
             VOICEOVER,
             ColumnSpec(
-                "avatar", "video", card=_video("A presenter talking to camera about: {{hook}}", 10)
+                "avatar", "video", card=_video("A presenter talking to camera about: {{hook}}", 8)
             ),
             ColumnSpec(
                 "lipsync",
@@ -365,9 +391,7 @@ TEMPLATES: tuple[TemplateSpec, ...] = (
             HOOK,
             SCRIPT,
             VOICEOVER,
-            ColumnSpec(
-                "broll", "video", card=_video("Cinematic b-roll illustrating: {{hook}}", 10)
-            ),
+            ColumnSpec("broll", "video", card=_video("Cinematic b-roll illustrating: {{hook}}", 8)),
             FINAL,
         ),
         (
@@ -425,8 +449,8 @@ TEMPLATES: tuple[TemplateSpec, ...] = (
             HOOK,
             SCRIPT,
             VOICEOVER,
-            ColumnSpec("scene_1", "video", card=_video("Scene one of the story: {{hook}}", 10)),
-            ColumnSpec("scene_2", "video", card=_video("Scene two, the turn: {{script}}", 10)),
+            ColumnSpec("scene_1", "video", card=_video("Scene one of the story: {{hook}}", 8)),
+            ColumnSpec("scene_2", "video", card=_video("Scene two, the turn: {{script}}", 8)),
             FINAL,
         ),
         (

@@ -33,6 +33,7 @@ from genbatch.sim.jobs import UserJobs
 from genbatch.sim.limits import TokenBucket
 from genbatch.sim.profiles import Profiles
 from genbatch.sim.sheets import Sheets
+from genbatch.sim.webhooks import Webhooks
 
 log = logging.getLogger("genbatch.sim")
 
@@ -51,8 +52,12 @@ class World:
         burst: int,
         faults: str,
         data_dir: Path,
+        legacy_paths: bool = False,
     ) -> None:
         self.api_keys = tuple(api_keys)
+        #: Which dialect the routes speak: the teaching document's (True) or
+        #: today's API (False); see genbatch/sim/dialect.py.
+        self.legacy_paths = legacy_paths
         self.start_credits = credits
         self.seed = seed
         self.data_dir = data_dir
@@ -78,7 +83,12 @@ class World:
         self.sheets = Sheets(sh)
         self.gens = Generations(sh, self.accounts, self.profiles, self.sheets, self.assets)
         self.jobs = UserJobs(sh, self.profiles)
-        self.chat = Chat(sh, self.profiles)
+        self.chat = Chat(sh, self.profiles, assets=self.assets, gens=self.gens, jobs=self.jobs)
+        old_hooks: Webhooks | None = getattr(self, "webhooks", None)
+        if old_hooks is not None:
+            old_hooks.close()  # a reset: the old world's timers and deliveries stop
+        self.webhooks = Webhooks(self)
+        self.gens.on_status = self.webhooks.generation_status
 
     def reset(self) -> None:
         """Back to the seeded start (admin ``POST /_sim/reset``); limits keep their config.
@@ -92,7 +102,12 @@ class World:
 
     @property
     def base_url(self) -> str:
-        """Where this simulator is reachable; CDN URLs are built on it."""
+        """The API host's root, configured by whoever serves the app (SimServer).
+
+        CDN and upload URLs are built on it, never on the host a request came
+        in on: a download link must point at the API host even when the agent
+        host asked for it.
+        """
         return self.shared.base_url
 
     @base_url.setter

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-from simhelp import AGENT, call, poll
+from simhelp import AGENT, call, cell_id, poll
 
+from genbatch.sim.dialect import TODAY_PREFIX
 from genbatch.sim.serve import SimServer
 
 CORE = f"/v1/agents/{AGENT}/core"
@@ -75,7 +76,12 @@ async def test_approval_flow(http: aiohttp.ClientSession) -> None:
         resumed = await call(http, "POST", f"{url}/approve", 200, json={"approved": approved})
         assert resumed["status"] == "running"
         done = await poll(http, url, ("completed", "failed"))
-        assert done["status"] == "completed" and done["result"]["executed"] is approved
+        # executed only if it really happened: this fresh conversation has no idea 2
+        # (the full publish path: tests/sim/test_content.py)
+        assert done["status"] == "completed" and done["result"]["executed"] is False
+        assert done["result"]["reason"] == (
+            "idea 2 is not in this conversation" if approved else "not approved"
+        )
         err = await call(http, "POST", f"{url}/approve", 422, json={"approved": True})
         assert err["error_code"] == "validation_error"
     bad = await call(http, "POST", f"{url}/approve", 422, json={"approved": "yes"})
@@ -228,7 +234,7 @@ async def test_workspaces_and_agents(http: aiohttp.ClientSession) -> None:
     ws = await call(
         http, "POST", "/v1/organizations", 201, json={"organization": {"name": "Side project"}}
     )
-    assert ws["credit_balance"] == 0 and ws["role"] == "owner"
+    assert ws["available_credit"]["generic"] == 0 and ws["user_role"] == "owner"  # today's fields
     assert len(await call(http, "GET", "/v1/workspaces", 200)) == 2
     await call(http, "PATCH", f"/v1/organizations/{ws['id']}", 200, json={"name": "Side"})
     agent = await call(
@@ -243,8 +249,7 @@ async def test_workspaces_and_agents(http: aiohttp.ClientSession) -> None:
         201,
         json={"agent_id": agent["id"]},
     )
-    hook = next(c for c in eng["spreadsheet_cells"] if c["column_name"] == "hook")
-    url = f"/v1/autocontentengine/{eng['id']}/cells/{hook['id']}/generate?agent_id={agent['id']}"
+    url = f"{TODAY_PREFIX}/{eng['id']}/cells/{cell_id(eng, 'hook')}/generate?agent_id={agent['id']}"
     err = await call(
         http, "POST", url, 422, json={"generation_type": "text", "data": {"prompt": "hi"}}
     )
@@ -257,13 +262,23 @@ async def test_workspaces_and_agents(http: aiohttp.ClientSession) -> None:
 
 
 async def test_automation_config(http: aiohttp.ClientSession) -> None:
+    # today's fields (docs/dialect.md §4: webhook_url, callback_url, polling_enabled);
+    # delivery to a real receiver: tests/sim/test_webhooks.py
     url = f"/v1/agents/{AGENT}/automation_config"
-    assert (await call(http, "GET", url, 200))["enabled"] is False
+    assert (await call(http, "GET", url, 200))["polling_enabled"] is False
     await call(http, "POST", f"{url}/test_webhook", 422)
     cfg = await call(
-        http, "PATCH", url, 200, json={"enabled": True, "webhook_url": "https://example.com/h"}
+        http,
+        "PATCH",
+        url,
+        200,
+        json={
+            "automation_config": {"polling_enabled": True, "webhook_url": "http://127.0.0.1:9/h"}
+        },
     )
-    assert cfg["webhook_url"] == "https://example.com/h"
-    assert (await call(http, "POST", f"{url}/test_webhook", 200))["delivered"] is True
+    assert cfg["webhook_url"] == "http://127.0.0.1:9/h" and cfg["polling_enabled"] is True
+    tested = await call(http, "POST", f"{url}/test_webhook", 200)  # nobody listens on port 9
+    assert tested["success"] is False and tested["error"]
+    await call(http, "PATCH", url, 422, json={"webhook_url": "https://example.com/h"})  # off-box
     await call(http, "PATCH", url, 422, json={"webhook_url": "ftp://x"})
     await call(http, "PATCH", url, 422, json={"colour": "red"})

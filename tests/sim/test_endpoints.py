@@ -1,8 +1,11 @@
 """Every endpoint the reference lists is routed by the sim (no "no route" 404/405).
 
-The list is GEN-API.md's endpoint blocks, copied verbatim (query strings
-dropped).  Each is called for real with placeholder ids: an unknown id may
-answer 404 not_found or 422, but never the router's own "no route".
+The list is the teaching document's endpoint blocks, copied verbatim (query
+strings dropped).  Each is called for real with placeholder ids: an unknown id
+may answer 404 not_found or 422, but never the router's own "no route".  The
+list runs verbatim against a simulator speaking the teaching document
+(``legacy_paths=True``), and with the engine routes under today's
+``/v1/vidsheet`` prefix against the default one; each refuses the other's prefix.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ import re
 
 import aiohttp
 import pytest
-from simhelp import AGENT
+from simhelp import AGENT, KEY
+
+from genbatch.sim.dialect import LEGACY_PREFIX, TODAY_PREFIX
+from genbatch.sim.serve import SimServer
 
 ENDPOINTS = (
     "DELETE /v1/agent/conversations/:id",
@@ -116,6 +122,12 @@ ENDPOINTS = (
 )
 
 
+#: The same list as today's API serves it: engine routes under /v1/vidsheet (docs/dialect.md §1).
+TODAY_ENDPOINTS = tuple(e.replace(LEGACY_PREFIX, TODAY_PREFIX) for e in ENDPOINTS)
+#: The engine (vidsheet) routes of the list, in the teaching document's spelling.
+ENGINE_ENDPOINTS = tuple(e for e in ENDPOINTS if LEGACY_PREFIX in e)
+
+
 def concrete(path: str) -> str:
     path = path.split("?")[0]
     path = path.replace(":agent_id", str(AGENT)).replace(":slug", "tiktok-montage")
@@ -125,13 +137,52 @@ def concrete(path: str) -> str:
 
 def test_the_list_is_the_reference() -> None:
     assert len(ENDPOINTS) == 99 and len(set(ENDPOINTS)) == 99
+    assert len(ENGINE_ENDPOINTS) == 30 and not any(LEGACY_PREFIX in e for e in TODAY_ENDPOINTS)
 
 
-@pytest.mark.parametrize("endpoint", ENDPOINTS)
-async def test_endpoint_is_routed(http: aiohttp.ClientSession, endpoint: str) -> None:
+async def assert_routed(http: aiohttp.ClientSession, endpoint: str) -> None:
     method, path = endpoint.split(" ", 1)
     async with http.request(method, f"{concrete(path)}?agent_id={AGENT}", json={}) as r:
         body = await r.read()
         assert r.status not in (405, 501) or b"not_implemented" in body, (endpoint, r.status, body)
         assert b"no route" not in body, (endpoint, body)
         assert r.status < 500, (endpoint, r.status, body)
+
+
+@pytest.mark.parametrize("endpoint", TODAY_ENDPOINTS)
+async def test_endpoint_is_routed(http: aiohttp.ClientSession, endpoint: str) -> None:
+    await assert_routed(http, endpoint)
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+async def test_endpoint_is_routed_verbatim_in_legacy_mode(
+    legacy_http: aiohttp.ClientSession, endpoint: str
+) -> None:
+    await assert_routed(legacy_http, endpoint)
+
+
+async def prefix_refusals(sim: SimServer, endpoints: tuple[str, ...]) -> list[bytes]:
+    """Call each endpoint with and without a key; every answer must be 404 not_found."""
+    bodies = []
+    async with aiohttp.ClientSession(base_url=sim.url) as http:
+        for endpoint in endpoints:
+            method, path = endpoint.split(" ", 1)
+            for headers in ({"X-API-Key": KEY}, {}):  # routing comes before authentication
+                url = f"{concrete(path)}?agent_id={AGENT}"
+                async with http.request(method, url, json={}, headers=headers) as r:
+                    body = await r.json()
+                    assert r.status == 404 and body["error_code"] == "not_found", (endpoint, body)
+                    assert set(body) == {"error", "error_code"}
+                    bodies.append(body["error"].encode())
+    return bodies
+
+
+async def test_old_prefix_is_gone_and_names_the_new_one(sim: SimServer) -> None:
+    for message in await prefix_refusals(sim, ENGINE_ENDPOINTS):
+        assert b"moved to /v1/vidsheet/" in message, message
+
+
+async def test_legacy_mode_does_not_serve_the_new_prefix(legacy_sim: SimServer) -> None:
+    today = tuple(e.replace(LEGACY_PREFIX, TODAY_PREFIX) for e in ENGINE_ENDPOINTS)
+    for message in await prefix_refusals(legacy_sim, today):
+        assert b"/v1/autocontentengine/" in message, message

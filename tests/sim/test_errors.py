@@ -6,14 +6,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from simhelp import AGENT, admin, call, cell_id, cell_url, clone
+from simhelp import AGENT, SimHttp, admin, call, cell_id, cell_url, clone, eng_url
 
 from genbatch.sim.accounts import SIM_OTHER_AGENT_ID, SIM_OTHER_API_KEY
+from genbatch.sim.dialect import TODAY_PREFIX
 from genbatch.sim.serve import SimServer
 
 VIDEO = {
     "generation_type": "video_from_text",
-    "data": {"prompt": "taco truck", "model": "veo_3", "aspect_ratio": "9:16", "duration": 10},
+    "data": {"prompt": "taco truck", "model": "veo_3", "aspect_ratio": "9:16", "duration": 8},
 }
 
 
@@ -23,7 +24,7 @@ def assert_error(body: dict[str, Any], code: str) -> None:
 
 
 async def test_401_unauthorized(sim: SimServer) -> None:
-    async with aiohttp.ClientSession(base_url=sim.url) as anon:
+    async with SimHttp(sim) as anon:
         assert_error(await call(anon, "GET", "/v1/me", 401), "unauthorized")
         assert_error(
             await call(anon, "GET", "/v1/me", 401, headers={"X-API-Key": "nope"}), "unauthorized"
@@ -38,11 +39,12 @@ async def test_401_unauthorized(sim: SimServer) -> None:
         assert_error(await call(anon, "GET", "/v1/agent/runs/1", 401), "unauthorized")
 
 
-async def test_403_forbidden_other_workspace(http: aiohttp.ClientSession, sim: SimServer) -> None:
+async def test_404_for_another_workspace(http: aiohttp.ClientSession, sim: SimServer) -> None:
+    """No access looks like missing: 404 not_found, not 403 (docs/dialect.md §4)."""
     assert_error(
-        await call(http, "GET", f"/v1/agent/ideas?agent_id={SIM_OTHER_AGENT_ID}", 403), "forbidden"
+        await call(http, "GET", f"/v1/agent/ideas?agent_id={SIM_OTHER_AGENT_ID}", 404), "not_found"
     )
-    assert_error(await call(http, "GET", f"/v1/agents/{SIM_OTHER_AGENT_ID}/core", 403), "forbidden")
+    assert_error(await call(http, "GET", f"/v1/agents/{SIM_OTHER_AGENT_ID}/core", 404), "not_found")
     async with aiohttp.ClientSession(
         base_url=sim.url, headers={"X-API-Key": SIM_OTHER_API_KEY}
     ) as other:
@@ -50,23 +52,19 @@ async def test_403_forbidden_other_workspace(http: aiohttp.ClientSession, sim: S
         gen = await call(
             other,
             "POST",
-            f"/v1/autocontentengine/{theirs['id']}/cells/{cell_id(theirs, 'hook')}/generate"
-            f"?agent_id={SIM_OTHER_AGENT_ID}",
+            eng_url(theirs, f"/cells/{cell_id(theirs, 'hook')}/generate", SIM_OTHER_AGENT_ID),
             201,
         )
+    assert_error(await call(http, "GET", eng_url(theirs), 404), "not_found")
     assert_error(
-        await call(http, "GET", f"/v1/autocontentengine/{theirs['id']}?agent_id={AGENT}", 403),
-        "forbidden",
-    )
-    assert_error(
-        await call(http, "GET", f"/v1/generations/{gen['generation_id']}", 403), "forbidden"
+        await call(http, "GET", f"/v1/generations/{gen['generation_id']}", 404), "not_found"
     )
 
 
 async def test_404_not_found(http: aiohttp.ClientSession) -> None:
     assert_error(await call(http, "GET", "/v1/generations/999999", 404), "not_found")
     assert_error(
-        await call(http, "GET", f"/v1/autocontentengine/999999?agent_id={AGENT}", 404), "not_found"
+        await call(http, "GET", f"{TODAY_PREFIX}/999999?agent_id={AGENT}", 404), "not_found"
     )
     assert_error(
         await call(http, "GET", "/v1/templates/projects/no-such-template", 404), "not_found"
@@ -75,7 +73,7 @@ async def test_404_not_found(http: aiohttp.ClientSession) -> None:
     assert_error(await call(http, "GET", "/v1/no/such/route", 404), "not_found")
     eng = await clone(http)
     assert_error(
-        await call(http, "GET", f"/v1/autocontentengine/{eng['id']}/cells/1?agent_id={AGENT}", 404),
+        await call(http, "GET", eng_url(eng, "/cells/1"), 404),
         "not_found",
     )
     assert_error(await call(http, "GET", f"/v1/user_jobs/5?agent_id={AGENT}", 404), "not_found")
@@ -104,12 +102,12 @@ async def test_422_credit_codes(http: aiohttp.ClientSession) -> None:
     url = cell_url(eng, "shot_1", "generate")
     await admin(http, balance=0)
     assert_error(await call(http, "POST", url, 422, json=VIDEO), "usable_gen_credit_required")
-    await admin(http, balance=19)  # a video costs 20
+    await admin(http, balance=479)  # 8 s of Veo 3 costs 480 (60 a second)
     assert_error(await call(http, "POST", url, 422, json=VIDEO), "insufficient_credits_for_job")
-    await admin(http, balance=20)
+    await admin(http, balance=480)
     await call(http, "POST", url, 201, json=VIDEO)
     org = await call(http, "GET", "/v1/organizations/100", 200)
-    assert org["credit_balance"] == 0
+    assert org["available_credit"]["generic"] == 0 == org["credit"]
     render = cell_url(eng, "final_video", "render")
     assert_error(await call(http, "POST", render, 422), "usable_gen_credit_required")
 
@@ -157,7 +155,7 @@ async def test_422_validation_error_bodies(http: aiohttp.ClientSession) -> None:
     eng = await clone(http)
     final = cell_id(eng, "final_video")
     hook = cell_id(eng, "hook")
-    base = f"/v1/autocontentengine/{eng['id']}"
+    base = f"{TODAY_PREFIX}/{eng['id']}"
     # render only on a final_video cell; generate never on it
     assert_error(
         await call(http, "POST", f"{base}/cells/{hook}/render?agent_id={AGENT}", 422),
@@ -186,7 +184,7 @@ async def test_5xx_and_501(http: aiohttp.ClientSession) -> None:
     err = await call(
         http,
         "POST",
-        f"/v1/autocontentengine/{eng['id']}/import_global_variables?agent_id={AGENT}",
+        f"{TODAY_PREFIX}/{eng['id']}/import_global_variables?agent_id={AGENT}",
         501,
     )
     assert_error(err, "not_implemented")

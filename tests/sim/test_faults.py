@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from layerhelp import fill_layers
 from simhelp import KEY, SimFactory, admin, call, cell_url, clone, ledger, poll
 
 from genbatch.sim.config import SimConfig
@@ -54,15 +55,16 @@ async def test_reset_after_side_effect_then_idempotent_retry(http: aiohttp.Clien
         await call(http, "POST", cell_url(eng, "shot_1", "generate"), json=VIDEO, headers=key)
     await admin(http, faults="")
     book = await ledger(http)
-    assert len(book["generations"]) == 1 and book["credits"]["charged"] == 20  # it happened
+    assert len(book["generations"]) == 1 and book["credits"]["charged"] == 300  # it happened
     gid = book["generations"][0]["id"]
     cell = await call(http, "GET", cell_url(eng, "shot_1"), 200)
-    assert cell["generation_id"] == gid  # the reconcile read finds it
+    # the reconcile read finds it: in the cell's history, as its default (today's cell)
+    assert cell["default_user_job"]["id"] == gid and [j["id"] for j in cell["user_jobs"]] == [gid]
     retry = await call(
         http, "POST", cell_url(eng, "shot_1", "generate"), 201, json=VIDEO, headers=key
     )
     assert retry["generation_id"] == gid
-    assert (await ledger(http))["credits"]["charged"] == 20
+    assert (await ledger(http))["credits"]["charged"] == 300
 
 
 async def test_slow_delays_the_answer(http: aiohttp.ClientSession) -> None:
@@ -77,13 +79,15 @@ async def test_gen_fail_fails_generations_and_renders(sim_factory: SimFactory) -
     sim = await sim_factory(faults="gen_fail:1")
     async with aiohttp.ClientSession(base_url=sim.url, headers={"X-API-Key": KEY}) as http:
         eng = await clone(http)
+        await fill_layers(http, eng)  # gen_fail:1 fails every generation: fill them instead
         g = await call(http, "POST", cell_url(eng, "shot_1", "generate"), 201, json=VIDEO)
         r = await call(http, "POST", cell_url(eng, "final_video", "render"), 201)
         for accepted in (g, r):
             done = await poll(http, f"/v1/generations/{accepted['generation_id']}")
-            assert done["status"] == "failed" and done["error"] and done["output_resources"] == []
+            assert done["status"] == "failed" and done["failed_reason"]  # today's field name
+            assert done["output_resources"] == []
         book = await ledger(http)
-    assert book["credits"]["charged"] == 25 and book["credits"]["refunded"] == 25
+    assert book["credits"]["charged"] == 350 and book["credits"]["refunded"] == 350
 
 
 async def test_truncate_cuts_cdn_body(http: aiohttp.ClientSession, sim: SimServer) -> None:

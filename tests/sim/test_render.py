@@ -8,7 +8,8 @@ from typing import Any
 
 import aiohttp
 import av
-from simhelp import call, cell_url, clone, eng_url, poll
+from layerhelp import fill_layers
+from simhelp import AGENT, call, cell_id, cell_url, clone, eng_url, poll
 
 from genbatch.sim import media
 
@@ -24,7 +25,7 @@ async def fetch(url: str) -> bytes:
 async def render_row(http: aiohttp.ClientSession, eng: dict[str, Any], row: int) -> dict[str, Any]:
     accepted = await call(http, "POST", cell_url(eng, "final_video", "render", row), 201)
     done = await poll(http, f"/v1/generations/{accepted['generation_id']}")
-    assert done["status"] == "completed" and done["generation_type"] == "render"
+    assert done["status"] == "completed" and done["user_job_type"] == "render"
     return done
 
 
@@ -48,6 +49,8 @@ async def test_two_rows_render_to_different_mp4s_naming_their_rows(
         200,
         json={"spreadsheet_cell": {"value": "first"}},
     )
+    for row in (0, 1):  # a render needs content in every layer (background, script)
+        assert await fill_layers(http, eng, "tiktok-text-driven", row) == ["background", "script"]
     videos = []
     for row in (0, 1):
         done = await render_row(http, eng, row)
@@ -59,10 +62,10 @@ async def test_two_rows_render_to_different_mp4s_naming_their_rows(
     for (data, gen), row, hook in ((videos[0], 0, "first"), (videos[1], 1, "second")):
         manifest = media.read_manifest(data)
         assert manifest is not None
-        assert manifest["row_id"] == eng["spreadsheet_rows"][row]["id"] == gen["row_id"]
+        assert manifest["row_id"] == eng["spreadsheet_rows"][row]["id"]
         assert manifest["engine_id"] == eng["id"] and manifest["generation_id"] == gen["id"]
         assert (
-            manifest["cell_id"] == gen["cell_id"]
+            manifest["cell_id"] == cell_id(eng, "final_video", row)
             and manifest["template_slug"] == "tiktok-text-driven"
         )
         assert manifest["cells"]["hook"] == hook
@@ -73,7 +76,8 @@ async def test_two_rows_render_to_different_mp4s_naming_their_rows(
             assert stream.codec_context.width < stream.codec_context.height  # 9:16
     # the final_video cell now shows the render as its output
     cell = await call(http, "GET", cell_url(eng, "final_video", row=0), 200)
-    assert cell["generation_id"] == ga["id"] and cell["output_resources"] == ga["output_resources"]
+    ga.pop("_seen")
+    assert cell["default_user_job"] == ga and cell["user_jobs"] == [ga]
     assert cell["value"] == ga["output_resources"][0]["url"]
 
 
@@ -98,7 +102,7 @@ async def test_generated_outputs_feed_later_cells_and_the_render(
     script = await call(http, "GET", cell_url(eng, "script"), 200)
     assert isinstance(script["value"], str) and script["value"]
     voice = await call(http, "GET", cell_url(eng, "voiceover"), 200)
-    assert voice["output_resources"][0]["object_type"] == "audio"
+    assert voice["default_user_job"]["output_resources"][0]["object_type"] == "audio"
     done = await render_row(http, eng, 0)
     manifest = media.read_manifest(await fetch(done["output_resources"][0]["url"]))
     assert manifest is not None and manifest["cells"]["hook"] == "Tacos at 2am"
@@ -108,18 +112,14 @@ async def test_generated_outputs_feed_later_cells_and_the_render(
 async def test_layer_generate_and_layer_crud(http: aiohttp.ClientSession) -> None:
     eng = await clone(http, "tiktok-montage")
     final = await call(http, "GET", cell_url(eng, "final_video"), 200)
-    layers = final["layers"]
+    layers = final["video_layers"]
     assert [x["position"] for x in layers] == list(range(len(layers)))
-    base = f"/v1/autocontentengine/{eng['id']}/cells/{final['id']}/layers"
-    agent = eng["agent_id"]
-    new = await call(
-        http,
-        "POST",
-        f"{base}?agent_id={agent}",
-        201,
-        json={"layer": {"name": "Sticker", "layer_type": "image", "settings": {"x": 10}}},
-    )
-    assert new["position"] == len(layers)
+    assert [x["type"] for x in layers] == ["clip", "clip", "clip", "sound", "text"]  # today's names
+    base = eng_url(eng, f"/cells/{final['id']}/layers").split("?")[0]
+    agent = AGENT
+    sticker = {"name": "Sticker", "type": "image", "additional_attributes": {"x": 10}}
+    new = await call(http, "POST", f"{base}?agent_id={agent}", 201, json={"video_layer": sticker})
+    assert new["position"] == len(layers) and new["additional_attributes"] == {"x": 10}
     body = {
         "generation_type": "image_from_text",
         "data": {"prompt": "taco sticker", "aspect_ratio": "1:1"},
@@ -128,21 +128,28 @@ async def test_layer_generate_and_layer_crud(http: aiohttp.ClientSession) -> Non
         http, "POST", f"{base}/{new['id']}/generate?agent_id={agent}", 201, json=body
     )
     gen = await poll(http, f"/v1/generations/{accepted['generation_id']}")
-    assert gen["layer_id"] == new["id"] and gen["output_resources"][0]["object_type"] == "image"
+    assert gen["output_resources"][0]["object_type"] == "image"
+    assert gen["user_job_type"] == "gemini_image_generation"
     read = await call(http, "GET", f"{base}/{new['id']}?agent_id={agent}", 200)
-    assert read["generation_status"] == "completed" and read["output_resources"]
+    gen.pop("_seen")
+    assert read["default_user_job"] == gen and read["user_jobs"] == [gen]  # the layer's history
     patched = await call(
         http,
         "PATCH",
         f"{base}/{new['id']}?agent_id={agent}",
         200,
-        json={"layer": {"settings": {"y": 5}}},
+        json={"video_layer": {"additional_attributes": {"y": 5}}},
     )
-    assert patched["settings"] == {"x": 10, "y": 5}
+    assert patched["additional_attributes"] == {"x": 10, "y": 5}
     dup = await call(http, "POST", f"{base}/{new['id']}/duplicate?agent_id={agent}", 201)
     order = [dup["id"]] + [x["id"] for x in layers] + [new["id"]]
+    to_position = {str(lid): pos for pos, lid in enumerate(order)}
     moved = await call(
-        http, "PUT", f"{base}/update_positions?agent_id={agent}", 200, json={"layer_ids": order}
+        http,
+        "PUT",
+        f"{base}/update_positions?agent_id={agent}",
+        200,
+        json={"id_to_position": to_position},
     )
     assert [x["id"] for x in moved] == order
     await call(http, "DELETE", f"{base}/{dup['id']}?agent_id={agent}", 200)

@@ -7,7 +7,20 @@ import asyncio
 from typing import Any
 
 import aiohttp
-from simhelp import AGENT, KEY, SimFactory, admin, call, cell_url, clone, ledger, poll
+from layerhelp import fill_layers
+from simhelp import (
+    AGENT,
+    KEY,
+    SimFactory,
+    admin,
+    call,
+    cell_url,
+    cells_of,
+    clone,
+    eng_url,
+    ledger,
+    poll,
+)
 
 from genbatch.sim.serve import SimServer
 
@@ -25,14 +38,16 @@ def gen_entry(book: dict[str, Any], gid: int) -> dict[str, Any]:
 
 async def test_prices_charged_exactly(http: aiohttp.ClientSession) -> None:
     eng = await clone(http)
+    await fill_layers(http, eng)  # a render needs content in every layer; filling is free
     start = await ledger(http)
     t = await call(http, "POST", cell_url(eng, "hook", "generate"), 201, json=TEXT)
     v = await call(http, "POST", cell_url(eng, "shot_1", "generate"), 201, json=VIDEO)
     r = await call(http, "POST", cell_url(eng, "final_video", "render"), 201)
     book = await ledger(http)
-    assert book["credits"]["charged"] - start["credits"]["charged"] == 1 + 20 + 5
-    assert book["credits"]["balance"] == start["credits"]["balance"] - 26
-    assert [gen_entry(book, g["generation_id"])["credits"] for g in (t, v, r)] == [1, 20, 5]
+    # Published typical costs: Gemini 2.0 Flash text 2, 5 s of Veo 3 at 60/s, a render 50.
+    assert book["credits"]["charged"] - start["credits"]["charged"] == 2 + 300 + 50
+    assert book["credits"]["balance"] == start["credits"]["balance"] - 352
+    assert [gen_entry(book, g["generation_id"])["credits"] for g in (t, v, r)] == [2, 300, 50]
     assert [gen_entry(book, g["generation_id"])["type"] for g in (t, v, r)] == [
         "text",
         "video_from_text",
@@ -59,7 +74,7 @@ async def test_failure_refund_settles_without_polling(sim_factory: SimFactory) -
         book = await ledger(http)  # nobody ever polled the generation
     entry = gen_entry(book, gid)
     assert entry["status"] == "failed" and entry["completed_at"] is not None
-    assert book["credits"]["charged"] == 20 and book["credits"]["refunded"] == 20
+    assert book["credits"]["charged"] == 300 and book["credits"]["refunded"] == 300
     assert book["credits"]["balance"] == 100_000
     kinds = [(e["kind"], e["reason"]) for e in book["credits"]["events"]]
     assert kinds == [("charge", "generate"), ("refund", "failed")]
@@ -72,15 +87,15 @@ async def test_stop_refunds_and_continue_recharges(http: aiohttp.ClientSession) 
     stopped = await call(http, "POST", f"/v1/generations/{gid}/stop", 200)
     assert stopped["status"] == "stopped"
     err = await call(http, "POST", f"/v1/generations/{gid}/stop", 422)
-    assert err["error_code"] == "validation_error"
+    assert err["error_code"] == "job_cannot_be_stopped"  # the vendor's code for "already over"
     book = await ledger(http)
-    assert (book["credits"]["charged"], book["credits"]["refunded"]) == (20, 20)
+    assert (book["credits"]["charged"], book["credits"]["refunded"]) == (300, 300)
     await call(http, "POST", f"/v1/generations/{gid}/continue", 200)
     done = await poll(http, f"/v1/generations/{gid}")
     assert done["status"] == "completed" and done["output_resources"]
     book = await ledger(http)
-    assert (book["credits"]["charged"], book["credits"]["refunded"]) == (40, 20)
-    assert book["credits"]["balance"] == 100_000 - 20
+    assert (book["credits"]["charged"], book["credits"]["refunded"]) == (600, 300)
+    assert book["credits"]["balance"] == 100_000 - 300
     err = await call(http, "POST", f"/v1/generations/{gid}/continue", 422)
     assert "completed" in err["error"]
 
@@ -89,18 +104,20 @@ async def test_cell_read_carries_latest_generation(http: aiohttp.ClientSession) 
     eng = await clone(http)
     first = await call(http, "POST", cell_url(eng, "hook", "generate"), 201, json=TEXT)
     cell = await call(http, "GET", cell_url(eng, "hook"), 200)
-    assert cell["generation_id"] == first["generation_id"]
-    assert cell["generation_status"] in ("pending", "processing")
+    # today's cell: the history in user_jobs (pending ones included), the newest as default
+    assert cell["default_user_job"]["id"] == first["generation_id"]
+    assert cell["default_user_job"]["status"] in ("pending", "processing")
     await poll(http, f"/v1/generations/{first['generation_id']}")
     second = await call(http, "POST", cell_url(eng, "hook", "generate"), 201)  # stored card
     cell = await call(http, "GET", cell_url(eng, "hook"), 200)
-    assert cell["generation_id"] == second["generation_id"] != first["generation_id"]
+    assert cell["default_user_job"]["id"] == second["generation_id"] != first["generation_id"]
+    assert [j["id"] for j in cell["user_jobs"]] == [first["generation_id"], second["generation_id"]]
     done = await poll(http, f"/v1/generations/{second['generation_id']}")
     cell = await call(http, "GET", cell_url(eng, "hook"), 200)
-    assert cell["generation_status"] == "completed" and cell["value"] == done["result"]
-    read = await call(http, "GET", f"/v1/autocontentengine/{eng['id']}?agent_id={AGENT}", 200)
-    in_engine = next(c for c in read["spreadsheet_cells"] if c["id"] == cell["id"])
-    assert in_engine["generation_id"] == second["generation_id"]
+    assert cell["default_user_job"]["status"] == "completed" and cell["value"] == done["result"]
+    read = await call(http, "GET", eng_url(eng), 200)
+    in_engine = next(c for c in cells_of(read) if c["id"] == cell["id"])
+    assert in_engine["default_user_job"]["id"] == second["generation_id"]
 
 
 async def test_idempotency_key_charges_once(http: aiohttp.ClientSession) -> None:
@@ -119,10 +136,11 @@ async def test_idempotency_key_charges_once(http: aiohttp.ClientSession) -> None
     )
     assert len({x["generation_id"] for x in c}) == 1
     book = await ledger(http)
-    assert len(book["generations"]) == 2 and book["credits"]["charged"] == 40
+    assert len(book["generations"]) == 2 and book["credits"]["charged"] == 600
     keys = {g["id"]: g["idempotency_key"] for g in book["generations"]}
     assert keys == {a["generation_id"]: "row-7-shot_1", c[0]["generation_id"]: "row-8"}
     # render, clone, publish and agent runs honour the key too
+    await fill_layers(http, eng)  # a render needs content in every layer; filling is free
     rh = {"Idempotency-Key": "render-1"}
     r1 = await call(http, "POST", cell_url(eng, "final_video", "render"), 201, headers=rh)
     r2 = await call(http, "POST", cell_url(eng, "final_video", "render"), 201, headers=rh)
@@ -138,7 +156,7 @@ async def test_idempotency_key_charges_once(http: aiohttp.ClientSession) -> None
         http, "POST", "/v1/agent/run", 201, json=run, headers=k
     )
     book = await ledger(http)
-    assert book["credits"]["charged"] == 45 and len(book["runs"]) == 1
+    assert book["credits"]["charged"] == 600 + 50 and len(book["runs"]) == 1  # + one render
 
 
 async def test_idempotency_is_per_api_key_and_errors_are_not_cached(
@@ -150,7 +168,7 @@ async def test_idempotency_is_per_api_key_and_errors_are_not_cached(
     k = {"Idempotency-Key": "shared"}
     err = await call(http, "POST", url, 422, json=VIDEO, headers=k)
     assert err["error_code"] == "usable_gen_credit_required"
-    await admin(http, balance=100)
+    await admin(http, balance=1000)  # two 5 s Veo 3 clips (300 each)
     a = await call(http, "POST", url, 201, json=VIDEO, headers=k)  # the 422 was not remembered
     async with aiohttp.ClientSession(base_url=sim.url, headers={"X-API-Key": "k1"}) as other:
         b = await call(other, "POST", url, 201, json=VIDEO, headers=k)

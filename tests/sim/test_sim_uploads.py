@@ -174,4 +174,4 @@ async def test_media_card_attaches_upload_and_fails_if_it_vanishes(
     doomed = await call(http, "POST", cell_url(eng, "music", "generate"), 201, json=card)
     await call(http, "DELETE", f"/v1/content_resources/{tune['id']}?agent_id={AGENT}", 200)
     gone = await poll(http, f"/v1/generations/{doomed['generation_id']}")
-    assert gone["status"] == "failed" and gone["error"]
+    assert gone["status"] == "failed" and gone["failed_reason"]  # today's field name

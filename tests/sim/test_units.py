@@ -6,7 +6,8 @@ import pytest
 
 from genbatch.sim import templates
 from genbatch.sim.clock import DueQueue, iso, parse_iso, pending_until, phase
-from genbatch.sim.limits import TokenBucket, price
+from genbatch.sim.limits import TokenBucket
+from genbatch.sim.prices import price
 
 
 def test_token_bucket_refills_from_elapsed_time() -> None:
@@ -46,7 +47,10 @@ def test_phase_and_due_queue() -> None:
 
 
 def test_card_catalog_matches_the_reference() -> None:
-    assert price("render") == 5 and price("video_from_text") == 20 and price("media") == 0
+    assert price("render") == 50 and price("media") == 0
+    assert price("video_from_text", {"model": "veo_3", "duration": 8}) == 480
+    assert price("image_from_text", {"model": "midjourney"}) == 15
+    assert price("speech_from_text", {"script": " ".join(["word"] * 300)}) == 60  # two minutes
     gt, data = templates.validate_card("text", {"prompt": "hi"})
     assert gt == "text" and data["model"] == "gemini_2_0_flash"
     for gtype, data in (
