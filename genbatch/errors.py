@@ -9,8 +9,8 @@ Like httpx, the tree is drawn here so nobody has to reverse-engineer it::
      ├── APIError                      a call to the GEN API did not succeed
      │    ├── APIStatusError           the server answered with an error status
      │    │    ├── AuthenticationError        401 unauthorized
-     │    │    ├── PermissionDeniedError      403 forbidden
-     │    │    ├── NotFoundError              404 not_found
+     │    │    ├── PermissionDeniedError      403 forbidden / permission_denied
+     │    │    ├── NotFoundError              404: missing, or not yours (no access)
      │    │    ├── RateLimitError             429 (retry_after: seconds | None)
      │    │    ├── UnprocessableError         422, any other error_code
      │    │    │    ├── InsufficientCreditsError   insufficient_credits_for_job
@@ -130,11 +130,18 @@ class AuthenticationError(APIStatusError):
 
 
 class PermissionDeniedError(APIStatusError):
-    """403 ``forbidden``: the key may not touch this resource."""
+    """403 ``forbidden`` / ``permission_denied``: the key may not touch this resource.
+
+    Today's API answers most "not yours" with 404 instead (``NotFoundError``);
+    403 remains on template clone, organizations, content resources and asset
+    folders (docs/dialect.md §4).  Catch both for "no access or missing".
+    """
 
 
 class NotFoundError(APIStatusError):
-    """404 ``not_found``."""
+    """404: the resource does not exist **or is not yours** — today's API answers
+    "no access" with 404 (``not_found``, ``spreadsheet_not_found``, …;
+    docs/dialect.md §4), so a 404 never proves the thing is absent."""
 
 
 class RateLimitError(APIStatusError):

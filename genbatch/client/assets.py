@@ -23,12 +23,15 @@ from genbatch.client._resource import Resource
 from genbatch.client.base import mapping_body, validate_body
 from genbatch.client.models import (
     CLIENT_DIRECT_UPLOAD_MAX_BYTES,
+    CONTENT_RESOURCE_FILE_FIELD,
     AssetFolder,
     AssetItem,
     ContentResource,
     DirectUpload,
     DirectUploadBlob,
     DirectUploadTarget,
+    content_resource_body,
+    direct_upload_body,
 )
 from genbatch.client.redact import get_logger
 from genbatch.client.transfer import md5_base64, put_file
@@ -72,7 +75,7 @@ class ContentResources(Resource):
         def form() -> tuple[aiohttp.FormData, list[IO[bytes]]]:
             f = open(p, "rb")  # noqa: SIM115 — closed by the request loop
             fd = aiohttp.FormData()
-            fd.add_field("content_resource[file]", f, filename=p.name, content_type=ctype)
+            fd.add_field(CONTENT_RESOURCE_FILE_FIELD, f, filename=p.name, content_type=ctype)
             return fd, [f]
 
         return await self._client.request_model(
@@ -91,7 +94,7 @@ class ContentResources(Resource):
             ContentResource,
             R.CONTENT_RESOURCES_CREATE,
             params={"agent_id": agent_id},
-            json={"content_resource": {"file": signed_id}},
+            json=content_resource_body(signed_id),
             idempotency_key=idempotency_key,
         )
 
@@ -172,8 +175,8 @@ class Uploads(Resource):
 
     async def direct_upload(self, blob: DirectUploadBlob | Mapping[str, Any]) -> DirectUpload:
         """Ask for a presigned storage URL for ``blob`` (filename, byte_size, checksum, type)."""
-        body = validate_body(DirectUploadBlob, blob).to_body()
-        return await self._client.request_model(DirectUpload, R.DIRECT_UPLOAD, json={"blob": body})
+        body = direct_upload_body(validate_body(DirectUploadBlob, blob))
+        return await self._client.request_model(DirectUpload, R.DIRECT_UPLOAD, json=body)
 
     async def put(self, target: DirectUploadTarget, path: str | os.PathLike[str]) -> int:
         """PUT the file to ``target.url`` with exactly ``target.headers``; bytes sent."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from genbatch.client.routes import Dialect
+
 # ASSUMPTION: ids may be JSON integers or strings.  We read both and keep them
 # as opaque strings; when sending an id back in a JSON body, a string of plain
 # decimal digits (no leading zero) goes out as an integer, as the reference's
@@ -91,6 +93,9 @@ GENERATION_DONE: Final = frozenset({"completed"})
 GENERATION_FAILED: Final = frozenset({"failed", "stopped"})
 USER_JOB_DONE: Final = frozenset({"completed"})
 USER_JOB_FAILED: Final = frozenset({"failed", "stopped", "cancelled", "canceled"})
+# ASSUMPTION: a monitoring train_social job (monitoring: true) never completes:
+# it stays processing, and its result shows once the first scrape is in.
+USER_JOB_ACTIVE: Final = frozenset({"pending", "processing"})
 RUN_DONE: Final = frozenset({"completed", "awaiting_approval"})
 RUN_FAILED: Final = frozenset({"failed", "stopped", "cancelled", "canceled", "rejected"})
 PREVIEW_DONE: Final = frozenset({"completed", "ready", "succeeded"})
@@ -100,10 +105,30 @@ PREVIEW_FAILED: Final = frozenset({"failed", "error"})
 # saved creation card is used (the "3-call pattern": PATCH card, POST
 # generate, GET status).  A card, when given, is validated locally.
 
-# ASSUMPTION: a cell's creation card is written with
-# ``PATCH …/cells/:cell_id`` and body ``{"spreadsheet_cell": {"creation_card":
-# {"generation_type", "data"}}}`` (the reference says "PATCH card or cell
-# value" without showing the card body).
+# ASSUMPTION: the canonical generation-type names (``text``,
+# ``image_from_text``, ``video_from_text``, ``video_from_image``,
+# ``video_from_ingredients``, ``speech_from_text``, ``lipsync``, ``captions``,
+# ``media``) are what the client sends: the vendor's docs call them the names
+# to use.  The vendor's SDK and MCP server translate them to internal names
+# (``text_generation``, ``eleven_labs``, …) before sending, and no source shows
+# which names the generate route accepts (docs/dialect.md §3, open question).
+# A generation read may name its type either way (``user_job_type`` today,
+# ``generation_type`` in the teaching document); the client only reports it.
+
+# ASSUMPTION: where a cell keeps its creation card.  The teaching document says
+# "PATCH card or cell value" without a body; no current source has a
+# ``creation_card`` field.  The wire's cell takes ``value``,
+# ``additional_attributes``, ``default_user_job_attributes: {data}`` (docs/
+# dialect.md §2, "we follow the WIRE").  So, today, the client writes a card as
+# ``{"spreadsheet_cell": {"default_user_job_attributes": {"generation_type",
+# "data"}}}`` — the wire names only ``data``; the type rides beside it because
+# a blank cell has none — and, in the teaching document's dialect, as
+# ``{"spreadsheet_cell": {"creation_card": {"generation_type", "data"}}}``.
+# Today's cell read shows no card; the client reads one from a
+# ``creation_card`` field, else from ``additional_attributes`` when that holds
+# a ``creation_card`` or a ``generation_type`` (the card pages keep a cell's
+# default model settings there), else reports none.
+CARD_ATTRIBUTE_KEYS: Final = ("generation_type", "data")
 
 # ASSUMPTION: bodies the reference does not show (agent create/update,
 # organizations, tokens, voice design steps, rows/columns/layers create and
@@ -114,9 +139,16 @@ PREVIEW_FAILED: Final = frozenset({"failed", "error"})
 # bodies; the ElevenLabs key travels as ``{"api_key": …}`` and is registered
 # for redaction like our own key.
 
-# ASSUMPTION: ``POST /v1/autocontentengine/:id/clone?agent_id=`` takes an
-# optional ``{"agent_id": …}`` body naming the agent to clone into (the query's
-# ``agent_id`` names the source engine's agent).
+# Engine clone (docs/dialect.md §2 "engine clone body"): today the body's
+# optional ``target_agent_id`` names the destination agent and the query's
+# ``agent_id`` the source engine's agent.  ASSUMPTION: a teaching-document
+# server (which shows ``?agent_id=`` only) takes the destination as the body's
+# ``agent_id``.
+
+# ASSUMPTION: the teaching document shows no body for reorder
+# (``update_positions``); today's wire takes ``{"id_to_position": {"<id>":
+# position}}`` (docs/dialect.md §2).  For a teaching-document server the client
+# sends the same order as ``{"positions": [{"id", "position"}]}``.
 
 # ASSUMPTION: train_social and the user-jobs endpoints live on the api host
 # (the reference's curl uses api.gen.pro although the list says "agent.gen.pro
@@ -129,8 +161,53 @@ PREVIEW_FAILED: Final = frozenset({"failed", "error"})
 # ASSUMPTION: publish targets beyond TikTok ("Instagram / YouTube coming")
 # use the same data shape; ``media_type`` is "VIDEO" unless told otherwise.
 
-# ASSUMPTION: ``GET /v1/organizations/:id`` carries ``credit_balance`` as a
-# number; a generation may carry ``credits`` (what it cost).
+# Organization balance (docs/dialect.md §4 "credits / balance"): today
+# ``credit`` (number) and ``available_credit: {generic, aura}``; ``generic``
+# pays for API work.  The usable balance is ``available_credit.generic``, else
+# ``credit``, else — ASSUMPTION, the teaching document only says "includes
+# credit balance" — a number under ``credit_balance``.  A generation's cost is
+# ``execution_cost`` (string or number); ASSUMPTION: a teaching-document server
+# names it ``credits``.
+
+# --------------------------------------------------------------------------
+# The dialect (engine prefix) of a session — docs/dialect.md §1.
+# --------------------------------------------------------------------------
+# ASSUMPTION: how a session learns which engine prefix the server serves.
+# The client starts with today's ``/v1/vidsheet``.  While the session's prefix
+# is unconfirmed, a 404 on an engine-family route is sent once more with the
+# other prefix (``/v1/autocontentengine``); the first prefix that answers with
+# a status that proves the route exists is remembered for the session (per
+# client instance) and used from then on.  A 404 after that is a plain
+# NotFoundError.  Safe for paid POSTs: a 404 means nothing ran (the route did
+# not match), so resending under the other prefix — with the same
+# Idempotency-Key — cannot pay twice.  The live API answers the old prefix 404
+# and the new one 401 without a key (docs/dialect.md §1), so routing happens
+# before auth there; a 401, 429, 5xx or transport error proves nothing about
+# the route (a server may answer those before routing) and leaves the prefix
+# unconfirmed.
+DIALECT_FIRST: Final[Dialect] = "today"
+_PREFIX_PROOF_ERRORS: Final = frozenset({400, 403, 405, 409, 410, 412, 415, 422, 428})
+
+
+def prefix_proves(status: int) -> bool:
+    """Whether an answer with ``status`` proves the route exists under the prefix tried."""
+    return 200 <= status < 300 or status in _PREFIX_PROOF_ERRORS
+
+
+# Stop after the end (docs/dialect.md §4 "stop twice / stop after the end"):
+# 422 ``job_cannot_be_stopped`` (errors guide) or ``validation_error`` (the
+# generations page).  ASSUMPTION: either one means "already over", confirmed
+# by a read of the generation; ``stop`` then returns that generation.
+STOP_ALREADY_OVER_CODES: Final = frozenset({"job_cannot_be_stopped", "validation_error"})
+
+# ASSUMPTION (shared contract): a generation is listed in its cell's
+# ``user_jobs`` from the moment it is created (pending included), and
+# ``default_user_job`` is the cell's newest generation.  "Newest" = greatest
+# id (ids compared as numbers when they are decimal digits, else the one
+# listed last).  A teaching-document cell carries ``generation_id`` /
+# ``generation_status`` instead; they are the fallback.  This is what a
+# restarted run reads to learn whether a generate POST sent before a crash
+# took effect (docs/design.md §5).
 
 # ASSUMPTION: API endpoints never redirect; a 3xx is reported as an error rather
 # than followed (following would forward X-API-Key to wherever it points).

@@ -31,6 +31,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from genbatch import _constants as C
 from genbatch.client import assumptions as A
+from genbatch.client.dialect import DialectChoice, DialectState, other_dialect, resolve_body
 from genbatch.client.redact import get_logger, redact, redact_headers, register_secret
 from genbatch.client.retry import (
     Decision,
@@ -40,13 +41,14 @@ from genbatch.client.retry import (
     classify_exception,
     decide,
 )
-from genbatch.client.routes import Route
+from genbatch.client.routes import Dialect, Route
 from genbatch.errors import (
     APIConnectionError,
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
     GenError,
+    NotFoundError,
     RateLimitError,
     RequestValidationError,
     status_error_class,
@@ -84,11 +86,15 @@ def _dumps_str(obj: Any) -> str:
 
 
 class Response(NamedTuple):
-    """A successful answer: status, headers, parsed JSON (or raw bytes)."""
+    """A successful answer: status, headers, parsed JSON (or raw bytes).
+
+    ``route``: the route as sent (an engine route in the session's dialect).
+    """
 
     status: int
     headers: CIMultiDictProxy[str]
     data: Any
+    route: Route | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +140,7 @@ class BaseClient:
         hooks: Hooks | None = None,
         settings: Settings | None = None,
         rng: random.Random | None = None,
+        dialect: DialectChoice = "auto",
     ) -> None:
         overrides = {
             "api_url": api_url,
@@ -177,6 +184,26 @@ class BaseClient:
         self._rng = rng or random.Random()
         #: Counters by reason (requests, retries, give-ups, statuses, 429s).
         self.stats = RetryCounters()
+        try:
+            self._dialect = DialectState(dialect)
+        except ValueError as exc:
+            raise GenError(f"invalid client settings: {exc}") from None
+
+    # -- dialect -------------------------------------------------------------
+    @property
+    def dialect(self) -> Dialect | None:
+        """The dialect this session confirmed ("today" / "legacy"), None until known."""
+        return self._dialect.confirmed
+
+    @property
+    def engine_prefix(self) -> str:
+        """The engine prefix in use (``/v1/vidsheet`` or ``/v1/autocontentengine``)."""
+        return self._dialect.engine_prefix
+
+    @property
+    def dialect_misses(self) -> int:
+        """404s this session spent learning its dialect (see ``dialect.py``)."""
+        return self._dialect.misses
 
     # -- lifecycle -----------------------------------------------------------
     async def __aenter__(self) -> BaseClient:
@@ -237,7 +264,13 @@ class BaseClient:
 
     # -- the request loop ------------------------------------------------------
     def url_for(self, route: Route, path: Mapping[str, object] | None = None) -> str:
-        """The concrete URL of ``route`` (path params quoted as opaque strings)."""
+        """The concrete URL of ``route`` (path params quoted as opaque strings).
+
+        An engine route is spelled in the session's current dialect.
+        """
+        return self._url(route.in_dialect(self._dialect.current), path)
+
+    def _url(self, route: Route, path: Mapping[str, object] | None) -> str:
         base = self._bases[route.host]
         if not path:
             return base + route.path
@@ -265,17 +298,92 @@ class BaseClient:
         ``resend_ambiguous=False``: not even with the key — an attempt that may
         have taken effect is raised (``ServerError`` / ``APIConnectionError``
         with ``maybe_sent``) for a caller that reconciles before resending.
+
+        An engine-family route goes out in the session's dialect; while that
+        is unknown, a 404 is sent once more under the other dialect's prefix
+        (same Idempotency-Key: a 404 ran nothing) — see ``dialect.py``.
+        ``json`` may be a ``ByDialect`` body, resolved per dialect.
         """
-        url = self.url_for(route, path)
+        # One key for every attempt of this call, under either prefix.
+        key = (idempotency_key or uuid.uuid4().hex) if route.side_effect else None
+
+        async def send(dialect: Dialect) -> Response:
+            return await self._send(
+                route.in_dialect(dialect),
+                path=path,
+                params=params,
+                json=resolve_body(json, dialect),
+                form=form,
+                sent_key=key,
+                caller_key=idempotency_key is not None,
+                max_retries=max_retries,
+                resend_ambiguous=resend_ambiguous,
+                raw=raw,
+            )
+
+        state = self._dialect
+        if not route.by_dialect or state.confirmed is not None:
+            return await send(state.current)
+        async with state.lock:
+            if state.confirmed is not None:
+                return await send(state.confirmed)
+            return await self._detect(state, send)
+
+    async def _detect(
+        self, state: DialectState, send: Callable[[Dialect], Awaitable[Response]]
+    ) -> Response:
+        """Send under the first-guess dialect; on 404, once under the other; remember."""
+        first = state.current
+        try:
+            resp = await send(first)
+        except NotFoundError as missed:
+            state.misses += 1
+            second = other_dialect(first)
+            log.info("engine prefix: 404 under %s; trying %s", first, second)
+            try:
+                resp = await send(second)
+            except NotFoundError as again:
+                # Neither prefix: a missing (or not-ours) resource under one of them.
+                raise _informative(missed, again) from None
+            except APIStatusError as exc:
+                if A.prefix_proves(exc.status):
+                    state.confirm(second)
+                raise
+            state.confirm(second)
+            log.info("engine prefix: this server speaks %s (%s)", second, state.engine_prefix)
+            return resp
+        except APIStatusError as exc:
+            if A.prefix_proves(exc.status):
+                state.confirm(first)
+            raise
+        state.confirm(first)
+        return resp
+
+    async def _send(
+        self,
+        route: Route,
+        *,
+        path: Mapping[str, object] | None,
+        params: Mapping[str, object | None] | None,
+        json: Any,
+        form: FormFactory | None,
+        sent_key: str | None,
+        caller_key: bool,
+        max_retries: int | None,
+        resend_ambiguous: bool,
+        raw: bool,
+    ) -> Response:
+        """One call of one concrete route: the retry loop."""
+        url = self._url(route, path)
         query = {k: str(v) for k, v in params.items() if v is not None} if params else None
         headers = dict(self._auth_headers)
         body: bytes | None = None
         if json is not None:
             body = orjson.dumps(json)
             headers["Content-Type"] = _JSON
-        if route.side_effect:
-            headers[A.IDEMPOTENCY_HEADER] = idempotency_key or uuid.uuid4().hex
-        idempotent = route.idempotent or idempotency_key is not None
+        if sent_key is not None:
+            headers[A.IDEMPOTENCY_HEADER] = sent_key
+        idempotent = route.idempotent or caller_key
         policy = self.policy
         limit = policy.max_retries if max_retries is None else max_retries
         self.stats.calls += 1
@@ -323,7 +431,9 @@ class BaseClient:
                     self.hooks.after_attempt(AttemptInfo(route, status, None, None, elapsed))
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("%s -> %s in %.3fs", route.name, status, elapsed)
-                return Response(status, resp_headers, self._parse_ok(route, status, payload, raw))
+                return Response(
+                    status, resp_headers, self._parse_ok(route, status, payload, raw), route
+                )
             decision = decide(
                 policy if limit == policy.max_retries else _with_retries(policy, limit),
                 attempt=attempt,
@@ -364,13 +474,13 @@ class BaseClient:
     async def request_model(self, cast: type[M], route: Route, **kw: Any) -> M:
         """``request`` and validate the body into ``cast``."""
         resp = await self.request(route, **kw)
-        return self.cast(cast, route, resp.status, resp.data)
+        return self.cast(cast, resp.route or route, resp.status, resp.data)
 
     async def request_list(self, item: type[M], route: Route, **kw: Any) -> list[M]:
         """``request`` a list endpoint (any envelope) into a list of ``item``."""
         resp = await self.request(route, **kw)
         rows = A.unwrap_list(resp.data)
-        return [self.cast(item, route, resp.status, row) for row in rows]
+        return [self.cast(item, resp.route or route, resp.status, row) for row in rows]
 
     @staticmethod
     def cast(model: type[M], route: Route, status: int, data: Any) -> M:
@@ -473,6 +583,14 @@ def _segment(value: object) -> str:
     if text.isascii() and text.replace("_", "").replace("-", "").isalnum():
         return text
     return quote(text, safe="")
+
+
+def _informative(first: NotFoundError, second: NotFoundError) -> NotFoundError:
+    """Of two 404s, the one that names what is missing (a specific error_code), else the first."""
+    generic = (None, "not_found")
+    if first.error_code in generic and second.error_code not in generic:
+        return second
+    return first
 
 
 def _with_retries(policy: RetryPolicy, max_retries: int) -> RetryPolicy:

@@ -1,14 +1,17 @@
 """Steps 3–4 — engines (vidsheets) and their rows, columns, cells, layers, variables.
 
-Every engine-scoped call takes ``agent_id`` as the reference's ``?agent_id=``.
-Generating and rendering live in ``generations.py``.
+Every engine-scoped call takes ``agent_id`` as the reference's ``?agent_id=``
+(today's API takes it in the query or the body on write routes, the query on
+reads: docs/dialect.md §2).  Paths go out under the session's engine prefix
+(``/v1/vidsheet`` today; see ``dialect.py``).  Generating and rendering live in
+``generations.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -17,6 +20,7 @@ import aiohttp
 from genbatch.client import routes as R
 from genbatch.client._resource import Resource
 from genbatch.client.base import mapping_body, validate_body
+from genbatch.client.dialect import ByDialect
 from genbatch.client.models import (
     GENERATION_CARD,
     Cell,
@@ -26,8 +30,16 @@ from genbatch.client.models import (
     GenerationCard,
     GlobalVariable,
     Layer,
+    Positions,
     Row,
+    cell_card_body,
+    cell_value_body,
+    cells_mass_update_body,
+    engine_clone_body,
+    positions_body,
+    set_default_user_job_body,
 )
+from genbatch.client.redact import redact
 from genbatch.client.routes import Route
 from genbatch.errors import RequestValidationError
 
@@ -46,14 +58,13 @@ async def _bulk(
     route: Route,
     path: Mapping[str, object],
     agent_id: AgentId,
-    body: Mapping[str, Any],
+    body: Mapping[str, Any] | ByDialect[dict[str, Any]],
     what: str,
 ) -> Any:
-    """The bulk writes (mass_update, update_positions, …): bodies and answers the
-    reference leaves untyped, so the caller's mapping goes out and the raw JSON comes back."""
-    resp = await res._client.request(
-        route, path=path, params=_q(agent_id), json=mapping_body(body, what)
-    )
+    """The bulk writes (mass_update, update_positions): answers the reference
+    leaves untyped, so the raw JSON comes back."""
+    json = body if isinstance(body, ByDialect) else mapping_body(body, what)
+    resp = await res._client.request(route, path=path, params=_q(agent_id), json=json)
     return resp.data
 
 
@@ -62,12 +73,12 @@ class Engines(Resource):
         self, agent_id: AgentId, title: str, *, idempotency_key: str | None = None
     ) -> Engine:
         """A blank engine (the rare custom path: columns, layers, cells follow by hand)."""
-        spreadsheet = validate_body(EngineCreate, {"title": title}).to_body()
+        body = validate_body(EngineCreate, {"title": title}).to_body()
         return await self._client.request_model(
             Engine,
             R.ENGINES_CREATE,
             params=_q(agent_id),
-            json={"spreadsheet": spreadsheet},
+            json=body,
             idempotency_key=idempotency_key,
         )
 
@@ -85,14 +96,13 @@ class Engines(Resource):
         target_agent_id: AgentId | None = None,
         idempotency_key: str | None = None,
     ) -> Engine:
-        """Clone an engine, into the same agent or ``target_agent_id`` (ASSUMPTION body)."""
-        body = {"agent_id": target_agent_id} if target_agent_id is not None else None
+        """Clone an engine (``agent_id``: its owner) into the same agent or ``target_agent_id``."""
         return await self._client.request_model(
             Engine,
             R.ENGINES_CLONE,
             path={"id": engine_id},
             params=_q(agent_id),
-            json=body,
+            json=engine_clone_body(target_agent_id),
             idempotency_key=idempotency_key,
         )
 
@@ -125,14 +135,15 @@ class Rows(Resource):
         )
 
     async def update_positions(
-        self, engine_id: str | int, agent_id: AgentId, body: Mapping[str, Any]
+        self, engine_id: str | int, agent_id: AgentId, order: Positions
     ) -> Any:
+        """Reorder rows: ids in the order wanted, or ``{id: position}``."""
         return await _bulk(
             self,
             R.ROWS_UPDATE_POSITIONS,
             {"id": engine_id},
             agent_id,
-            body,
+            positions_body(order),
             "rows.update_positions",
         )
 
@@ -172,14 +183,15 @@ class Columns(Resource):
         )
 
     async def update_positions(
-        self, engine_id: str | int, agent_id: AgentId, body: Mapping[str, Any]
+        self, engine_id: str | int, agent_id: AgentId, order: Positions
     ) -> Any:
+        """Reorder columns: ids in the order wanted, or ``{id: position}``."""
         return await _bulk(
             self,
             R.COLUMNS_UPDATE_POSITIONS,
             {"id": engine_id},
             agent_id,
-            body,
+            positions_body(order),
             "columns.update_positions",
         )
 
@@ -193,7 +205,7 @@ class Columns(Resource):
 
 class Cells(Resource):
     async def get(self, engine_id: str | int, cell_id: str | int, agent_id: AgentId) -> Cell:
-        """The cell, with its latest ``generation_id`` / ``generation_status``."""
+        """The cell, with its generation history (``Cell.latest_generation``)."""
         return await self._client.request_model(
             Cell, R.CELLS_GET, path={"id": engine_id, "cell_id": cell_id}, params=_q(agent_id)
         )
@@ -207,7 +219,7 @@ class Cells(Resource):
             R.CELLS_UPDATE,
             path={"id": engine_id, "cell_id": cell_id},
             params=_q(agent_id),
-            json={"spreadsheet_cell": {"value": value}},
+            json=cell_value_body(value),
         )
 
     async def set_card(
@@ -217,24 +229,41 @@ class Cells(Resource):
         agent_id: AgentId,
         card: GenerationCard | Mapping[str, Any],
     ) -> Cell:
-        """Save the cell's creation card (validated locally; ASSUMPTION body shape)."""
+        """Save the cell's creation card (validated locally; ASSUMPTION body shape).
+
+        A later generate without a card runs it.  Today's cell read does not
+        show the card back (``Cell.creation_card`` is then None).
+        """
         try:
             typed = card if not isinstance(card, Mapping) else GENERATION_CARD.validate_python(card)
         except ValueError as exc:
-            raise RequestValidationError(f"invalid creation card: {exc}") from None
+            raise RequestValidationError(f"invalid creation card: {redact(str(exc))}") from None
         return await self._client.request_model(
             Cell,
             R.CELLS_UPDATE,
             path={"id": engine_id, "cell_id": cell_id},
             params=_q(agent_id),
-            json={"spreadsheet_cell": {"creation_card": typed.to_body()}},
+            json=cell_card_body(typed.to_body()),
         )
 
     async def mass_update(
-        self, engine_id: str | int, agent_id: AgentId, body: Mapping[str, Any]
-    ) -> Any:
-        return await _bulk(
-            self, R.CELLS_MASS_UPDATE, {"id": engine_id}, agent_id, body, "cells.mass_update"
+        self,
+        engine_id: str | int,
+        agent_id: AgentId,
+        cells: Sequence[Mapping[str, Any]] | Mapping[str, Any],
+    ) -> list[Cell]:
+        """Update many cells at once: ``[{id, value?, additional_attributes?}, …]``
+        (sent as ``{"spreadsheet_cells": [...]}``), or that whole body."""
+        if isinstance(cells, Mapping):
+            body = mapping_body(cells, "cells.mass_update")
+        else:
+            body = cells_mass_update_body(cells)
+        return await self._client.request_list(
+            Cell,
+            R.CELLS_MASS_UPDATE,
+            path={"id": engine_id},
+            params=_q(agent_id),
+            json=body,
         )
 
     async def set_default_user_job(
@@ -242,15 +271,17 @@ class Cells(Resource):
         engine_id: str | int,
         cell_id: str | int,
         agent_id: AgentId,
-        body: Mapping[str, Any],
-    ) -> Any:
-        return await _bulk(
-            self,
+        user_job_id: str | int,
+        *,
+        is_user_job: bool = True,
+    ) -> Cell:
+        """Make one of the cell's generations the one it displays (its ``default_user_job``)."""
+        return await self._client.request_model(
+            Cell,
             R.CELLS_SET_DEFAULT_USER_JOB,
-            {"id": engine_id, "cell_id": cell_id},
-            agent_id,
-            body,
-            "cells.set_default_user_job",
+            path={"id": engine_id, "cell_id": cell_id},
+            params=_q(agent_id),
+            json=set_default_user_job_body(user_job_id, is_user_job=is_user_job),
         )
 
 
@@ -322,14 +353,15 @@ class Layers(Resource):
         engine_id: str | int,
         cell_id: str | int,
         agent_id: AgentId,
-        body: Mapping[str, Any],
+        order: Positions,
     ) -> Any:
+        """Reorder a cell's layers: ids in the order wanted, or ``{id: position}``."""
         return await _bulk(
             self,
             R.LAYERS_UPDATE_POSITIONS,
             {"id": engine_id, "cell_id": cell_id},
             agent_id,
-            body,
+            positions_body(order),
             "layers.update_positions",
         )
 

@@ -18,7 +18,7 @@ from genbatch.client._resource import Resource
 from genbatch.client.models import GENERATION_CARD, Generation, GenerationCard, GenerationStarted
 from genbatch.client.redact import redact
 from genbatch.client.wait import poll_until
-from genbatch.errors import RequestValidationError
+from genbatch.errors import RequestValidationError, UnprocessableError
 
 __all__ = ["Generations", "card_body"]
 
@@ -52,7 +52,11 @@ class Generations(Resource):
         idempotency_key: str | None = None,
         resend_ambiguous: bool = True,
     ) -> GenerationStarted:
-        """Trigger the cell's generation with ``card`` (or its saved card when None)."""
+        """Trigger the cell's generation with ``card`` (or its saved card when None).
+
+        The card goes out with its canonical ``generation_type`` (``text``,
+        ``video_from_text``, …; ASSUMPTION, see assumptions.py).
+        """
         return await self._client.request_model(
             GenerationStarted,
             R.CELL_GENERATE,
@@ -103,10 +107,27 @@ class Generations(Resource):
         )
 
     async def stop(self, generation_id: str | int) -> Generation | None:
-        """Stop a generation (refunds).  Safe to resend."""
-        resp = await self._client.request(R.GENERATIONS_STOP, path={"id": generation_id})
-        if isinstance(resp.data, dict) and "id" in resp.data:
-            return self._client.cast(Generation, R.GENERATIONS_STOP, resp.status, resp.data)
+        """Stop a generation (refunds).  Safe to resend.
+
+        Stopping one that is already over answers 422 ``job_cannot_be_stopped``
+        (or ``validation_error``): when a read then shows it ended, that
+        generation is returned instead of an error (docs/dialect.md §4).  The
+        answer is the generation (D) or ``{generation_id, status}`` (OA).
+        """
+        try:
+            resp = await self._client.request(R.GENERATIONS_STOP, path={"id": generation_id})
+        except UnprocessableError as exc:
+            if exc.error_code not in A.STOP_ALREADY_OVER_CODES:
+                raise
+            current = await self.get(generation_id)
+            if not current.done:
+                raise
+            return current
+        data = resp.data
+        if isinstance(data, dict) and "id" not in data and "generation_id" in data:
+            data = {**data, "id": data["generation_id"]}
+        if isinstance(data, dict) and "id" in data and "status" in data:
+            return self._client.cast(Generation, R.GENERATIONS_STOP, resp.status, data)
         return None
 
     async def continue_(
@@ -137,7 +158,7 @@ class Generations(Resource):
             kind="generation",
             job_id=str(generation_id),
             status_of=lambda g: g.status,
-            error_of=lambda g: g.error,
+            error_of=lambda g: g.failure,
             done=A.GENERATION_DONE,
             failed=A.GENERATION_FAILED,
             max_wait=max_wait,

@@ -17,11 +17,15 @@ from genbatch.client import routes as R
 from genbatch.client._resource import Resource
 from genbatch.client.base import mapping_body, validate_body
 from genbatch.client.models import (
+    TRAIN_SOCIAL_FORM_DATA,
+    TRAIN_SOCIAL_FORM_TYPE,
+    TRAIN_SOCIAL_JOB_TYPE,
     AutomationConfig,
     PublishData,
     TrainSocialData,
     UserJob,
     UserJobCreated,
+    publish_body,
 )
 from genbatch.client.wait import poll_until
 
@@ -37,8 +41,7 @@ class UserJobs(Resource):
         idempotency_key: str | None = None,
     ) -> UserJobCreated:
         """Publish (now or scheduled).  ``data`` goes on the wire as a JSON *string*."""
-        payload = validate_body(PublishData, data).to_body()
-        body = {"user_job_type": "publish_content", "data": orjson.dumps(payload).decode()}
+        body = publish_body(validate_body(PublishData, data))
         return await self._client.request_model(
             UserJobCreated,
             R.USER_JOBS_CREATE,
@@ -59,8 +62,8 @@ class UserJobs(Resource):
 
         def form() -> tuple[aiohttp.FormData, list[IO[bytes]]]:
             fd = aiohttp.FormData()
-            fd.add_field("user_job[user_job_type]", "train_social")
-            fd.add_field("user_job[data]", payload)
+            fd.add_field(TRAIN_SOCIAL_FORM_TYPE, TRAIN_SOCIAL_JOB_TYPE)
+            fd.add_field(TRAIN_SOCIAL_FORM_DATA, payload)
             return fd, []
 
         return await self._client.request_model(
@@ -103,7 +106,7 @@ class UserJobs(Resource):
             kind="user job",
             job_id=str(job_id),
             status_of=lambda j: j.status,
-            error_of=lambda j: j.error,
+            error_of=lambda j: j.failure,
             done=A.USER_JOB_DONE,
             failed=A.USER_JOB_FAILED,
             max_wait=max_wait,

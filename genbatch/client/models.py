@@ -12,12 +12,14 @@ which the resource modules and the engine read together.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from types import MappingProxyType
-from typing import Annotated, Any, Final, Literal, TypeAlias
+from typing import Annotated, Any, Final, Literal, NamedTuple, TypeAlias
 
+import orjson
 from pydantic import (
+    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -43,7 +45,9 @@ from genbatch.cards import (
 )
 from genbatch.cards import GenerationType as GenerationType  # re-exported here
 from genbatch.client import assumptions as A
+from genbatch.client.dialect import ByDialect
 from genbatch.client.redact import redact
+from genbatch.errors import RequestValidationError
 
 CLIENT_DIRECT_UPLOAD_MAX_BYTES: Final = 1 << 30
 
@@ -56,8 +60,24 @@ def _id_to_str(value: Any) -> Any:
     return value
 
 
+def _number_or_none(value: Any) -> Any:
+    """A cost sent as a number or a numeric string (docs/dialect.md §2); else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
 #: A server id, read as an opaque string whether the JSON held an int or a str.
 Id = Annotated[str, BeforeValidator(_id_to_str)]
+#: A credit amount: a JSON number or a numeric string (anything else reads as None).
+Credits = Annotated[float | None, BeforeValidator(_number_or_none)]
 #: An id sent in a request body (see ``assumptions.id_for_body``).
 RefId = Annotated[int | str, PlainSerializer(A.id_for_body)]
 
@@ -104,11 +124,31 @@ class Workspace(APIModel):
     name: str | None = None
 
 
+class AvailableCredit(APIModel):
+    """Today's split balance: ``generic`` pays for API work, ``aura`` does not."""
+
+    generic: Credits = None
+    aura: Credits = None
+
+
 class Organization(APIModel):
+    """A workspace; ``balance`` is what API work can spend (docs/dialect.md §4)."""
+
     id: Id
     name: str | None = None
-    #: ASSUMPTION: a number (see assumptions.py).
-    credit_balance: float | None = None
+    #: Today: the total balance (a number).
+    credit: Credits = None
+    #: Today: ``{generic, aura}``.
+    available_credit: AvailableCredit | None = None
+    #: The teaching document's era (ASSUMPTION, see assumptions.py).
+    credit_balance: Credits = None
+
+    @property
+    def balance(self) -> float | None:
+        """``available_credit.generic``, else ``credit``, else ``credit_balance``."""
+        if self.available_credit is not None and self.available_credit.generic is not None:
+            return self.available_credit.generic
+        return self.credit if self.credit is not None else self.credit_balance
 
 
 class Agent(APIModel):
@@ -354,8 +394,29 @@ class TrainSocialData(RequestModel):
         return self
 
 
+#: The ``user_job_type`` of a publish job and of a knowledge-base scrape (both dialects).
+PUBLISH_JOB_TYPE: Final = "publish_content"
+TRAIN_SOCIAL_JOB_TYPE: Final = "train_social"
+
+
+#: Form fields of a train_social job (multipart, as the teaching document shows).
+TRAIN_SOCIAL_FORM_TYPE: Final = "user_job[user_job_type]"
+TRAIN_SOCIAL_FORM_DATA: Final = "user_job[data]"
+
+
+def publish_body(data: PublishData) -> dict[str, Any]:
+    """``POST /v1/user_jobs``: ``{user_job_type: publish_content, data: "<JSON string>"}``."""
+    return {
+        "user_job_type": PUBLISH_JOB_TYPE,
+        "data": orjson.dumps(data.to_body()).decode(),
+    }
+
+
 class UserJobCreated(APIModel):
-    user_job_id: Id
+    """``{user_job_id}`` (OA/LF); the SDK types the reply ``{id, user_job_type, status}``."""
+
+    user_job_id: Id = Field(validation_alias=AliasChoices("user_job_id", "id"))
+    status: str | None = None
 
 
 class UserJob(APIModel):
@@ -363,13 +424,22 @@ class UserJob(APIModel):
     user_job_type: str | None = None
     status: str = "pending"
     data: Any = None
-    result: dict[str, Any] | None = None
+    #: An object (a publish job's ``post_id``) or, on some jobs, a plain string.
+    result: Any = None
+    #: Today's reason a job failed.
+    failed_reason: Any = None
+    #: The teaching document's era.
     error: Any = None
+
+    @property
+    def failure(self) -> Any:
+        """Why the job failed: ``failed_reason``, else ``error``."""
+        return self.failed_reason if self.failed_reason is not None else self.error
 
     @property
     def post_id(self) -> str | None:
         """The social post id of a completed publish job."""
-        value = (self.result or {}).get("post_id")
+        value = self.result.get("post_id") if isinstance(self.result, dict) else None
         return None if value is None else str(value)
 
 
@@ -386,11 +456,22 @@ class Template(APIModel):
 
 
 class Column(APIModel):
+    """A column.  Today it is ``{id, title, type, column_role, position}`` (the clone
+    example says ``role``); the teaching document's era ``{id, name, column_type, role}``.
+    """
+
     id: Id
-    name: str | None = None
-    column_type: str | None = None
-    role: str | None = None
+    name: str | None = Field(default=None, validation_alias=AliasChoices("title", "name"))
+    column_type: str | None = Field(
+        default=None, validation_alias=AliasChoices("type", "column_type")
+    )
+    role: str | None = Field(default=None, validation_alias=AliasChoices("column_role", "role"))
     position: int | None = None
+
+    @property
+    def title(self) -> str | None:
+        """Today's name of ``name``."""
+        return self.name
 
 
 class CreationCardInfo(APIModel):
@@ -404,51 +485,285 @@ class OutputResource(APIModel):
     id: Id | None = None
     url: str | None = None
     thumbnail_url: str | None = None
+    #: Written both ``"Video"`` and ``"video"`` (docs/dialect.md §2).
     object_type: str | None = None
+    type: str | None = None
+
+
+class Generation(APIModel):
+    """A generation (a ``user_job`` in today's vocabulary).
+
+    Today: ``id, status, user_job_type, result, failed_reason, output_resources,
+    execution_cost`` and no timestamps (docs/dialect.md §2).  The teaching
+    document's era named the type ``generation_type``, the reason ``error`` and
+    the cost ``credits``; ``kind``, ``failure`` and ``cost`` read either.
+    """
+
+    id: Id
+    status: str
+    #: Today's type name (an internal name such as ``text_generation``).
+    user_job_type: str | None = None
+    generation_type: str | None = None
+    model: str | None = None
+    engine_id: Id | None = None
+    cell_id: Id | None = None
+    layer_id: Id | None = None
+    row_id: Id | None = None
+    #: What it cost: a number or a numeric string.
+    execution_cost: Credits = None
+    credits: Credits = None
+    #: A plain string (text) or an object, or null.
+    result: Any = None
+    output_resources: list[OutputResource] = Field(default_factory=list)
+    failed_reason: Any = None
+    error: Any = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+    @property
+    def kind(self) -> str | None:
+        """The type as the server names it (``user_job_type``, else ``generation_type``)."""
+        return self.user_job_type or self.generation_type
+
+    @property
+    def cost(self) -> float | None:
+        """What the generation cost, when the server says (``execution_cost``, else ``credits``)."""
+        return self.execution_cost if self.execution_cost is not None else self.credits
+
+    @property
+    def failure(self) -> Any:
+        """Why it failed (``failed_reason``, else ``error``)."""
+        return self.failed_reason if self.failed_reason is not None else self.error
+
+    @property
+    def done(self) -> bool:
+        return self.status in A.GENERATION_DONE or self.status in A.GENERATION_FAILED
+
+    @property
+    def failed(self) -> bool:
+        return self.status in A.GENERATION_FAILED
+
+    @property
+    def video_url(self) -> str | None:
+        """URL of the first output resource (a render's MP4)."""
+        return self.output_resources[0].url if self.output_resources else None
+
+
+class GenerationRef(NamedTuple):
+    """A cell's latest generation: its id and status (status None if not reported)."""
+
+    id: str
+    status: str | None
+
+
+def _id_order(ids: Sequence[str]) -> int:
+    """Index of the newest id: the greatest decimal id, else the last listed (ASSUMPTION)."""
+    if all(i.isascii() and i.isdigit() for i in ids):
+        return max(range(len(ids)), key=lambda n: int(ids[n]))
+    return len(ids) - 1
+
+
+def _card_in_attributes(attrs: Any) -> Any:
+    """A creation card kept in ``additional_attributes`` (ASSUMPTION, assumptions.py)."""
+    if not isinstance(attrs, dict):
+        return None
+    nested = attrs.get("creation_card")
+    if isinstance(nested, dict):
+        return nested
+    if isinstance(attrs.get("generation_type"), str):
+        return {k: attrs[k] for k in A.CARD_ATTRIBUTE_KEYS if k in attrs}
+    return None
+
+
+def _newest(history: Sequence[Generation]) -> GenerationRef | None:
+    if not history:
+        return None
+    newest = history[_id_order([g.id for g in history])]
+    return GenerationRef(newest.id, newest.status)
 
 
 class Layer(APIModel):
+    """A video layer.  Today: ``{id, name, position, type (sound/text/clip),
+    additional_attributes, default_user_job, user_jobs, *_ts}``; the teaching
+    document's era: ``layer_type``, ``settings``, ``generation_id``."""
+
     id: Id
     cell_id: Id | None = None
     name: str | None = None
-    layer_type: str | None = None
+    layer_type: str | None = Field(
+        default=None, validation_alias=AliasChoices("type", "layer_type")
+    )
     source_column: str | None = None
     position: int | None = None
-    settings: dict[str, Any] | None = None
+    #: Today's ``additional_attributes``; the old simulator's ``settings``.
+    settings: dict[str, Any] | None = Field(
+        default=None, validation_alias=AliasChoices("additional_attributes", "settings")
+    )
+    default_user_job: Generation | dict[str, Any] | None = None
+    user_jobs: list[Generation] = Field(default_factory=list)
+    generation_id: Id | None = None
+    generation_status: str | None = None
+
+    @property
+    def latest_generation(self) -> GenerationRef | None:
+        """The layer's newest generation (history today, ``generation_id`` before)."""
+        history = list(self.user_jobs)
+        if isinstance(self.default_user_job, Generation):
+            history.append(self.default_user_job)
+        latest = _newest(history)
+        if latest is None and self.generation_id is not None:
+            return GenerationRef(self.generation_id, self.generation_status)
+        return latest
 
 
 class Cell(APIModel):
+    """A cell of either dialect.
+
+    Today: ``id, value, additional_attributes, cell_role, column_id,
+    spreadsheet_row_id, created_at_ts, updated_at_ts (ms), default_user_job,
+    user_jobs (the generation history), video_layers``.  The teaching
+    document's era: ``spreadsheet_column_id, column_name, creation_card,
+    generation_id, generation_status, layers``.  Both column ids are filled
+    from whichever came; ``column_name`` is filled by the engine read from the
+    column's title; ``layers`` holds ``video_layers``.
+    """
+
     id: Id
     spreadsheet_row_id: Id | None = None
+    column_id: Id | None = None
     spreadsheet_column_id: Id | None = None
     column_name: str | None = None
+    cell_role: str | None = None
     value: Any = None
+    additional_attributes: dict[str, Any] | None = None
     creation_card: CreationCardInfo | None = None
-    #: The cell's LATEST generation (docs/design.md §3) — how a restart reconciles.
+    #: Today: the generation the cell displays (a generation object), or null.
+    #: The teaching-document-era simulator kept a publish job's settings here.
+    default_user_job: Generation | dict[str, Any] | None = None
+    #: Today: every generation of the cell (its history).
+    user_jobs: list[Generation] = Field(default_factory=list)
+    #: The cell's latest generation: read :attr:`latest_generation`; these two
+    #: carry the same value (the teaching document's names, kept for callers).
     generation_id: Id | None = None
     generation_status: str | None = None
     output_resources: list[OutputResource] = Field(default_factory=list)
-    layers: list[Layer] = Field(default_factory=list)
+    layers: list[Layer] = Field(
+        default_factory=list, validation_alias=AliasChoices("video_layers", "layers")
+    )
+    created_at_ts: int | None = None
+    updated_at_ts: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _card_from_attributes(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("creation_card") is None:
+            card = _card_in_attributes(data.get("additional_attributes"))
+            if card is not None:
+                data = {**data, "creation_card": card}
+        return data
+
+    @model_validator(mode="after")
+    def _fill(self) -> Cell:
+        if self.column_id is None:
+            self.column_id = self.spreadsheet_column_id
+        if self.spreadsheet_column_id is None:
+            self.spreadsheet_column_id = self.column_id
+        latest = self._from_history()
+        if latest is not None:
+            self.generation_id, self.generation_status = latest
+        return self
+
+    def _from_history(self) -> GenerationRef | None:
+        history = list(self.user_jobs)
+        if isinstance(self.default_user_job, Generation):
+            history.append(self.default_user_job)
+        return _newest(history)
+
+    @property
+    def latest_generation(self) -> GenerationRef | None:
+        """The cell's newest generation (id, status): from its history today
+        (``user_jobs`` and ``default_user_job``), else the teaching document's
+        ``generation_id``/``generation_status``; None when the cell has none.
+        What a restarted run reads to learn whether a POST took effect."""
+        latest = self._from_history()
+        if latest is not None:
+            return latest
+        if self.generation_id is None:
+            return None
+        return GenerationRef(self.generation_id, self.generation_status)
+
+    @property
+    def default_generation(self) -> Generation | None:
+        """The generation the cell displays (today's ``default_user_job``), if any."""
+        job = self.default_user_job
+        return job if isinstance(job, Generation) else None
+
+    @property
+    def video_layers(self) -> list[Layer]:
+        """Today's name of ``layers``."""
+        return self.layers
 
 
 class Row(APIModel):
     id: Id
     position: int | None = None
-    cells: list[Cell] = Field(default_factory=list)
+    #: Today's ``spreadsheet_cells``; the SDK's and the old simulator's ``cells``.
+    cells: list[Cell] = Field(
+        default_factory=list, validation_alias=AliasChoices("spreadsheet_cells", "cells")
+    )
+
+    @property
+    def spreadsheet_cells(self) -> list[Cell]:
+        return self.cells
 
 
 class Engine(APIModel):
-    """An Auto Content Engine (vidsheet) with its nested data."""
+    """An Auto Content Engine (vidsheet) with its nested data.
 
-    id: Id
+    Today (template clone, engine read): ``spreadsheet_columns[]`` and
+    ``spreadsheet_rows[]`` each holding its ``spreadsheet_cells[]``; the SDK
+    names them ``columns``/``rows``/``cells``; the teaching document's era
+    listed every cell (and layer) flat.  After validation
+    ``spreadsheet_cells`` lists every cell in either case, each cell's
+    ``column_name`` is its column's title and ``layers`` every cell's layers,
+    so ``{c.column_name: c for c in engine.spreadsheet_cells}`` works on both.
+    """
+
+    id: Id = Field(validation_alias=AliasChoices("id", "engine_id"))
     title: str | None = None
+    slug: str | None = None
+    uuid: str | None = None
+    status: str | None = None
+    project_type: str | None = None
     agent_id: Id | None = None
     template_slug: str | None = None
     aspect_ratio: str | None = None
-    spreadsheet_columns: list[Column] = Field(default_factory=list)
-    spreadsheet_rows: list[Row] = Field(default_factory=list)
-    spreadsheet_cells: list[Cell] = Field(default_factory=list)
+    spreadsheet_columns: list[Column] = Field(
+        default_factory=list, validation_alias=AliasChoices("spreadsheet_columns", "columns")
+    )
+    spreadsheet_rows: list[Row] = Field(
+        default_factory=list, validation_alias=AliasChoices("spreadsheet_rows", "rows")
+    )
+    spreadsheet_cells: list[Cell] = Field(
+        default_factory=list, validation_alias=AliasChoices("spreadsheet_cells", "cells")
+    )
     layers: list[Layer] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _flatten(self) -> Engine:
+        if not self.spreadsheet_cells:
+            for row in self.spreadsheet_rows:
+                for cell in row.cells:
+                    if cell.spreadsheet_row_id is None:
+                        cell.spreadsheet_row_id = row.id
+                    self.spreadsheet_cells.append(cell)
+        titles = {c.id: c.name for c in self.spreadsheet_columns}
+        for cell in self.spreadsheet_cells:
+            if cell.column_name is None and cell.column_id is not None:
+                cell.column_name = titles.get(cell.column_id)
+        if not self.layers:
+            self.layers = [lay for cell in self.spreadsheet_cells for lay in cell.layers]
+        return self
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.spreadsheet_columns if c.name == name), None)
@@ -478,11 +793,82 @@ class Engine(APIModel):
 
 
 class EngineCreate(RequestModel):
+    """``POST /v1/vidsheet``: ``{"spreadsheet": {"title"}}`` (both dialects; the WIRE
+    also takes it flat)."""
+
     title: str = Field(min_length=1)
+
+    def to_body(self) -> dict[str, Any]:
+        return {"spreadsheet": super().to_body()}
 
 
 class CloneRequest(RequestModel):
     agent_id: RefId
+
+
+# --------------------------------------------------------------------------
+# Engine-route bodies, per dialect where the two spell them differently
+# (docs/dialect.md §2; the teaching document shows none of these but the value).
+# --------------------------------------------------------------------------
+#: A new order: ids in the order wanted, or ``{id: position}``.
+Positions: TypeAlias = Sequence[str | int] | Mapping[str | int, int]
+
+
+def engine_clone_body(target_agent_id: str | int | None) -> ByDialect[dict[str, Any] | None]:
+    """Today ``{target_agent_id}``; ASSUMPTION (assumptions.py) ``{agent_id}`` before."""
+    if target_agent_id is None:
+        return ByDialect(None, None)
+    target = A.id_for_body(target_agent_id)
+    return ByDialect({"target_agent_id": target}, {"agent_id": target})
+
+
+def positions_body(order: Positions) -> ByDialect[dict[str, Any]]:
+    """Today ``{id_to_position: {"<id>": n}}``; ASSUMPTION ``{positions: [{id, position}]}``."""
+    if isinstance(order, Mapping):
+        pairs = list(order.items())
+    elif isinstance(order, str | bytes) or not isinstance(order, Sequence):
+        raise RequestValidationError("positions: give ids in order or a mapping id -> position")
+    else:
+        pairs = [(ident, n) for n, ident in enumerate(order)]
+    for ident, n in pairs:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise RequestValidationError(f"positions: {ident} needs a non-negative integer")
+    return ByDialect(
+        {"id_to_position": {str(ident): n for ident, n in pairs}},
+        {"positions": [{"id": A.id_for_body(ident), "position": n} for ident, n in pairs]},
+    )
+
+
+def cell_value_body(value: Any) -> dict[str, Any]:
+    """``PATCH …/cells/{id}``: ``{"spreadsheet_cell": {"value": …}}`` (both dialects)."""
+    return {"spreadsheet_cell": {"value": value}}
+
+
+def cell_card_body(card: Mapping[str, Any]) -> ByDialect[dict[str, Any]]:
+    """A cell's creation card: today under ``default_user_job_attributes``; before,
+    ``creation_card`` (ASSUMPTION, assumptions.py)."""
+    card = dict(card)
+    return ByDialect(
+        {"spreadsheet_cell": {"default_user_job_attributes": card}},
+        {"spreadsheet_cell": {"creation_card": card}},
+    )
+
+
+def cells_mass_update_body(cells: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``{"spreadsheet_cells": [{id, value?, additional_attributes?, …}]}`` (the WIRE)."""
+    items: list[dict[str, Any]] = []
+    for item in cells:
+        if not isinstance(item, Mapping) or "id" not in item:
+            raise RequestValidationError("cells.mass_update: every item needs an id")
+        items.append({**item, "id": A.id_for_body(item["id"])})
+    return {"spreadsheet_cells": items}
+
+
+def set_default_user_job_body(user_job_id: str | int, *, is_user_job: bool) -> dict[str, Any]:
+    """The WIRE's ``{default_user_job: {user_job_id, is_user_job}}`` (OA/D: ``{user_job_id}``)."""
+    return {
+        "default_user_job": {"user_job_id": A.id_for_body(user_job_id), "is_user_job": is_user_job}
+    }
 
 
 # --------------------------------------------------------------------------
@@ -624,53 +1010,39 @@ GENERATION_CARD: TypeAdapter[GenerationCard] = TypeAdapter(GenerationCard)
 
 
 class GenerationStarted(APIModel):
-    """Answer of generate / layer generate / render."""
+    """Answer of generate / layer generate / render: 201 ``{generation_id, status}``."""
 
-    generation_id: Id
+    generation_id: Id = Field(validation_alias=AliasChoices("generation_id", "id"))
     status: str = "pending"
-
-
-class Generation(APIModel):
-    id: Id
-    status: str
-    generation_type: str | None = None
-    model: str | None = None
-    engine_id: Id | None = None
-    cell_id: Id | None = None
-    layer_id: Id | None = None
-    row_id: Id | None = None
-    #: ASSUMPTION: what the generation cost, when the server says.
-    credits: float | None = None
-    result: Any = None
-    output_resources: list[OutputResource] = Field(default_factory=list)
-    error: Any = None
-    created_at: str | None = None
-    updated_at: str | None = None
-
-    @property
-    def done(self) -> bool:
-        return self.status in A.GENERATION_DONE or self.status in A.GENERATION_FAILED
-
-    @property
-    def failed(self) -> bool:
-        return self.status in A.GENERATION_FAILED
-
-    @property
-    def video_url(self) -> str | None:
-        """URL of the first output resource (a render's MP4)."""
-        return self.output_resources[0].url if self.output_resources else None
 
 
 # --------------------------------------------------------------------------
 # Content resources, assets, direct upload, automation, variables
 # --------------------------------------------------------------------------
 class ContentResource(APIModel):
+    """A content resource.  Today's create answers 201 ``{content_resource: {id, url,
+    thumbnail_url, file_name, content_type}, generator}`` (docs/dialect.md §2, direct
+    upload); reads and the teaching document's era give the object itself."""
+
     id: Id
     url: str | None = None
+    thumbnail_url: str | None = None
     content_type: str | None = None
     byte_size: int | None = None
-    filename: str | None = None
+    filename: str | None = Field(
+        default=None, validation_alias=AliasChoices("filename", "file_name")
+    )
     object_type: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unwrap(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "id" not in data:
+            inner = data.get("content_resource")
+            if isinstance(inner, dict):
+                rest = {k: v for k, v in data.items() if k != "content_resource"}
+                return {**rest, **inner}
+        return data
 
 
 class AssetItem(APIModel):
@@ -685,6 +1057,20 @@ class AssetFolder(APIModel):
     id: Id
     name: str | None = None
     parent_id: Id | None = None
+
+
+#: Multipart field of a small upload (``POST /v1/content_resources``).
+CONTENT_RESOURCE_FILE_FIELD: Final = "content_resource[file]"
+
+
+def content_resource_body(signed_id: str) -> dict[str, Any]:
+    """Attach a direct-uploaded blob: ``{"content_resource": {"file": signed_id}}``."""
+    return {"content_resource": {"file": signed_id}}
+
+
+def direct_upload_body(blob: DirectUploadBlob) -> dict[str, Any]:
+    """``POST /v1/direct_upload``: ``{"blob": {filename, byte_size, checksum, content_type}}``."""
+    return {"blob": blob.to_body()}
 
 
 class DirectUploadBlob(RequestModel):
@@ -705,6 +1091,9 @@ class DirectUploadTarget(APIModel):
 
 
 class DirectUpload(APIModel):
+    """The direct-upload answer: OA/D nest ``direct_upload: {url, headers}``;
+    the SDK's type puts ``url``/``headers`` at the top level (both accepted)."""
+
     id: Id | None = None
     key: str | None = None
     filename: str | None = None
@@ -713,6 +1102,15 @@ class DirectUpload(APIModel):
     content_type: str | None = None
     signed_id: str
     direct_upload: DirectUploadTarget
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "direct_upload" not in data and "url" in data:
+            target = {"url": data["url"], "headers": data.get("headers") or {}}
+            rest = {k: v for k, v in data.items() if k not in ("url", "headers")}
+            data = {**rest, "direct_upload": target}
+        return data
 
 
 class AutomationConfig(APIModel):

@@ -24,7 +24,7 @@ class Organizations(Resource):
         )
 
     async def get(self, org_id: str | int) -> Organization:
-        """The workspace, including ``credit_balance`` — what the engine reconciles against."""
+        """The workspace; ``Organization.balance`` is what the engine reconciles against."""
         return await self._client.request_model(Organization, R.ORGS_GET, path={"id": org_id})
 
     async def update(self, org_id: str | int, body: Mapping[str, Any]) -> Organization:

@@ -3,14 +3,31 @@
 Resources call routes by these names, errors and metrics name the *pattern*
 (``GET /v1/generations/{id}``) — never a concrete URL — and the money rule
 reads ``side_effect`` from here rather than from each call site.
+
+Two dialects (docs/dialect.md §1): today's API serves every engine route under
+``/v1/vidsheet``; the teaching document's API served them under
+``/v1/autocontentengine``.  An engine-family route carries both paths
+(``path`` today's, ``legacy_path`` the teaching document's); every other path
+is the same in both.  Which one a session uses is decided by ``dialect.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from types import MappingProxyType
+from typing import Final, Literal
 
 Host = Literal["api", "agent"]
+#: "today": the API as the vendor's current sources describe it; "legacy": the
+#: teaching document's API.
+Dialect = Literal["today", "legacy"]
+DIALECTS: Final[tuple[Dialect, Dialect]] = ("today", "legacy")
+
+#: The engine (vidsheet) prefix of each dialect, relative to the ``/v1`` base.
+ENGINE_PREFIX: Final[Mapping[Dialect, str]] = MappingProxyType(
+    {"today": "/vidsheet", "legacy": "/autocontentengine"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,10 +43,29 @@ class Route:
     path: str
     host: Host = "api"
     side_effect: bool = False
+    #: The teaching document's path when it differs (the engine prefix), else None.
+    legacy_path: str | None = None
 
     @property
     def name(self) -> str:
         return f"{self.method} /v1{self.path}"
+
+    @property
+    def legacy_name(self) -> str:
+        """The route's name in the teaching document's dialect."""
+        return f"{self.method} /v1{self.legacy_path or self.path}"
+
+    @property
+    def by_dialect(self) -> bool:
+        """An engine-family route: its path depends on the session's dialect."""
+        return self.legacy_path is not None
+
+    def in_dialect(self, dialect: Dialect) -> Route:
+        """This route as ``dialect`` spells it (a plain route either way)."""
+        if self.legacy_path is None:
+            return self
+        path = self.path if dialect == "today" else self.legacy_path
+        return replace(self, path=path, legacy_path=None)
 
     @property
     def idempotent(self) -> bool:
@@ -60,7 +96,15 @@ def _delete(path: str, host: Host = "api") -> Route:
     return Route("DELETE", path, host)
 
 
-_ENG = "/autocontentengine/{id}"
+def _engine(route: Route) -> Route:
+    """``route`` (written relative to the engine prefix) under both dialects' prefixes."""
+    rest = route.path
+    return replace(
+        route, path=ENGINE_PREFIX["today"] + rest, legacy_path=ENGINE_PREFIX["legacy"] + rest
+    )
+
+
+_ENG = "/{id}"
 _CELL = _ENG + "/cells/{cell_id}"
 _LAYER = _CELL + "/layers/{layer_id}"
 _VOICE = "/agents/{agent_id}/voice"
@@ -120,41 +164,41 @@ USER_JOBS_UPDATE = _put("/user_jobs/{id}")
 TEMPLATES_LIST = _get("/templates/projects")
 TEMPLATES_GET = _get("/templates/projects/{slug}")
 TEMPLATES_CLONE = _post("/templates/spreadsheets/{slug}/clone")
-ENGINES_CREATE = _post("/autocontentengine")
-ENGINES_GET = _get(_ENG)
-ENGINES_CLONE = _post(_ENG + "/clone")
+ENGINES_CREATE = _engine(_post(""))
+ENGINES_GET = _engine(_get(_ENG))
+ENGINES_CLONE = _engine(_post(_ENG + "/clone"))
 
 # Step 4 — rows, columns, cells, layers, generations, variables, resources
-ROWS_LIST = _get(_ENG + "/rows")
-ROWS_CREATE = _post(_ENG + "/rows")
-ROWS_GET = _get(_ENG + "/rows/{row_id}")
-ROWS_DUPLICATE = _post(_ENG + "/rows/{row_id}/duplicate")
-ROWS_UPDATE_POSITIONS = _put(_ENG + "/rows/update_positions")
-ROWS_MASS_UPDATE = _put(_ENG + "/rows/mass_update")
-COLUMNS_LIST = _get(_ENG + "/columns")
-COLUMNS_CREATE = _post(_ENG + "/columns")
-COLUMNS_DUPLICATE = _post(_ENG + "/columns/{col_id}/duplicate")
-COLUMNS_UPDATE_POSITIONS = _patch(_ENG + "/columns/update_positions")
-COLUMNS_MASS_UPDATE = _put(_ENG + "/columns/mass_update")
-CELLS_GET = _get(_CELL)
-CELLS_UPDATE = _patch(_CELL)
-CELLS_MASS_UPDATE = _put(_ENG + "/cells/mass_update")
-CELLS_SET_DEFAULT_USER_JOB = _patch(_CELL + "/set_default_user_job")
-LAYERS_CREATE = _post(_CELL + "/layers")
-LAYERS_GET = _get(_LAYER)
-LAYERS_UPDATE = _patch(_LAYER)
-LAYERS_DELETE = _delete(_LAYER)
-LAYERS_DUPLICATE = _post(_LAYER + "/duplicate")
-LAYERS_UPDATE_POSITIONS = _put(_CELL + "/layers/update_positions")
-CELL_GENERATE = _post(_CELL + "/generate")
-LAYER_GENERATE = _post(_LAYER + "/generate")
+ROWS_LIST = _engine(_get(_ENG + "/rows"))
+ROWS_CREATE = _engine(_post(_ENG + "/rows"))
+ROWS_GET = _engine(_get(_ENG + "/rows/{row_id}"))
+ROWS_DUPLICATE = _engine(_post(_ENG + "/rows/{row_id}/duplicate"))
+ROWS_UPDATE_POSITIONS = _engine(_put(_ENG + "/rows/update_positions"))
+ROWS_MASS_UPDATE = _engine(_put(_ENG + "/rows/mass_update"))
+COLUMNS_LIST = _engine(_get(_ENG + "/columns"))
+COLUMNS_CREATE = _engine(_post(_ENG + "/columns"))
+COLUMNS_DUPLICATE = _engine(_post(_ENG + "/columns/{col_id}/duplicate"))
+COLUMNS_UPDATE_POSITIONS = _engine(_patch(_ENG + "/columns/update_positions"))
+COLUMNS_MASS_UPDATE = _engine(_put(_ENG + "/columns/mass_update"))
+CELLS_GET = _engine(_get(_CELL))
+CELLS_UPDATE = _engine(_patch(_CELL))
+CELLS_MASS_UPDATE = _engine(_put(_ENG + "/cells/mass_update"))
+CELLS_SET_DEFAULT_USER_JOB = _engine(_patch(_CELL + "/set_default_user_job"))
+LAYERS_CREATE = _engine(_post(_CELL + "/layers"))
+LAYERS_GET = _engine(_get(_LAYER))
+LAYERS_UPDATE = _engine(_patch(_LAYER))
+LAYERS_DELETE = _engine(_delete(_LAYER))
+LAYERS_DUPLICATE = _engine(_post(_LAYER + "/duplicate"))
+LAYERS_UPDATE_POSITIONS = _engine(_put(_CELL + "/layers/update_positions"))
+CELL_GENERATE = _engine(_post(_CELL + "/generate"))
+LAYER_GENERATE = _engine(_post(_LAYER + "/generate"))
 GENERATIONS_GET = _get("/generations/{id}")
 # Stopping twice is stopping once (and refunds once): safe to resend.
 GENERATIONS_STOP = _post("/generations/{id}/stop", side_effect=False)
 GENERATIONS_CONTINUE = _post("/generations/{id}/continue")
-GLOBAL_VARIABLES_LIST = _get(_ENG + "/global_variables")
-GLOBAL_VARIABLES_IMPORT = _post(_ENG + "/import_global_variables")
-GLOBAL_VARIABLES_TEMPLATE = _get("/autocontentengine/global_variables_template")
+GLOBAL_VARIABLES_LIST = _engine(_get(_ENG + "/global_variables"))
+GLOBAL_VARIABLES_IMPORT = _engine(_post(_ENG + "/import_global_variables"))
+GLOBAL_VARIABLES_TEMPLATE = _engine(_get("/global_variables_template"))
 CONTENT_RESOURCES_LIST = _get("/content_resources")
 CONTENT_RESOURCES_CREATE = _post("/content_resources")
 CONTENT_RESOURCES_GET = _get("/content_resources/{id}")
@@ -175,7 +219,7 @@ AUTOMATION_TEST_CALLBACK = _post(
 )
 
 # Step 5 — render (a generation on the final_video cell)
-CELL_RENDER = _post(_CELL + "/render")
+CELL_RENDER = _engine(_post(_CELL + "/render"))
 
 #: Every route, for coverage checks.
 ALL: tuple[Route, ...] = tuple(v for v in dict(globals()).values() if isinstance(v, Route))

@@ -34,7 +34,13 @@ class Sim:
 
     @property
     def api(self) -> str:
-        return self.server.url + "/v1"
+        """The API host's base URL."""
+        return self.server.api_url
+
+    @property
+    def agent(self) -> str:
+        """The agent host's base URL (another port of the same simulator)."""
+        return self.server.agent_url
 
     async def ledger(self) -> dict[str, Any]:
         async with self.admin.get(self.url + "/_sim/ledger") as r:

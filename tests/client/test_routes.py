@@ -119,10 +119,47 @@ def _shape(line: str) -> str:
 
 
 def test_every_reference_endpoint_has_one_route() -> None:
+    # The teaching document's endpoints are our routes as that dialect spells them.
     reference = {_shape(line) for line in REFERENCE.split("\n") if line.strip()}
-    ours = [_shape(r.name) for r in R.ALL]
+    ours = [_shape(r.legacy_name) for r in R.ALL]
     assert len(ours) == len(set(ours)), "a route is defined twice"
     assert reference == set(ours)
+    today = [_shape(r.name) for r in R.ALL]
+    assert len(today) == len(set(today))
+
+
+def test_engine_routes_use_todays_prefix_and_keep_the_old_one() -> None:
+    # docs/dialect.md §1: every engine route moved from /v1/autocontentengine to /v1/vidsheet;
+    # templates, generations, user jobs, organizations, uploads stay where they were.
+    engine = [r for r in R.ALL if r.by_dialect]
+    old_prefix = {_shape(ln) for ln in REFERENCE.split("\n") if "/autocontentengine" in ln}
+    assert {_shape(r.legacy_name) for r in engine} == old_prefix
+    for r in engine:
+        assert r.name.split(" ")[1].startswith("/v1/vidsheet")
+        assert r.legacy_name.split(" ")[1].startswith("/v1/autocontentengine")
+        assert r.legacy_name.replace("/autocontentengine", "/vidsheet", 1) == r.name
+        assert r.in_dialect("legacy").name == r.legacy_name
+        assert r.in_dialect("today").name == r.name
+    assert R.ENGINES_CREATE.name == "POST /v1/vidsheet"
+    assert R.ENGINES_GET.name == "GET /v1/vidsheet/{id}"
+    assert R.CELL_RENDER.name == "POST /v1/vidsheet/{id}/cells/{cell_id}/render"
+    assert R.GLOBAL_VARIABLES_TEMPLATE.name == "GET /v1/vidsheet/global_variables_template"
+    unchanged = [r for r in R.ALL if not r.by_dialect]
+    assert all("/autocontentengine" not in r.path and "/vidsheet" not in r.path for r in unchanged)
+    assert R.TEMPLATES_CLONE.name == "POST /v1/templates/spreadsheets/{slug}/clone"
+    assert R.GENERATIONS_STOP.in_dialect("legacy") is R.GENERATIONS_STOP
+
+
+def test_url_follows_the_sessions_dialect() -> None:
+    from genbatch.client import GenClient
+
+    today = GenClient("routes-test-key", api_url="http://h/v1")
+    assert today.dialect is None and today.engine_prefix == "/v1/vidsheet"
+    assert today.url_for(R.ENGINES_GET, {"id": 7}) == "http://h/v1/vidsheet/7"
+    old = GenClient("routes-test-key", api_url="http://h/v1", dialect="legacy")
+    assert old.dialect == "legacy" and old.engine_prefix == "/v1/autocontentengine"
+    assert old.url_for(R.ENGINES_GET, {"id": 7}) == "http://h/v1/autocontentengine/7"
+    assert old.url_for(R.GENERATIONS_GET, {"id": 7}) == "http://h/v1/generations/7"
 
 
 def test_every_route_is_used_by_a_resource() -> None:

@@ -100,6 +100,18 @@ async def test_truncated_cdn_download_resumes(gen: GenClient, sim: Sim, tmp_path
     eng = await gen.templates.clone("tiktok-text-driven", AGENT)
     final = eng.final_video_cell()
     assert final is not None
+    # a render composites its layers: each needs content first
+    cells = {c.column_name: c for c in eng.spreadsheet_cells}
+    await gen.cells.mass_update(
+        eng.id,
+        AGENT,
+        [
+            {"id": cells["hook"].id, "value": "The $2 taco"},
+            {"id": cells["script"].id, "value": "Three reasons it wins."},
+        ],
+    )
+    image = await gen.generations.generate(eng.id, cells["background"].id, AGENT)
+    await gen.generations.wait(image.generation_id, **POLL)
     render = await gen.generations.render(eng.id, final.id, AGENT)
     done = await gen.generations.wait(render.generation_id, **POLL)
     assert done.video_url

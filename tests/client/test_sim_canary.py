@@ -53,7 +53,7 @@ async def test_canary_key_and_signatures_never_leak(
             raise AssertionError("expected a failure")
 
     async with SimServer(cfg) as server:
-        api = server.url + "/v1"
+        api, agent = server.api_url, server.agent_url
 
         async def faults(spec: str) -> None:
             async with gen.storage_session.post(
@@ -61,7 +61,7 @@ async def test_canary_key_and_signatures_never_leak(
             ) as r:
                 assert r.status == 200
 
-        async with GenClient(CANARY, api_url=api, agent_url=api, retry_policy=POLICY) as gen:
+        async with GenClient(CANARY, api_url=api, agent_url=agent, retry_policy=POLICY) as gen:
             reprs.append(repr(gen))
             # successes
             eng = await gen.templates.clone("tiktok-vo-broll", AGENT)
@@ -140,7 +140,7 @@ async def test_canary_key_and_signatures_never_leak(
                 )
             )
         # a wrong key is a secret too
-        async with GenClient(WRONG, api_url=api, agent_url=api, retry_policy=POLICY) as bad:
+        async with GenClient(WRONG, api_url=api, agent_url=agent, retry_policy=POLICY) as bad:
             reprs.append(repr(bad))
             await expect_error(bad.agents.me())
 

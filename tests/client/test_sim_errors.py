@@ -26,7 +26,7 @@ VIDEO = {"generation_type": "video_from_text", "data": {"prompt": "tacos", "mode
 
 
 async def test_authentication_error(sim: Sim) -> None:
-    async with GenClient("gen_wrong_key_000000", api_url=sim.api, agent_url=sim.api) as bad:
+    async with GenClient("gen_wrong_key_000000", api_url=sim.api, agent_url=sim.agent) as bad:
         with pytest.raises(E.AuthenticationError) as info:
             await bad.agents.me()
     err = info.value
@@ -37,14 +37,17 @@ async def test_authentication_error(sim: Sim) -> None:
 
 
 async def test_bearer_auth_works(sim: Sim) -> None:
-    async with GenClient(KEY, api_url=sim.api, agent_url=sim.api, auth="bearer") as g:
+    async with GenClient(KEY, api_url=sim.api, agent_url=sim.agent, auth="bearer") as g:
         assert (await g.agents.me()).id
 
 
-async def test_permission_denied_error(gen: GenClient) -> None:
-    with pytest.raises(E.PermissionDeniedError) as info:
+async def test_no_access_is_a_not_found_error(gen: GenClient) -> None:
+    # docs/dialect.md §4: today's API answers "not yours" with 404 (it was 403 forbidden
+    # in the teaching document); the client maps it to NotFoundError, 403 still to
+    # PermissionDeniedError (test_errors_settings).
+    with pytest.raises(E.NotFoundError) as info:
         await gen.agents.get(SIM_OTHER_AGENT_ID)
-    assert info.value.status == 403 and info.value.error_code == "forbidden"
+    assert info.value.status == 404 and info.value.error_code == "not_found"
 
 
 async def test_not_found_error(gen: GenClient) -> None:
@@ -88,7 +91,7 @@ async def test_no_active_credits_error(gen: GenClient, sim: Sim) -> None:
 async def test_rate_limit_error_after_retries(sim: Sim) -> None:
     await sim.config(rate=0.5, burst=1)
     async with GenClient(
-        KEY, api_url=sim.api, agent_url=sim.api, retry_policy=RetryPolicy(max_retries=0)
+        KEY, api_url=sim.api, agent_url=sim.agent, retry_policy=RetryPolicy(max_retries=0)
     ) as g:
         await g.agents.me()
         with pytest.raises(E.RateLimitError) as info:
@@ -102,7 +105,7 @@ async def test_rate_limit_error_after_retries(sim: Sim) -> None:
 
 async def test_retry_after_over_cap_raises_at_once(sim: Sim) -> None:
     await sim.config(faults="429:1@120")
-    async with GenClient(KEY, api_url=sim.api, agent_url=sim.api, retry_policy=FAST) as g:
+    async with GenClient(KEY, api_url=sim.api, agent_url=sim.agent, retry_policy=FAST) as g:
         started = time.monotonic()
         with pytest.raises(E.RateLimitError) as info:
             await g.generations.get(1)
@@ -114,7 +117,7 @@ async def test_retry_after_over_cap_raises_at_once(sim: Sim) -> None:
 
 async def test_server_error_after_retries(sim: Sim) -> None:
     await sim.config(faults="500:1")
-    async with GenClient(KEY, api_url=sim.api, agent_url=sim.api, retry_policy=FAST) as g:
+    async with GenClient(KEY, api_url=sim.api, agent_url=sim.agent, retry_policy=FAST) as g:
         with pytest.raises(E.ServerError) as info:
             await g.generations.get(1)
     assert info.value.status == 500 and info.value.error_code == "internal_error"
@@ -142,7 +145,7 @@ async def test_api_timeout_error(sim: Sim) -> None:
     async with GenClient(
         KEY,
         api_url=sim.api,
-        agent_url=sim.api,
+        agent_url=sim.agent,
         timeout=0.2,
         retry_policy=RetryPolicy(max_retries=1, backoff_initial=0.01),
     ) as g:

@@ -17,7 +17,7 @@ from genbatch.sim.config import SimConfig
 from genbatch.sim.serve import SimServer
 
 VIDEO = {"generation_type": "video_from_text", "data": {"prompt": "tacos", "model": "veo_3"}}
-GENERATE = "POST /v1/autocontentengine/{id}/cells/{cell_id}/generate"
+GENERATE = "POST /v1/vidsheet/{id}/cells/{cell_id}/generate"
 
 
 async def _video_cell(gen: GenClient) -> tuple[str, str]:
@@ -43,7 +43,7 @@ async def test_429_waits_at_least_retry_after(sim: Sim) -> None:
 
     hooks = Hooks(before_attempt=before, after_attempt=after)
     async with GenClient(
-        KEY, api_url=sim.api, agent_url=sim.api, retry_policy=FAST, hooks=hooks
+        KEY, api_url=sim.api, agent_url=sim.agent, retry_policy=FAST, hooks=hooks
     ) as g:
         await g.agents.me()
         await g.agents.me()  # the bucket is empty: 429 + Retry-After, then success
@@ -72,7 +72,7 @@ async def test_503_on_a_read_is_retried(sim: Sim) -> None:
             await sim.config(faults="")  # the outage ends before the retry
 
     async with GenClient(
-        KEY, api_url=sim.api, agent_url=sim.api, retry_policy=FAST, hooks=Hooks(before)
+        KEY, api_url=sim.api, agent_url=sim.agent, retry_policy=FAST, hooks=Hooks(before)
     ) as g:
         org = await g.organizations.get(100)
     assert org.id == "100"
@@ -107,7 +107,7 @@ async def test_reset_after_generate_with_key_never_charges_twice(gen: GenClient,
     )
     (only,) = await _generations_for(sim, cell_id)
     assert again.generation_id == str(only["id"])
-    assert (await sim.ledger())["credits"]["charged"] == 20.0
+    assert (await sim.ledger())["credits"]["charged"] == only["credits"] > 0
 
 
 @pytest.mark.parametrize("fault", ["reset_after:1", "503:1"])
@@ -163,7 +163,7 @@ async def test_paid_post_is_never_blindly_resent(gen: GenClient, sim: Sim, fault
         await gen.templates.clone("tiktok-montage", AGENT)
     await sim.config(faults="")
     assert await sim.count(GENERATE) == 1
-    assert await sim.count("POST /v1/autocontentengine/{id}/cells/{cell_id}/render") == 1
+    assert await sim.count("POST /v1/vidsheet/{id}/cells/{cell_id}/render") == 1
     assert await sim.count("POST /v1/templates/spreadsheets/{slug}/clone") == 2  # setup + 1
     assert await _generations_for(sim, cell_id) == []  # these faults strike before the effect
     assert all(r.startswith("unsafe_post:") for r in gen.stats.giveups_by_reason)
@@ -188,7 +188,7 @@ async def test_post_is_resent_when_it_never_left() -> None:
     try:
         async with GenClient(KEY, api_url=url, agent_url=url, retry_policy=policy) as g:
             eng = await g.templates.clone("tiktok-montage", AGENT)
-            assert eng.template_slug == "tiktok-montage"
+            assert eng.title == "TikTok Montage" and eng.spreadsheet_cells
             assert g.stats.retries_by_reason["connect"] >= 1
         await starter
         clones = server.world.counters.by_route

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from aiohttp import web
 from clienthelp import AGENT, POLL, WORKSPACE, Sim
 
 from genbatch.client import GenClient
@@ -95,9 +96,12 @@ async def test_voice_clone_from_uploaded_audio(gen: GenClient, tmp_path: object)
 
 async def test_organizations(gen: GenClient) -> None:
     org = await gen.organizations.get(WORKSPACE)
-    assert org.credit_balance == pytest.approx(100000.0)
+    # Today: credit and available_credit.generic (docs/dialect.md §4); balance reads them.
+    assert org.balance == pytest.approx(100000.0)
+    assert org.available_credit is not None
+    assert org.available_credit.generic == pytest.approx(100000.0)
     new = await gen.organizations.create({"name": "Agency B"})
-    assert new.name == "Agency B" and new.credit_balance == 0.0
+    assert new.name == "Agency B" and new.balance == 0.0
     assert new.id in {o.id for o in await gen.organizations.list()}
     assert (await gen.organizations.update(new.id, {"name": "Agency C"})).name == "Agency C"
     await gen.organizations.delete(new.id)
@@ -112,12 +116,12 @@ async def test_tokens(gen: GenClient, sim: Sim) -> None:
     assert secret not in repr(tok)  # SecretStr
     assert secret not in redact(f"X {secret} Y")  # registered for redaction at once
     # the new key works for real
-    async with GenClient(secret, api_url=sim.api, agent_url=sim.api) as other:
+    async with GenClient(secret, api_url=sim.api, agent_url=sim.agent) as other:
         assert (await other.agents.me()).id
     assert tok.id in {t.id for t in await gen.tokens.list()}
     assert (await gen.tokens.rename(tok.id, "renamed")).name == "renamed"
     await gen.tokens.revoke(tok.id)
-    async with GenClient(secret, api_url=sim.api, agent_url=sim.api) as other:
+    async with GenClient(secret, api_url=sim.api, agent_url=sim.agent) as other:
         with pytest.raises(AuthenticationError):
             await other.agents.me()
     await gen.tokens.create("another")
@@ -126,12 +130,31 @@ async def test_tokens(gen: GenClient, sim: Sim) -> None:
 
 
 async def test_automation(gen: GenClient) -> None:
-    cfg = await gen.automation.update(
-        AGENT, {"enabled": True, "webhook_url": "https://hooks.example/gen", "events": ["done"]}
-    )
-    assert cfg.model_extra and cfg.model_extra["webhook_url"] == "https://hooks.example/gen"
-    got = await gen.automation.get(AGENT)
-    assert got.model_extra and got.model_extra["enabled"] is True
-    assert (await gen.automation.test_webhook(AGENT))["delivered"] is True
-    await gen.automation.update(AGENT, {"callback_url": "https://cb.example/x"})
-    assert (await gen.automation.test_callback(AGENT))["url"] == "https://cb.example/x"
+    # Today: automation_config = {webhook_url, callback_url, polling_enabled}; the
+    # test_* routes answer {success, error?} (docs/dialect.md §4).  The simulator
+    # really POSTs, to loopback only: a receiver on 127.0.0.1 takes the calls.
+    got_posts: list[str] = []
+
+    async def receive(request: web.Request) -> web.Response:
+        got_posts.append(request.path)
+        return web.json_response({})
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        hook = f"http://127.0.0.1:{port}/gen"
+        cfg = await gen.automation.update(AGENT, {"webhook_url": hook, "polling_enabled": True})
+        assert cfg.model_extra and cfg.model_extra["webhook_url"] == hook
+        got = await gen.automation.get(AGENT)
+        assert got.model_extra and got.model_extra["polling_enabled"] is True
+        assert (await gen.automation.test_webhook(AGENT))["success"] is True
+        await gen.automation.update(AGENT, {"callback_url": f"http://127.0.0.1:{port}/cb"})
+        assert (await gen.automation.test_callback(AGENT))["success"] is True
+        assert got_posts == ["/gen", "/cb"]
+    finally:
+        await runner.cleanup()
