@@ -54,7 +54,8 @@ def one_run(args: argparse.Namespace, rate: float) -> dict[str, Any]:
         write_table(table, args.rows)
         cmd = [
             sys.executable, "-m", "genbatch", "run", str(table), "--template", args.template,
-            "--base-url", sim.base_url, "--agent", AGENT, "--out", str(Path(tmp) / "out"),
+            "--base-url", sim.api_url, "--agent-url", sim.agent_url,
+            "--agent", AGENT, "--out", str(Path(tmp) / "out"),
             "--rate", str(rate), "--sim-time-scale", str(args.time_scale), "--json",
         ]  # fmt: skip
         env = dict(os.environ, GEN_API_KEY=KEY)

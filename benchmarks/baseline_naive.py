@@ -136,25 +136,31 @@ def make_video(api: Api, row: dict[str, str], videos: Path) -> int:
     q = f"?agent_id={AGENT}"
     engine = api.call("POST", f"/templates/spreadsheets/{TEMPLATE}/clone", {"agent_id": AGENT})
     eid = engine["id"]
-    cells = {c["column_name"]: c for c in engine["spreadsheet_cells"]}
+    # Today's sheet: rows hold the cells; a cell names its column by id.
+    titles = {c["id"]: c["title"] for c in engine["spreadsheet_columns"]}
+    first_row = engine["spreadsheet_rows"][0]["spreadsheet_cells"]
+    cells = {titles[c["column_id"]]: c for c in first_row}
+    voice = (api.call("GET", f"/agents/{AGENT}/core").get("default_user_voice") or {}).get(
+        "voice_id"
+    )
     for name in ("hook", "script"):
         api.call(
             "PATCH",
-            f"/autocontentengine/{eid}/cells/{cells[name]['id']}{q}",
+            f"/vidsheet/{eid}/cells/{cells[name]['id']}{q}",
             {"spreadsheet_cell": {"value": row[name]}},
         )
     started = []
     for name, card in cards(row["hook"], row["script"]):
-        saved = (cells[name].get("creation_card") or {}).get("data") or {}
-        body = {"generation_type": card["generation_type"], "data": {**saved, **card["data"]}}
-        gen = api.call(
-            "POST", f"/autocontentengine/{eid}/cells/{cells[name]['id']}/generate{q}", body
-        )
+        data = dict(card["data"])
+        if card["generation_type"] == "speech_from_text":
+            data.setdefault("voice_id", voice)  # the agent's own voice
+        body = {"generation_type": card["generation_type"], "data": data}
+        gen = api.call("POST", f"/vidsheet/{eid}/cells/{cells[name]['id']}/generate{q}", body)
         started.append(gen["generation_id"])
     for gid in started:
         api.wait(gid)
     final = cells["final_video"]["id"]
-    render = api.call("POST", f"/autocontentengine/{eid}/cells/{final}/render{q}")
+    render = api.call("POST", f"/vidsheet/{eid}/cells/{final}/render{q}")
     done = api.wait(render["generation_id"])
     url = done["output_resources"][0]["url"]
     target = videos / f"{row['row_id']}.mp4"
@@ -231,7 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         with SimProcess(spec, log=work / "sim.log") as sim:
             api = Api(
-                sim.url + "/v1",
+                sim.api_url,  # the naive script never calls the agent host
                 KEY,
                 poll=POLL_SECONDS * args.time_scale,
                 backoff=BACKOFF_SECONDS * args.time_scale,

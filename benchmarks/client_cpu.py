@@ -61,7 +61,7 @@ async def main(requests: int, runs: int, concurrency: int) -> dict[str, object]:
         async with (
             aiohttp.ClientSession(connector=connector) as raw_session,
             GenClient(
-                KEY, api_url=url + "/v1", agent_url=url + "/v1", pool_limit=concurrency
+                KEY, api_url=sim.api_url, agent_url=sim.agent_url, pool_limit=concurrency
             ) as gen,
         ):
             agent = C.SIM_DEMO_AGENT_ID

@@ -98,7 +98,8 @@ def main() -> int:
         write_table(table, args.rows)
         cmd = [
             sys.executable, "-m", "genbatch", "run", str(table), "--template", TEMPLATE,
-            "--base-url", sim.base_url, "--agent", AGENT, "--out", str(out),
+            "--base-url", sim.api_url, "--agent-url", sim.agent_url,
+            "--agent", AGENT, "--out", str(out),
             "--rate", str(args.rate), "--sim-time-scale", str(args.time_scale), "--json",
         ]  # fmt: skip
         if args.max_concurrency:

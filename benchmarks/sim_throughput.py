@@ -34,8 +34,14 @@ async def make_generation(session: aiohttp.ClientSession, url: str) -> int:
         f"{url}/v1/templates/spreadsheets/tiktok-vo-broll/clone", json={"agent_id": agent}
     ) as r:
         eng = await r.json()
-    cells = {c["column_name"]: c["id"] for c in eng["spreadsheet_cells"]}
-    base = f"{url}/v1/autocontentengine/{eng['id']}/cells"
+    # today's sheet: a cell names its column by id; the column's title is the name
+    titles = {c["id"]: c["title"] for c in eng["spreadsheet_columns"]}
+    cells = {
+        titles[c["column_id"]]: c["id"]
+        for row in eng["spreadsheet_rows"]
+        for c in row["spreadsheet_cells"]
+    }
+    base = f"{url}/v1/vidsheet/{eng['id']}/cells"
     body = {"spreadsheet_cell": {"value": "The $2 taco at 2am saved my life."}}
     async with session.patch(f"{base}/{cells['hook']}?agent_id={agent}", json=body) as r:
         r.raise_for_status()

@@ -93,7 +93,8 @@ async def raw_upload(url: str, path: Path) -> str:
 
 
 async def client_upload(url: str, path: Path) -> str:
-    async with GenClient(KEY, api_url=url + "/v1", agent_url=url + "/v1") as gen:
+    # the hosts come from GEN_API_URL / GEN_AGENT_URL, which run_phase sets
+    async with GenClient(KEY) as gen:
         res = await gen.uploads.upload(path, AGENT, method="direct")
     assert res.url
     return res.url
@@ -111,7 +112,7 @@ async def raw_download(url: str, dest: Path) -> str:
 
 
 async def client_download(url: str, dest: Path) -> str:
-    async with GenClient(KEY, api_url=url, agent_url=url) as gen:
+    async with GenClient(KEY) as gen:
         size, sha = await gen.download(url, dest)
     return f"{size}:{sha}"
 
@@ -124,10 +125,13 @@ PHASES = {
 }
 
 
-def run_phase(phase: str, url: str, path: str) -> dict[str, object]:
-    """Run one phase in a fresh interpreter; its seconds and peak RSS."""
+def run_phase(phase: str, url: str, path: str, sim: SimProcess) -> dict[str, object]:
+    """Run one phase in a fresh interpreter, told the simulator's two hosts; its seconds and
+    peak RSS."""
+    hosts = {"GEN_API_URL": sim.api_url, "GEN_AGENT_URL": sim.agent_url}
     out = subprocess.run(
         [sys.executable, __file__, "--phase", phase, "--url", url, "--path", path],
+        env={**os.environ, **hosts},
         check=True,
         capture_output=True,
         text=True,
@@ -187,12 +191,12 @@ def main(size_mib: int, rounds: int) -> dict[str, object]:
             first = n % 2 == 0
             for phase in _order("upload-raw", "upload-client", first):
                 os.sync()
-                results[phase].append(run_phase(phase, url, str(src)))
+                results[phase].append(run_phase(phase, url, str(src), sim))
             cdn_url = str(results["upload-client"][-1]["detail"])
             for phase in _order("download-raw", "download-client", first):
                 dest = tmp / f"{phase}.mp4"
                 os.sync()
-                results[phase].append(run_phase(phase, cdn_url, str(dest)))
+                results[phase].append(run_phase(phase, cdn_url, str(dest), sim))
                 dest.unlink()
         got = str(results["download-client"][-1]["detail"])
         assert got == f"{size}:{sha}", "client download does not match the source file"

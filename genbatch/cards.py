@@ -11,9 +11,12 @@ Values from GEN-API.md "Creation Card Types".
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Final, Literal, TypeAlias
 
 __all__ = [
+    "MAX_SECONDS",
     "CaptionsModel",
     "GenerationType",
     "ImageAspect",
@@ -63,11 +66,18 @@ IngredientsModel: TypeAlias = Literal[
     "pika", "kling_1_6", "seedance_lite", "veo_3_1", "veo_3_1_fast"
 ]
 VideoAspect: TypeAlias = Literal["1:1", "9:16", "16:9"]
-VideoDuration: TypeAlias = Literal[5, 10]
+#: Seconds.  The teaching document lists 5 and 10; today's docs add that Veo 3
+#: clips are at most 8 s (the vendor's own examples use 8), see MAX_SECONDS.
+VideoDuration: TypeAlias = Literal[5, 8, 10]
 VoiceMethod: TypeAlias = Literal["my_voices", "design_voice", "clone_voice"]
 LipsyncModel: TypeAlias = Literal["sync_so", "gen"]
 #: ASSUMPTION: the reference shows only "gemini" for captions.
 CaptionsModel: TypeAlias = Literal["gemini"]
+
+#: Longest clip a model makes, where it is shorter than the largest VideoDuration.
+MAX_SECONDS: Final[Mapping[str, int]] = MappingProxyType(
+    {"veo_3": 8, "veo_3_fast": 8, "veo_3_1": 8, "veo_3_1_fast": 8}
+)
 
 GenerationType: TypeAlias = Literal[
     "text",

@@ -33,8 +33,8 @@ async def test_client_example_runs_verbatim(sim: SimServer, tmp_path: Path) -> N
     env = {
         **os.environ,
         "GEN_API_KEY": "k1",
-        "GEN_API_URL": sim.url + "/v1",
-        "GEN_AGENT_URL": sim.url + "/v1",
+        "GEN_API_URL": sim.api_url,
+        "GEN_AGENT_URL": sim.agent_url,
     }
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -20,12 +20,12 @@ from genbatch.engine.limits import ConcurrencyCap
 from genbatch.engine.watch import HubWatcher
 from genbatch.errors import AuthenticationError, GenError
 
-#: Poll-hub seed (seconds at time scale 1) per research depth: the duration
-#: the reference's depths suggest (quick, default, deep).
+#: Poll-hub seed (seconds at time scale 1) per research depth: the vendor's
+#: published durations (about 30 s, 2 min, 5 min; docs/dialect.md §4).
 ENGINE_RESEARCH_POLL_SEED_SECONDS: Final[dict[str, float]] = {
-    "quick": 10.0,
-    "default": 30.0,
-    "deep": 90.0,
+    "quick": 30.0,
+    "default": 120.0,
+    "deep": 300.0,
 }
 
 __all__ = ["Depth", "ResearchOutcome", "research", "research_seeds", "research_table"]

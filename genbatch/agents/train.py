@@ -23,7 +23,7 @@ import pydantic
 from genbatch.agents.runs import ENGINE_IDEAS_CONCURRENCY
 from genbatch.agents.tables import TableData, cell_text, validation_problems
 from genbatch.client import assumptions as A
-from genbatch.client.models import TrainSocialData
+from genbatch.client.models import TrainSocialData, UserJob
 from genbatch.engine.limits import ConcurrencyCap
 from genbatch.engine.table import TableError, read_frame
 from genbatch.engine.watch import HubWatcher
@@ -114,7 +114,8 @@ class TrainOutcome:
 
     spec: TrainSpec
     user_job_id: str | None = None
-    #: completed | failed | submitted (``wait=False``)
+    #: completed | monitoring (a monitoring job stays active; its first scrape is in)
+    #: | failed | submitted (``wait=False``)
     status: str = "failed"
     reason: str | None = None
     error_code: str | None = None
@@ -160,13 +161,20 @@ async def train(
                 if not wait:
                     out.status = "submitted"
                     return out
-                job = await watcher.user_job(created.user_job_id, spec.agent_id, "train_social")
+                job = await watcher.user_job(
+                    created.user_job_id,
+                    spec.agent_id,
+                    "train_social",
+                    settled=_first_scrape_in if spec.data.get("monitoring") else None,
+                )
                 out.result = job.result
                 if job.status in A.USER_JOB_DONE:
                     out.status = "completed"
+                elif spec.data.get("monitoring") and _first_scrape_in(job):
+                    out.status = "monitoring"
                 else:
                     out.reason = f"train_social job {job.id} ended {job.status}" + (
-                        f": {job.error}" if job.error else ""
+                        f": {job.failure}" if job.failure else ""
                     )
             except AuthenticationError:
                 raise
@@ -193,3 +201,8 @@ def train_table(outcomes: Sequence[TrainOutcome]) -> TableData:
         "result",
     )
     return TableData.from_records([o.record() for o in outcomes], cols)
+
+
+def _first_scrape_in(job: UserJob) -> bool:
+    """A monitoring job keeps running; it has done its first scrape once a result shows."""
+    return job.status in A.USER_JOB_ACTIVE and job.result is not None

@@ -161,7 +161,10 @@ def run_bench(opts: BenchOptions, log: IO[str] | None = None) -> BenchReport:
 
     startup = _startup_cpu()
     with _simulator(spec, out / ENGINE_BENCH_SIM_LOG) as sim:
-        say(f"bench: simulator at {sim.url}; running {opts.rows} rows through genbatch run")
+        say(
+            f"bench: simulator at {sim.api_url} (api) and {sim.agent_url} (agent); "
+            f"running {opts.rows} rows through genbatch run"
+        )
         argv = [
             sys.executable,
             "-m",
@@ -173,7 +176,9 @@ def run_bench(opts: BenchOptions, log: IO[str] | None = None) -> BenchReport:
             "--agent",
             str(SIM_DEMO_AGENT_ID),
             "--base-url",
-            sim.base_url,
+            sim.api_url,
+            "--agent-url",
+            sim.agent_url,
             "--sim-time-scale",
             repr(spec.time_scale),
             "--rate",

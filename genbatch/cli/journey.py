@@ -316,7 +316,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 + (f" — {o.reason}" if o.reason else "")
             )
         print(f"results: {paths[1]}  ({paths[0].name})")
-    ok = {"completed", "submitted"}
+    ok = {"completed", "monitoring", "submitted"}
     return 0 if all(o.status in ok for o in outcomes) else 1
 
 

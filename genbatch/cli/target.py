@@ -77,6 +77,10 @@ async def open_target(
 ) -> AsyncIterator[Target]:
     """The API to talk to; with ``sim``, a simulator running for the block.
 
+    ``sim``: each host at its own port of the simulator.  ``base_url`` alone:
+    both hosts at that URL (a server that serves both); ``agent_url``
+    overrides the agent host.  Neither: the environment, then GEN's hosts.
+
     Raises :class:`NoKey` without a key and :class:`GenError` for a bad URL.
     """
     if sim:
@@ -89,11 +93,10 @@ async def open_target(
             burst=int(ENGINE_SIM_RATE),
         )
         async with SimServer(cfg) as server:
-            base = server.url + "/v1"
             yield Target(
                 SIM_DEMO_API_KEY,
-                base,
-                base,
+                server.api_url,
+                server.agent_url,
                 agent or str(SIM_DEMO_AGENT_ID),
                 rate if rate is not None else ENGINE_SIM_RATE,
                 cfg.time_scale,
@@ -124,8 +127,17 @@ def add_target_args(p: argparse.ArgumentParser, *, rate_help: str, json_help: st
     where.add_argument(
         "--sim", action="store_true", help="run against an in-process simulator (no key needed)"
     )
-    where.add_argument("--base-url", metavar="URL", help="API base URL (default: GEN_API_URL)")
-    p.add_argument("--agent-url", metavar="URL", help="agent host base URL (default: --base-url)")
+    where.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="API base URL, also the agent host's unless --agent-url (default: GEN_API_URL)",
+    )
+    p.add_argument(
+        "--agent-url",
+        metavar="URL",
+        help="agent host base URL (default: --base-url, else GEN_AGENT_URL); "
+        "`genbatch sim` prints both",
+    )
     p.add_argument(
         "--sim-time-scale",
         type=float,

@@ -104,6 +104,10 @@ def check_card(kind: str, data: Mapping[str, Any], fail: Fail) -> None:
     allowed("model", rule.models)
     allowed("aspect_ratio", rule.aspect_ratios)
     allowed("duration", rule.durations)
+    longest = cards.MAX_SECONDS.get(str(data.get("model")))
+    duration = data.get("duration")
+    if longest is not None and isinstance(duration, int) and duration > longest:
+        fail("duration", f"{data['model']} clips are at most {longest} s, not {duration}")
     allowed("voice_method", rule.voice_methods)
 
 

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from genbatch.errors import InputError
 
@@ -58,18 +58,28 @@ class PricingError(InputError, ValueError):
 
 
 class Pricing:
-    """Credits per paid POST, by generation type with optional per-model overrides."""
+    """Credits per paid POST: per second of a card's ``duration``, per model, per type.
+
+    GEN bills a video by its length (credits per second of the clip, by model)
+    and most other jobs per call; :meth:`price` looks a card up in that order:
+    ``per_second[model]``, ``models[model]``, ``per_second[type]``,
+    ``generation_types[type]`` — a per-second price needs the card's
+    ``duration`` and falls through to the next when there is none.
+    """
 
     def __init__(
         self,
         generation_types: Mapping[str, float],
         models: Mapping[str, float] | None = None,
         source: str = "<pricing>",
+        per_second: Mapping[str, float] | None = None,
     ) -> None:
         self.source = source
         self.generation_types = dict(generation_types)
         self.models = dict(models or {})
-        for name, value in [*self.generation_types.items(), *self.models.items()]:
+        self.per_second = dict(per_second or {})
+        prices = [*self.generation_types.items(), *self.models.items(), *self.per_second.items()]
+        for name, value in prices:
             if (
                 isinstance(value, bool)
                 or not isinstance(value, int | float)
@@ -94,31 +104,41 @@ class Pricing:
             raw = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise PricingError(f"{source}: not valid TOML: {exc}") from None
-        unknown = set(raw) - {"generation_types", "models"}
+        unknown = set(raw) - {"generation_types", "models", "per_second"}
         if unknown:
             raise PricingError(f"{source}: unknown section(s) {sorted(unknown)}")
         types = raw.get("generation_types")
         if not isinstance(types, dict) or not types:
             raise PricingError(f"{source}: needs a [generation_types] table")
         models = raw.get("models", {})
-        if not isinstance(models, dict):
-            raise PricingError(f"{source}: [models] must be a table")
-        return cls(types, models, source)
+        per_second = raw.get("per_second", {})
+        if not isinstance(models, dict) or not isinstance(per_second, dict):
+            raise PricingError(f"{source}: [models] and [per_second] must be tables")
+        return cls(types, models, source, per_second)
 
-    def price(self, generation_type: str, model: str | None = None) -> float:
-        """Estimated credits for one POST (``"render"`` for a render)."""
-        if model is not None and model in self.models:
-            return float(self.models[model])
-        try:
-            return float(self.generation_types[generation_type])
-        except KeyError:
-            raise PricingError(
-                f"{self.source}: no price for generation type {generation_type!r}"
-            ) from None
+    def price(self, generation_type: str, card: Mapping[str, Any] | None = None) -> float:
+        """Estimated credits for one POST of ``card`` (``"render"`` and no card for a render)."""
+        card = card or {}
+        model = card.get("model")
+        model = model if isinstance(model, str) else None
+        duration = card.get("duration")
+        seconds = (
+            float(duration)
+            if isinstance(duration, int | float) and not isinstance(duration, bool)
+            else None
+        )
+        for key, per_call in ((model, self.models), (generation_type, self.generation_types)):
+            if key is None:
+                continue
+            if seconds is not None and key in self.per_second:
+                return float(self.per_second[key]) * seconds
+            if key in per_call:
+                return float(per_call[key])
+        raise PricingError(f"{self.source}: no price for generation type {generation_type!r}")
 
-    def total(self, steps: Iterable[tuple[str, str | None]]) -> float:
-        """Sum of :meth:`price` over ``(generation_type, model)`` pairs."""
-        return sum(self.price(kind, model) for kind, model in steps)
+    def total(self, steps: Iterable[tuple[str, Mapping[str, Any] | None]]) -> float:
+        """Sum of :meth:`price` over ``(generation_type, card)`` pairs."""
+        return sum(self.price(kind, card) for kind, card in steps)
 
 
 class CreditsRefused(RuntimeError):

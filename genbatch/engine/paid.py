@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from genbatch.client.models import Cell, Generation, GenerationStarted
 from genbatch.engine.credits import CreditsRefused, Pricing, Reservation, RowReservation
@@ -106,7 +107,8 @@ class PaidPosts:
                 "reconcile_retry", row_id=self.rid, step=step, error=str(exc)
             ),
         )
-        latest = cell.generation_id
+        found = cell.latest_generation
+        latest = found.id if found is not None else None
         if latest is None or latest in self._prior_ids(step):
             return None
         self.svc.log.event("reconciled", row_id=self.rid, step=step, generation_id=latest)
@@ -118,7 +120,7 @@ class PaidPosts:
         step: str,
         cell_id: str,
         kind: str,
-        model: str | None,
+        card: Mapping[str, Any],
         post: Callable[[str], Awaitable[GenerationStarted]],
         priority: int,
     ) -> Generation:
@@ -155,7 +157,7 @@ class PaidPosts:
         while True:
             reservation: Reservation
             if gen_id is None:
-                reservation = await self._reserve(step, kind, model)
+                reservation = await self._reserve(step, kind, card)
                 if resend_key is None:
                     intent = self.journal.record_intent(self.rid, step, retry=new_attempt)
                     resend_key = intent.idempotency_key
@@ -181,8 +183,8 @@ class PaidPosts:
                 reservation.release()
                 raise
             if done.status == "completed":
-                estimate = svc.pricing.price(kind, model)
-                charged = reservation.settle(done.credits if done.credits is not None else estimate)
+                estimate = svc.pricing.price(kind, card)
+                charged = reservation.settle(done.cost if done.cost is not None else estimate)
                 self.journal.finish_step(
                     self.rid,
                     step,
@@ -204,7 +206,7 @@ class PaidPosts:
                 self.rid, step, "failed", error_code=f"generation_{done.status}"
             )
             tries += 1
-            error = str(done.error) if done.error else done.status
+            error = str(done.failure) if done.failure else done.status
             svc.log.event(
                 "generation_failed", row_id=self.rid, step=step, attempt=tries, error=error
             )
@@ -219,9 +221,9 @@ class PaidPosts:
             elapsed = 0.0
             new_attempt = True
 
-    async def _reserve(self, step: str, kind: str, model: str | None) -> Reservation:
+    async def _reserve(self, step: str, kind: str, card: Mapping[str, Any]) -> Reservation:
         """Hold the estimate before a paid POST (from the row's hold); a refusal skips the row."""
-        price, tag = self.svc.pricing.price(kind, model), f"{self.rid}/{step}"
+        price, tag = self.svc.pricing.price(kind, card), f"{self.rid}/{step}"
         try:
             if self.credits is not None:
                 return await self.credits.draw(price, tag)
@@ -289,7 +291,7 @@ def remaining_credits(journal: Journal, row_id: str, plan: RowPlan, pricing: Pri
     rec = journal.row(row_id)
     prior = rec.extra.get("prior", {}) if rec is not None else {}
     total = 0.0
-    for step, kind, model in plan.paid_steps:
+    for step, kind, card in plan.paid_steps:
         done = steps.get(step)
         if done is not None:
             failed = [str(i) for i in prior.get(step, [])] if isinstance(prior, dict) else []
@@ -297,5 +299,5 @@ def remaining_credits(journal: Journal, row_id: str, plan: RowPlan, pricing: Pri
                 continue
             if not done.done and done.remote_id is not None and done.remote_id not in failed:
                 continue
-        total += pricing.price(kind, model)
+        total += pricing.price(kind, card)
     return total

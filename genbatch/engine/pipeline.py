@@ -308,9 +308,7 @@ class _Row:
                 return await client.cells.update(
                     eng.engine_id, items[0]["id"], self.agent, items[0]["value"]
                 )
-            return await client.cells.mass_update(
-                eng.engine_id, self.agent, {"spreadsheet_cells": items}
-            )
+            return await client.cells.mass_update(eng.engine_id, self.agent, items)
 
         async with self._busy("fill"):
             try:
@@ -381,6 +379,24 @@ class _Row:
             data = {**saved.get("data", {}), **data}
         return {"generation_type": gen.generation_type, "data": data}
 
+    async def _with_voice(self, card: dict[str, Any]) -> dict[str, Any]:
+        """A `my_voices` speech card without voice_id speaks with the agent's default voice."""
+        data = card["data"]
+        speech = card["generation_type"] == "speech_from_text"
+        if not speech or data.get("voice_method", "my_voices") != "my_voices":
+            return card
+        if data.get("voice_id"):
+            return card
+        voice = await self.svc.default_voice(self.agent)
+        if voice is None:
+            raise RowEnd(
+                "failed",
+                f"agent {self.agent} has no default voice: set voice_id in the recipe's "
+                "speech card, or default_user_voice in the agent's core",
+                "no_voice",
+            )
+        return {**card, "data": {**data, "voice_id": voice}}
+
     def _paid(self) -> PaidPosts:
         """The row's paid POSTs, to the engine it cloned."""
         return PaidPosts(self.svc, self.rid, self.agent, self._eng.engine_id, self.credits)
@@ -392,7 +408,7 @@ class _Row:
             self.resources[f"output:{gen.cell}"] = rec.result.get("resource_id")
             return
         cell_id = self._eng.cells[gen.cell]
-        card = self._card(gen)
+        card = await self._with_voice(self._card(gen))
         client = self.svc.client
         eng_id = self._eng.engine_id
 
@@ -403,7 +419,7 @@ class _Row:
 
         async with self._busy("generate"), self.svc.limits.generations.slot(Priority.CONTINUE):
             done = await self._paid().drive(
-                rec, step, cell_id, gen.generation_type, gen.model, post, Priority.CONTINUE
+                rec, step, cell_id, gen.generation_type, gen.data, post, Priority.CONTINUE
             )
         resource = done.output_resources[0].id if done.output_resources else None
         self.resources[f"output:{gen.cell}"] = resource
@@ -425,7 +441,7 @@ class _Row:
 
         async with self._busy("render"), self.svc.limits.renders.slot(Priority.FINISH):
             done = await self._paid().drive(
-                rec, STEP_RENDER, cell_id, "render", None, post, Priority.FINISH
+                rec, STEP_RENDER, cell_id, "render", {}, post, Priority.FINISH
             )
         if not done.video_url:
             raise RowEnd("failed", "render completed without an output URL", "no_output")
@@ -508,7 +524,7 @@ class _Row:
                 return
             job = await self.svc.watcher.user_job(job_id, self.agent, "publish_content", elapsed)
         if job.status != "completed":
-            error = str(job.error) if job.error else job.status
+            error = str(job.failure) if job.failure else job.status
             self.journal.finish_step(self.rid, STEP_PUBLISH, "failed", error_code="publish_failed")
             raise RowEnd("failed", f"publish: job {job_id} {job.status}: {error}", "publish_failed")
         post_id = (job.result or {}).get("post_id")
@@ -525,7 +541,7 @@ class _Row:
             at = datetime.fromisoformat(scheduled_time.replace("Z", "+00:00"))
         except ValueError:
             return True
-        wait = (at - datetime.now(UTC)).total_seconds() * self.svc.time_scale
+        wait = (at - datetime.now(UTC)).total_seconds()  # a post goes out on the wall clock
         return wait > self.svc.publish_wait_max
 
     # -- the idea behind the row -------------------------------------------------

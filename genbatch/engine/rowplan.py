@@ -150,7 +150,7 @@ class PublishPlan:
 class PricingLike(Protocol):
     """What :meth:`RowPlan.credit_estimate` needs (see ``engine.credits``)."""
 
-    def price(self, generation_type: str, model: str | None = None) -> float: ...
+    def price(self, generation_type: str, card: Mapping[str, Any] | None = None) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,11 +181,11 @@ class RowPlan:
         return waves
 
     @property
-    def paid_steps(self) -> tuple[tuple[str, str, str | None], ...]:
-        """``(step, generation_type, model)`` for every charged POST."""
-        steps = [(g.step, g.generation_type, g.model) for g in self.generations]
+    def paid_steps(self) -> tuple[tuple[str, str, Mapping[str, Any]], ...]:
+        """``(step, generation_type, card data)`` for every charged POST."""
+        steps = [(g.step, g.generation_type, g.data) for g in self.generations]
         if self.render is not None:
-            steps.append((self.render.step, "render", None))
+            steps.append((self.render.step, "render", {}))
         return tuple(steps)
 
     @property
@@ -194,7 +194,7 @@ class RowPlan:
         return len(self.generations) + (self.render is not None) + (self.publish is not None)
 
     def credit_estimate(self, pricing: PricingLike) -> float:
-        return sum(pricing.price(kind, model) for _, kind, model in self.paid_steps)
+        return sum(pricing.price(kind, card) for _, kind, card in self.paid_steps)
 
 
 def _iter_refs(value: Any) -> Iterator[Ref]:

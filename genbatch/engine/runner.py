@@ -385,8 +385,8 @@ class _Run:
             found = await client.agents.get(agent)
             if found.workspace_id is not None:
                 org = await client.organizations.get(found.workspace_id)
-                if org.credit_balance is not None:
-                    self.ledger.set_balance(org.credit_balance)
+                if org.balance is not None:
+                    self.ledger.set_balance(org.balance)
         except AuthenticationError as exc:
             raise StartError(
                 f"the API key was refused (401): {exc}; check {CLIENT_ENV_API_KEY}"

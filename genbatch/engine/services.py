@@ -9,6 +9,7 @@ rate-gate hook reads it.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -91,6 +92,26 @@ class RowServices:
     busy: dict[str, int] = field(default_factory=dict)
     #: Optional test hook: awaited after each journal milestone (crash tests).
     milestone: Callable[[str, str], Awaitable[None]] | None = None
+    #: Each agent's default voice, read once per run (see :meth:`default_voice`).
+    voices: dict[str, asyncio.Task[str | None]] = field(default_factory=dict)
+
+    async def default_voice(self, agent_id: str) -> str | None:
+        """The voice a ``my_voices`` card without ``voice_id`` speaks with: the agent's own.
+
+        Agent Core's ``default_user_voice`` is the agent's voice; a template
+        clone does not show its cells' cards on today's API, so the row asks
+        the agent.  One read per agent per run, shared by every row (a
+        failed read is not cached, so the next row asks again).
+        """
+        task = self.voices.get(agent_id)
+        if task is None or (task.done() and task.exception() is not None):
+            task = self.voices[agent_id] = asyncio.ensure_future(self._read_voice(agent_id))
+        return await asyncio.shield(task)
+
+    async def _read_voice(self, agent_id: str) -> str | None:
+        core = await self.client.core.get(agent_id)
+        voice = (core.default_user_voice or {}).get("voice_id")
+        return str(voice) if voice else None
 
     async def reached(self, row_id: str, what: str) -> None:
         """Row ``row_id`` passed journal milestone ``what``: await the test hook, if any."""

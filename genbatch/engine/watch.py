@@ -101,15 +101,29 @@ class HubWatcher:
         )
 
     async def user_job(
-        self, job_id: str, agent_id: str, kind: str, elapsed: float = 0.0
+        self,
+        job_id: str,
+        agent_id: str,
+        kind: str,
+        elapsed: float = 0.0,
+        *,
+        settled: Callable[[UserJob], bool] | None = None,
     ) -> UserJob:
-        """The user job once its status is one of :attr:`job_end`."""
+        """The user job once its status is one of :attr:`job_end` (or ``settled`` says so).
+
+        ``settled``: another reason to stop watching — a monitoring job never
+        ends, it is settled once its first results are in.
+        """
 
         async def fetch(jid: str) -> UserJob:
             return await self.client.user_jobs.get(jid, agent_id)
 
         end = self.job_end
-        return await self._watch(kind, job_id, fetch, lambda j: j.status in end, elapsed)
+
+        def done(job: UserJob) -> bool:
+            return job.status in end or (settled is not None and settled(job))
+
+        return await self._watch(kind, job_id, fetch, done, elapsed)
 
     async def run(self, run_id: str, kind: str = "agent_run", elapsed: float = 0.0) -> AgentRun:
         """The agent run once it ended or awaits approval."""

@@ -98,8 +98,8 @@ def test_request_counts_equal_the_ledger(bench: tuple[dict[str, Any], Path]) -> 
     assert report["rate_limited"]["client_reported"] == report["rate_limited"]["ledger"]
     # Exactly the work of the recipe, once: no generation paid twice.
     assert by_route["POST /v1/templates/spreadsheets/{slug}/clone"] == ROWS
-    assert by_route["POST /v1/autocontentengine/{id}/cells/{cell_id}/generate"] == 2 * ROWS
-    assert by_route["POST /v1/autocontentengine/{id}/cells/{cell_id}/render"] == ROWS
+    assert by_route["POST /v1/vidsheet/{id}/cells/{cell_id}/generate"] == 2 * ROWS
+    assert by_route["POST /v1/vidsheet/{id}/cells/{cell_id}/render"] == ROWS
 
 
 def test_polls_per_generation_come_from_the_ledger(bench: tuple[dict[str, Any], Path]) -> None:

@@ -10,17 +10,14 @@ import pytest
 from genbatch.engine.credits import CreditLedger, CreditsRefused, Pricing, PricingError
 from genbatch.engine.recipe import Recipe
 
-CONTRACT_PRICES = {
-    "text": 1,
-    "image_from_text": 4,
-    "video_from_text": 20,
-    "video_from_image": 20,
-    "video_from_ingredients": 20,
-    "speech_from_text": 2,
-    "lipsync": 10,
-    "captions": 2,
+#: The vendor's published typical costs (docs/dialect.md §4), per call.
+PUBLISHED_PER_CALL = {
+    "image_from_text": 5,
+    "speech_from_text": 15,  # a short's voiceover at ~30 per minute
+    "lipsync": 200,
+    "captions": 10,
     "media": 0,
-    "render": 5,
+    "render": 50,
 }
 
 
@@ -30,25 +27,39 @@ async def settle() -> None:
 
 
 # -- pricing -----------------------------------------------------------------
-def test_default_pricing_matches_the_contract() -> None:
+def test_default_pricing_is_the_published_typical_costs() -> None:
     pricing = Pricing.load()
-    assert {k: pricing.price(k) for k in CONTRACT_PRICES} == CONTRACT_PRICES
-    assert pricing.total([("video_from_text", "veo_3"), ("render", None)]) == 25
+    assert {k: pricing.price(k) for k in PUBLISHED_PER_CALL} == PUBLISHED_PER_CALL
+    # Video is billed per second of the clip: 10 s of Veo 3 ~ 600, 5 s of Seedance Pro ~ 250.
+    assert pricing.price("video_from_text", {"model": "veo_3", "duration": 10}) == 600
+    assert pricing.price("video_from_text", {"model": "seedance_pro", "duration": 5}) == 250
+    assert pricing.price("text", {"model": "gemini_2_5_pro"}) == 8
+    assert pricing.price("image_from_text", {"model": "midjourney"}) == 15
+    card = {"model": "veo_3", "duration": 8}
+    assert pricing.total([("video_from_text", card), ("render", None)]) == 8 * 60 + 50
 
 
 def test_default_recipe_estimates() -> None:
     pricing = Pricing.load()
     row = {"row_id": "r", "hook": "h", "script": "s"}
-    assert Recipe.default("tiktok-vo-broll").plan_row(row).credit_estimate(pricing) == 27
-    assert Recipe.default("tiktok-talking-avatar").plan_row(row).credit_estimate(pricing) == 39
+    # voiceover 15 + 5 s of veo_3_fast (30/s) + render 50
+    assert Recipe.default("tiktok-vo-broll").plan_row(row).credit_estimate(pricing) == 215
+    # voiceover 15 + 5 s of veo_3_fast + lipsync 200 + captions 10 + render 50
+    assert Recipe.default("tiktok-talking-avatar").plan_row(row).credit_estimate(pricing) == 425
 
 
-def test_user_pricing_with_model_override(tmp_path: Path) -> None:
+def test_user_pricing_with_model_and_per_second_overrides(tmp_path: Path) -> None:
     path = tmp_path / "p.toml"
-    path.write_text("[generation_types]\nvideo_from_text = 20\nrender = 5\n[models]\nveo_3 = 30\n")
+    path.write_text(
+        "[generation_types]\nvideo_from_text = 20\nrender = 5\n[models]\nveo_3 = 30\n"
+        "[per_second]\nsora_2 = 7\n"
+    )
     pricing = Pricing.load(path)
-    assert pricing.price("video_from_text", "veo_3") == 30
-    assert pricing.price("video_from_text", "sora_2") == 20
+    assert pricing.price("video_from_text", {"model": "veo_3", "duration": 8}) == 30
+    assert pricing.price("video_from_text", {"model": "sora_2", "duration": 10}) == 70
+    # A per-second price without a duration falls through to the type's per-call price.
+    assert pricing.price("video_from_text", {"model": "sora_2"}) == 20
+    assert pricing.price("video_from_text", {"model": "kling_1_6", "duration": 5}) == 20
     with pytest.raises(PricingError, match="no price for generation type 'lipsync'"):
         pricing.price("lipsync")
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -16,7 +17,7 @@ ROW = {"row_id": "r1", "agent_id": "1000", "hook": "The $2 taco", "script": "At 
 
 
 class FlatPricing:
-    """Pricing stand-in: the contract's per-type prices."""
+    """Pricing stand-in: one flat price per generation type."""
 
     PRICES: ClassVar[dict[str, float]] = {
         "text": 1.0,
@@ -29,7 +30,7 @@ class FlatPricing:
         "render": 5.0,
     }
 
-    def price(self, generation_type: str, model: str | None = None) -> float:
+    def price(self, generation_type: str, card: Mapping[str, Any] | None = None) -> float:
         return self.PRICES[generation_type]
 
 
@@ -309,3 +310,14 @@ def test_publish_without_render_fails_the_row() -> None:
     r = recipe("[render]\nenabled = false\n[publish]\nenabled = true\n")
     with pytest.raises(RowPlanError, match="render"):
         r.plan_row(ROW)
+
+
+def test_veo_clips_longer_than_8_seconds_are_refused_at_load() -> None:
+    body = (
+        '[[generate]]\ncell = "broll"\ngeneration_type = "video_from_text"\n'
+        'data = { prompt = "x", model = "veo_3", aspect_ratio = "9:16", duration = 10 }\n'
+    )
+    with pytest.raises(RecipeError, match="veo_3 clips are at most 8 s, not 10"):
+        recipe(body)
+    ok = recipe(body.replace("duration = 10", "duration = 8"))
+    assert ok.plan_row(ROW).paid_steps[0][2]["duration"] == 8

@@ -23,8 +23,7 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 async def gen(sim: SimServer) -> AsyncIterator[GenClient]:
-    base = sim.url + "/v1"
-    async with GenClient(KEY, api_url=base, agent_url=base) as client:
+    async with GenClient(KEY, api_url=sim.api_url, agent_url=sim.agent_url) as client:
         yield client
 
 

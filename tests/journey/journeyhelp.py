@@ -26,7 +26,10 @@ USER_JOBS = "POST /v1/user_jobs"
 
 def target(sim: SimServer) -> list[str]:
     """CLI flags that point a journey command at ``sim`` (fast polls, no rate wait)."""
-    return ["--base-url", sim.url + "/v1", "--sim-time-scale", str(SCALE), "--rate", "1000"]
+    return [
+        "--base-url", sim.api_url, "--agent-url", sim.agent_url,
+        "--sim-time-scale", str(SCALE), "--rate", "1000",
+    ]  # fmt: skip
 
 
 async def cli(*argv: str | Path) -> int:

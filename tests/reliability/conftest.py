@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 from faultproxy import ProxyThread
-from harness import Case, SimPool, SimProc
+from harness import Case, SimPool, SimProc, front
 
 #: Where the case records go (report.py reads the same default).
 RESULTS_JSON = Path(
@@ -72,6 +72,7 @@ def proxies() -> Iterator[Callable[..., ProxyThread]]:
 
     def make(sim: SimProc, *, rewrite: bool = True, seed: int = 0) -> ProxyThread:
         proxy = ProxyThread(("127.0.0.1", sim.port), rewrite_upstream=rewrite, seed=seed)
+        front(proxy.url, sim)
         made.append(proxy)
         return proxy
 

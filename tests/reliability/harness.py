@@ -50,6 +50,11 @@ SCALE = 0.002
 AGENT = str(SIM_DEMO_AGENT_ID)
 TEMPLATE = "tiktok-vo-broll"
 HALT_MARK = "GENBATCH-TEST-HALT"
+#: The agent host's base URL for each API host root a case may pass to
+#: :func:`run_genbatch`: a simulator's own, or a fault proxy's in front of it
+#: (registered by :func:`front`).  The agent host is another port of the same
+#: simulator; cases fault the API host only, so agent calls go to it directly.
+AGENT_HOSTS: dict[str, str] = {}
 
 
 # --------------------------------------------------------------------------
@@ -60,10 +65,20 @@ class SimProc:
 
     def __init__(self, process: SimProcess) -> None:
         self.process = process
+        AGENT_HOSTS[process.url] = process.agent_url
 
     @property
     def url(self) -> str:
+        """The API host's root (admin API, CDN)."""
         return self.process.url
+
+    @property
+    def api_url(self) -> str:
+        return self.process.api_url
+
+    @property
+    def agent_url(self) -> str:
+        return self.process.agent_url
 
     @property
     def port(self) -> int:
@@ -189,6 +204,11 @@ class SimPool:
             sim.stop()
 
 
+def front(proxy_url: str, sim: SimProc) -> None:
+    """Record that ``proxy_url`` fronts ``sim``'s API host (its agent host: ``sim``'s own)."""
+    AGENT_HOSTS[proxy_url] = sim.agent_url
+
+
 # --------------------------------------------------------------------------
 # Tables
 # --------------------------------------------------------------------------
@@ -202,7 +222,7 @@ def write_table(path: Path, header: Sequence[str], rows: Iterable[Sequence[objec
 
 
 def _soon(seconds: float) -> str:
-    """A publish time ``seconds`` ahead (the sim scales the wait by its time scale)."""
+    """A publish time ``seconds`` ahead (a post goes out on the wall clock, as on GEN)."""
     return datetime.fromtimestamp(time.time() + seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -214,7 +234,7 @@ def vo_table(
     header = ["row_id", "hook", "script"] + (["publish_at"] if publish else [])
     rows = [
         [rid, f"Hook {rid}: cold brew in 60s", f"Script {rid}. Grind, steep, strain."]
-        + ([_soon(120 + i)] if publish else [])
+        + ([_soon(15 + i)] if publish else [])  # after the kill and the rerun
         for i, rid in enumerate(ids)
     ]
     write_table(path, header, rows)
@@ -260,6 +280,7 @@ def run_genbatch(
     timeout: float = 60.0,
     template: str | None = TEMPLATE,
     cwd: Path | None = None,
+    agent_url: str | None = None,
 ) -> RunResult:
     """Run ``genbatch run`` to its end, or SIGKILL it at ``halt_at`` / when ``kill_when()``.
 
@@ -269,12 +290,15 @@ def run_genbatch(
     ``stop_signal``: what "kill" sends (SIGINT: a user's ^C; the exit code is kept).
     ``timeouts``: (request, transfer stall) seconds, ``backoff_scale``: the client's
     retry backoff x this — both run through launch.py.
+    ``base_url``: the API host's root (a simulator's or a proxy's); the agent
+    host is ``agent_url``, by default the one :data:`AGENT_HOSTS` records for it.
     """
     patched = timeouts is not None or backoff_scale is not None or bool(halt_at)
     cmd = [PYTHON, str(HERE / "launch.py")] if patched else [PYTHON, "-m", "genbatch"]
     cmd += [
         "run", str(table), "--out", str(out), "--base-url", base_url + "/v1",
-        "--agent-url", base_url + "/v1", "--agent", AGENT, "--sim-time-scale", str(SCALE),
+        "--agent-url", agent_url or AGENT_HOSTS[base_url], "--agent", AGENT,
+        "--sim-time-scale", str(SCALE),
         "--rate", "200", "--json",
     ]  # fmt: skip
     if template:

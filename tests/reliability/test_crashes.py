@@ -66,12 +66,9 @@ def test_sigkill_then_resume(
     elif point == "during-poll":
         kw["kill_when"] = _has(proxy, b"GET /v1/generations/")
     elif point == "during-reconcile":
-        proxy.add(
-            "reset_peer", match=rb"^POST /v1/autocontentengine/\d+/cells/\d+/generate", times=1
-        )
+        proxy.add("reset_peer", match=rb"^POST /v1/vidsheet/\d+/cells/\d+/generate", times=1)
         kw["kill_when"] = lambda: any(
-            r.startswith(b"GET /v1/autocontentengine/") and b"/cells/" in r
-            for r in proxy.stats.requests
+            r.startswith(b"GET /v1/vidsheet/") and b"/cells/" in r for r in proxy.stats.requests
         )
     elif point == "mid-download":
         proxy.add("slicer", match=rb"^GET /cdn/outputs/render_", size=256, delay_ms=40)

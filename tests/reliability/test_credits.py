@@ -14,19 +14,19 @@ from harness import Case, ProxyFactory, SimFactory
 
 pytestmark = pytest.mark.reliability
 
-GENERATE = rb"^POST /v1/autocontentengine/\d+/cells/\d+/(generate|render)[ ?]"
+GENERATE = rb"^POST /v1/vidsheet/\d+/cells/\d+/(generate|render)[ ?]"
 
 
 @pytest.mark.case(
     "17",
     fault="credits run out mid-run (extra)",
-    how="sim balance 70 (/_sim/config) for 5 rows of 27; fault proxy resets 40 % of paid "
-    "POSTs after the charge; then POST /_sim/config balance=1000 and rerun",
+    how="sim balance 500 (/_sim/config) for 5 rows of ~200; fault proxy resets 40 % of paid "
+    "POSTs after the charge; then POST /_sim/config balance=10000 and rerun",
 )
 def test_credit_exhaustion_skips_with_reason_and_a_topup_finishes(
     case: Case, sims: SimFactory, proxies: ProxyFactory
 ) -> None:
-    sim = sims(seed=17, credits=70.0)
+    sim = sims(seed=17, credits=500.0)
     proxy = proxies(sim, seed=17)
     proxy.add("reset_peer", match=GENERATE, toxicity=0.4)
     table, ids = case.table(5)
@@ -41,7 +41,7 @@ def test_credit_exhaustion_skips_with_reason_and_a_topup_finishes(
     assert skipped and all("credits" in (r["reason"] or "") for r in skipped), rows
     done_first = sum(r["status"] == "completed" for r in rows)
     spent_first = led["credits"]["charged"] - led["credits"]["refunded"]
-    sim.config(balance=1000.0)
+    sim.config(balance=10_000.0)
     again = case.run(table, out, proxy.url)
     assert again.rc == 0, again.stderr
     led = sim.ledger()

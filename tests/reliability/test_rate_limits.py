@@ -161,7 +161,7 @@ def test_absurd_retry_after_is_capped_and_never_hangs(
     toxic = proxy.add(
         "respond",
         "upstream",
-        match=rb"^POST /v1/autocontentengine/\d+/cells/\d+/generate",
+        match=rb"^POST /v1/vidsheet/\d+/cells/\d+/generate",
         times=1,
         response=too_many(raw),
     )

@@ -19,7 +19,7 @@ from harness import Case, ProxyFactory, SimFactory
 
 pytestmark = pytest.mark.reliability
 
-GENERATE = rb"^POST /v1/autocontentengine/\d+/cells/\d+/(generate|render)[ ?]"
+GENERATE = rb"^POST /v1/vidsheet/\d+/cells/\d+/(generate|render)[ ?]"
 POLL = rb"^GET /v1/generations/\d+"
 
 
@@ -182,13 +182,11 @@ def test_reconcile_read_outage_keeps_the_paid_generation(
 ) -> None:
     sim = sims(seed=71)
     proxy = proxies(sim, seed=71)
-    reset = proxy.add(
-        "reset_peer", match=rb"^POST /v1/autocontentengine/\d+/cells/\d+/generate", times=1
-    )
+    reset = proxy.add("reset_peer", match=rb"^POST /v1/vidsheet/\d+/cells/\d+/generate", times=1)
     proxy.add(
         "respond",
         "upstream",
-        match=rb"^GET /v1/autocontentengine/\d+/cells/\d+",
+        match=rb"^GET /v1/vidsheet/\d+/cells/\d+",
         times=21,
         response=http_response(
             503, "Service Unavailable", {"error": "flap", "error_code": "service_unavailable"}

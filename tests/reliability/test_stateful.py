@@ -29,7 +29,7 @@ from invariants import snapshot
 
 pytestmark = pytest.mark.reliability
 
-GENERATE = rb"^POST /v1/autocontentengine/\d+/cells/\d+/(generate|render)[ ?]"
+GENERATE = rb"^POST /v1/vidsheet/\d+/cells/\d+/(generate|render)[ ?]"
 _500 = (
     b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n"
     b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"

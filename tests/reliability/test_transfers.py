@@ -185,7 +185,7 @@ async def test_client_download_on_a_full_disk_leaves_no_part_file(
             (disk / "filler").write_bytes(b"\0" * 8192)
         dest = disk / "clip.mp4"
         url = sim.url + "/cdn/outputs/template_tiktok-vo-broll_sample.mp4"
-        async with GenClient(CANARY_KEY, api_url=sim.url + "/v1", agent_url=sim.url + "/v1") as c:
+        async with GenClient(CANARY_KEY, api_url=sim.api_url, agent_url=sim.agent_url) as c:
             with pytest.raises(OSError):
                 await c.download(url, dest)
         left = sorted(p.name for p in disk.iterdir() if p.name != "filler")

@@ -78,7 +78,7 @@ async def test_upload_faults_never_leak_the_key_to_storage(
     resource = None
     try:
         async with GenClient(
-            CANARY_KEY, api_url=proxy.url + "/v1", agent_url=proxy.url + "/v1"
+            CANARY_KEY, api_url=proxy.url + "/v1", agent_url=sim.agent_url
         ) as client:
             resource = await client.uploads.upload(clip, AGENT, method="direct")
     except (TransferError, ChecksumMismatch) as exc:

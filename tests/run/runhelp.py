@@ -45,14 +45,37 @@ def vo_table(path: Path, n: int, prefix: str = "r") -> Path:
     )
 
 
+#: What the simulator charges one tiktok-vo-broll row of :func:`vo_table`: a
+#: four-word voiceover (1 credit at 30 a minute of speech), 5 s of veo_3_fast
+#: (30 a second) and a render (50) — GEN's published typical costs.
+VO_ROW_COST = 1.0 + 150.0 + 50.0
+#: What the default pricing.toml estimates for that row (a voiceover is
+#: estimated at 15, whatever its length).
+VO_ROW_ESTIMATE = 15.0 + 150.0 + 50.0
+
+
+def exact_pricing(directory: Path) -> Path:
+    """A pricing file whose estimate for a :func:`vo_table` row is what the simulator charges.
+
+    With estimates equal to charges, what a run admits does not depend on
+    whether earlier rows had settled when a later one asked.
+    """
+    path = directory / "exact-pricing.toml"
+    path.write_text(
+        "[generation_types]\nspeech_from_text = 1\nvideo_from_text = 300\nrender = 50\n"
+        "[per_second]\nveo_3_fast = 30\n"
+    )
+    return path
+
+
 async def run_table(sim: SimServer, table: Path, out: Path, **kw: Any) -> RunSummary:
     """``genbatch run`` in-process against ``sim`` (progress off)."""
     opts: dict[str, Any] = {
         "table": table,
         "out_dir": out,
         "api_key": SECRET_KEY,
-        "api_url": sim.url + "/v1",
-        "agent_url": sim.url + "/v1",
+        "api_url": sim.api_url,
+        "agent_url": sim.agent_url,
         "agent": AGENT,
         "rate": 1000.0,
         "time_scale": SCALE,

@@ -1,8 +1,8 @@
 """Row admission: a row starts only if the budget can finish it (docs/design.md §5).
 
 Spreading credits over more rows than the budget covers buys half-made
-videos: 70 credits over five 27-credit rows used to start all five and finish
-none.  Each row now holds its whole remaining estimate before its first paid
+videos: a balance for two rows spread over five used to start all five and
+finish none.  Each row now holds its whole remaining estimate before its first paid
 step; the rows that do not fit end ``skipped`` without a paid call.
 """
 
@@ -12,12 +12,23 @@ import json
 from pathlib import Path
 
 import pytest
-from runhelp import SECRET_KEY, check_invariants, ledger, run_table, sim_config, vo_table
+from runhelp import (
+    SECRET_KEY,
+    VO_ROW_COST,
+    VO_ROW_ESTIMATE,
+    check_invariants,
+    exact_pricing,
+    ledger,
+    run_table,
+    sim_config,
+    vo_table,
+)
 
 from genbatch.cli import main
 
-#: tiktok-vo-broll: speech 2 + video 20 + render 5.
-ROW_COST = 27.0
+#: tiktok-vo-broll: what the simulator charges a row (estimated exactly, see exact_pricing).
+ROW_COST = VO_ROW_COST
+RENDER = 50.0
 TEMPLATE = "tiktok-vo-broll"
 
 
@@ -31,11 +42,12 @@ def paid_engines(led: dict[str, object]) -> set[str]:
 async def test_balance_for_two_rows_finishes_two_and_skips_three_unpaid(
     sim_factory, tmp_path: Path
 ) -> None:
-    sim = await sim_factory(api_keys=(SECRET_KEY,), credits=70.0)
+    sim = await sim_factory(api_keys=(SECRET_KEY,), credits=500.0)
     table = vo_table(tmp_path / "t.csv", 5)
     out = tmp_path / "out"
+    pricing = exact_pricing(tmp_path)
 
-    first = await run_table(sim, table, out, template=TEMPLATE)
+    first = await run_table(sim, table, out, template=TEMPLATE, pricing=pricing)
 
     assert first.exit_code == 1
     assert first.counts == {"completed": 2, "failed": 0, "skipped": 3, "pending": 0}
@@ -45,15 +57,15 @@ async def test_balance_for_two_rows_finishes_two_and_skips_three_unpaid(
     skipped = [r for r in rows if r["status"] == "skipped"]
     assert sum(r["credits"] for r in done) == 2 * ROW_COST == first.credits
     for r in skipped:
-        assert r["reason"] == "insufficient credits: needs 27, 16 left", r
+        assert r["reason"] == "insufficient credits: needs 201, 98 left", r
         assert r["error_code"] == "insufficient_credits_for_job"
         assert not r["credits"] and r["engine_id"] is None and r["mp4_path"] is None
     # The simulator charged for the two finished rows' engines only.
     assert paid_engines(led) == {r["engine_id"] for r in done}
     assert led["credits"]["charged"] - led["credits"]["refunded"] == 2 * ROW_COST
 
-    await sim_config(sim.url, balance=1000)
-    second = await run_table(sim, table, out, template=TEMPLATE)
+    await sim_config(sim.url, balance=10_000)
+    second = await run_table(sim, table, out, template=TEMPLATE, pricing=pricing)
 
     assert second.exit_code == 0, second.to_json()
     led = await ledger(sim.url)
@@ -68,7 +80,9 @@ async def test_max_credits_admits_only_what_it_can_finish(sim_factory, tmp_path:
     table = vo_table(tmp_path / "t.csv", 5)
     out = tmp_path / "out"
 
-    first = await run_table(sim, table, out, template=TEMPLATE, max_credits=60.0)
+    pricing = exact_pricing(tmp_path)
+
+    first = await run_table(sim, table, out, template=TEMPLATE, max_credits=470.0, pricing=pricing)
 
     assert first.exit_code == 1
     assert first.counts == {"completed": 2, "failed": 0, "skipped": 3, "pending": 0}
@@ -76,13 +90,15 @@ async def test_max_credits_admits_only_what_it_can_finish(sim_factory, tmp_path:
     rows = check_invariants(led, out, table)
     skipped = [r for r in rows if r["status"] == "skipped"]
     for r in skipped:
-        assert r["reason"] == "insufficient credits: needs 27, 6 left of --max-credits 60", r
+        assert r["reason"] == "insufficient credits: needs 201, 68 left of --max-credits 470", r
         assert r["error_code"] == "max_credits" and r["engine_id"] is None
     done_engines = {r["engine_id"] for r in rows if r["status"] == "completed"}
     assert paid_engines(led) == done_engines
 
-    # Earlier runs' spending counts against --max-credits: 54 + 81 fits in 135.
-    second = await run_table(sim, table, out, template=TEMPLATE, max_credits=5 * ROW_COST)
+    # Earlier runs' spending counts against --max-credits: 2 + 3 rows fit in 5 rows' cost.
+    second = await run_table(
+        sim, table, out, template=TEMPLATE, max_credits=5 * ROW_COST, pricing=pricing
+    )
 
     assert second.exit_code == 0, second.to_json()
     rows = check_invariants(await ledger(sim.url), out, table)
@@ -99,11 +115,12 @@ async def test_resume_holds_only_what_is_left_to_pay(sim_factory, tmp_path: Path
         if what == "render:intent":  # the workspace runs dry behind our back
             await sim_config(sim.url, balance=0)
 
-    first = await run_table(sim, table, out, template=TEMPLATE, milestone=drain)
-    assert first.counts["skipped"] == 1 and first.credits == ROW_COST - 5
+    pricing = exact_pricing(tmp_path)
+    first = await run_table(sim, table, out, template=TEMPLATE, milestone=drain, pricing=pricing)
+    assert first.counts["skipped"] == 1 and first.credits == ROW_COST - RENDER
 
-    await sim_config(sim.url, balance=5)  # exactly the render
-    second = await run_table(sim, table, out, template=TEMPLATE)
+    await sim_config(sim.url, balance=RENDER)  # exactly the render
+    second = await run_table(sim, table, out, template=TEMPLATE, pricing=pricing)
 
     assert second.exit_code == 0, second.to_json()
     led = await ledger(sim.url)
@@ -120,5 +137,5 @@ def test_plan_is_unchanged_by_admission(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 0
     assert report["valid"] == 5 and report["invalid"] == []
     # Every row's whole estimate, nothing held back: plan spends and admits nothing.
-    assert report["credits"] == 5 * ROW_COST
+    assert report["credits"] == 5 * VO_ROW_ESTIMATE
     assert report["requests"] == 5 * 8  # clone + fill + 2 x (2 generations + render)

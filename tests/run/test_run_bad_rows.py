@@ -15,6 +15,10 @@ template = "tiktok-vo-broll"
 hook = "{hook}"
 script = "{script}"
 [[generate]]
+cell = "voiceover"
+generation_type = "speech_from_text"
+data = { script = "{script}", voice_method = "my_voices" }
+[[generate]]
 cell = "broll"
 generation_type = "video_from_text"
 data = { prompt = "b-roll for {hook}", model = "{model}", aspect_ratio = "9:16", duration = 5 }
@@ -158,6 +162,14 @@ music = "{music}"
 cell = "shot_1"
 generation_type = "video_from_text"
 data = { prompt = "shot of {hook}", model = "veo_3_fast", duration = 5 }
+[[generate]]
+cell = "shot_2"
+generation_type = "video_from_text"
+data = { prompt = "detail of {hook}", model = "veo_3_fast", duration = 5 }
+[[generate]]
+cell = "shot_3"
+generation_type = "video_from_text"
+data = { prompt = "payoff of {hook}", model = "veo_3_fast", duration = 5 }
 [render]
 enabled = true
 """,

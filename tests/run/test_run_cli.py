@@ -76,8 +76,9 @@ def test_plan_estimates_without_spending(
     report = json.loads(capsys.readouterr().out)
     assert code == 1  # one invalid row
     assert report["valid"] == 2 and report["invalid"][0]["row_id"] == "c"
-    # vo-broll: speech 2 + video 20 + render 5; text-driven: image 4 + render 5.
-    assert report["credits"] == 27 + 9
+    # Published typical costs (pricing.toml): vo-broll = voiceover 15 + 5 s of
+    # veo_3_fast at 30/s + render 50; text-driven = Gemini image 5 + render 50.
+    assert report["credits"] == (15 + 150 + 50) + (5 + 50)
     # clone + fill + 2 per generation/render: 1+1+6 and 1+1+4.
     assert report["requests"] == 14
     assert report["lower_bound_seconds"] == 7.0

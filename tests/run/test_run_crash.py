@@ -33,7 +33,7 @@ RATE = "500"
 
 
 @pytest.fixture(scope="module")
-def sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def sim_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimProcess]:
     spec = SimConfig(
         time_scale=float(SCALE),
         rate=float(RATE),
@@ -42,10 +42,10 @@ def sim_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         seed=11,
     )
     with SimProcess(spec, log=tmp_path_factory.mktemp("sim") / "sim.log") as sim:
-        yield sim.url
+        yield sim
 
 
-def run_cmd(url: str, table: Path, out: Path) -> list[str]:
+def run_cmd(sim: SimProcess, table: Path, out: Path) -> list[str]:
     return [
         sys.executable,
         str(LAUNCH),
@@ -54,7 +54,9 @@ def run_cmd(url: str, table: Path, out: Path) -> list[str]:
         "--template",
         "tiktok-vo-broll",
         "--base-url",
-        url + "/v1",
+        sim.api_url,
+        "--agent-url",
+        sim.agent_url,
         "--agent",
         "1000",
         "--out",
@@ -108,12 +110,12 @@ def net_charged(url: str) -> float:
     ],
 )
 def test_sigkill_then_same_command_completes_every_row_paid_once(
-    sim_url: str, tmp_path: Path, halt: str
+    sim_proc: SimProcess, tmp_path: Path, halt: str
 ) -> None:
     table = vo_table(tmp_path / "t.csv", 6)
     out = tmp_path / "out"
-    before = net_charged(sim_url)
-    cmd = run_cmd(sim_url, table, out)
+    before = net_charged(sim_proc.url)
+    cmd = run_cmd(sim_proc, table, out)
 
     line = run_and_kill(cmd, halt)
     halted_row = line.split("row=", 1)[1].split()[0]
@@ -124,7 +126,7 @@ def test_sigkill_then_same_command_completes_every_row_paid_once(
     again = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=60)
 
     assert again.returncode == 0, again.stdout + again.stderr
-    led = asyncio.run(ledger(sim_url))
+    led = asyncio.run(ledger(sim_proc.url))
     rows = check_invariants(led, out, table, charged_before=before)
     assert all(r["status"] == "completed" for r in rows)
     halted = next(r for r in rows if r["row_id"] == halted_row)
@@ -139,10 +141,12 @@ def test_sigkill_then_same_command_completes_every_row_paid_once(
         assert f'"event": "reconciled", "row_id": "{halted_row}"' in log
 
 
-def test_second_process_on_the_same_out_dir_is_refused(sim_url: str, tmp_path: Path) -> None:
+def test_second_process_on_the_same_out_dir_is_refused(
+    sim_proc: SimProcess, tmp_path: Path
+) -> None:
     table = vo_table(tmp_path / "t.csv", 2)
     out = tmp_path / "out"
-    cmd = run_cmd(sim_url, table, out)
+    cmd = run_cmd(sim_proc, table, out)
     holder = subprocess.Popen(
         cmd,
         env=env("generate:broll:intent"),
@@ -168,11 +172,13 @@ def test_second_process_on_the_same_out_dir_is_refused(sim_url: str, tmp_path: P
     assert [r["status"] for r in results(out)] == ["completed", "completed"]
 
 
-def test_sigint_stops_gracefully_and_the_same_command_resumes(sim_url: str, tmp_path: Path) -> None:
+def test_sigint_stops_gracefully_and_the_same_command_resumes(
+    sim_proc: SimProcess, tmp_path: Path
+) -> None:
     table = vo_table(tmp_path / "t.csv", 6)
     out = tmp_path / "out"
-    cmd = run_cmd(sim_url, table, out)
-    before = net_charged(sim_url)
+    cmd = run_cmd(sim_proc, table, out)
+    before = net_charged(sim_proc.url)
     proc = subprocess.Popen(
         cmd,
         env=env("render:submitted"),
@@ -197,6 +203,6 @@ def test_sigint_stops_gracefully_and_the_same_command_resumes(sim_url: str, tmp_
 
     again = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=60)
     assert again.returncode == 0, again.stderr
-    led = asyncio.run(ledger(sim_url))
+    led = asyncio.run(ledger(sim_proc.url))
     rows = check_invariants(led, out, table, charged_before=before)
     assert all(r["status"] == "completed" for r in rows)

@@ -15,7 +15,7 @@ async def test_engine_id_rows_clone_the_engine_and_leave_it_alone(
     sim_factory, tmp_path: Path
 ) -> None:
     sim = await sim_factory(api_keys=(SECRET_KEY,))
-    async with GenClient(SECRET_KEY, api_url=sim.url + "/v1", agent_url=sim.url + "/v1") as gen:
+    async with GenClient(SECRET_KEY, api_url=sim.api_url, agent_url=sim.agent_url) as gen:
         source = await gen.templates.clone("tiktok-vo-broll", SIM_DEMO_AGENT_ID)
     table = write_csv(
         tmp_path / "t.csv",

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runhelp import check_invariants, ledger, run_table, sim_config, vo_table
+from runhelp import VO_ROW_COST, check_invariants, ledger, run_table, sim_config, vo_table
 
 from genbatch.client.base import AttemptInfo
 from genbatch.client.routes import Route
@@ -78,7 +78,7 @@ async def test_generation_failures_retry_as_new_intents_then_fail_the_row(
     assert again.exit_code == 0, again.to_json()
     led = await ledger(sim.url)
     rows = check_invariants(led, out, table)
-    assert all(r["status"] == "completed" and r["credits"] == 27.0 for r in rows)
+    assert all(r["status"] == "completed" and r["credits"] == VO_ROW_COST for r in rows)
     first_cells = set(per_cell)
     for g in led["generations"]:
         if g["cell_id"] in first_cells:

@@ -13,6 +13,10 @@ template = "tiktok-vo-broll"
 hook = "{hook}"
 script = "{script}"
 [[generate]]
+cell = "voiceover"
+generation_type = "speech_from_text"
+data = { script = "{script}", voice_method = "my_voices" }
+[[generate]]
 cell = "broll"
 generation_type = "video_from_text"
 data = { prompt = "b-roll for {hook}", model = "veo_3_fast", aspect_ratio = "9:16", duration = 5 }
