@@ -248,18 +248,13 @@ def _items(body: Json, key: str, what: str) -> list[Json]:
 
 # ------------------------------------------------------------------ rows
 def _set_values(w: World, eng: Engine, row: Row, values: Any) -> None:
-    """The teaching document era's ``values: {column name: value}``."""
+    """The teaching document era's ``values: {column name: value}``, checked first."""
+    _check_values(w, eng, values)
     if values is None:
         return
-    if not isinstance(values, dict):
-        raise invalid("values must be an object of column name -> value")
     by_name = {col.name: col for col in (w.sheets.columns[c] for c in eng.column_ids)}
     for name, value in values.items():
-        col = by_name.get(name)
-        if col is None:
-            raise invalid(f'unknown column "{name}"')
-        _writable_value(col, value)
-        w.sheets.cells[row.cell_ids[col.id]].value = value
+        w.sheets.cells[row.cell_ids[by_name[name].id]].value = value
 
 
 def _set_cell_attributes(w: World, eng: Engine, row: Row, items: Any) -> None:
