@@ -70,7 +70,27 @@ def register(subparsers: Any) -> None:
         help="speak the teaching document's API: engine routes under /v1/autocontentengine "
         "and its object shapes (default: today's /v1/vidsheet API)",
     )
+    p.add_argument(
+        "--price",
+        action="append",
+        default=[],
+        type=_price,
+        metavar="KEY=CREDITS",
+        help="credits per call for a model or generation type, instead of GEN's published "
+        "typical cost (repeatable; e.g. --price veo_3=400 --price render=20)",
+    )
     p.set_defaults(func=cmd_sim)
+
+
+def _price(text: str) -> tuple[str, float]:
+    key, sep, value = text.partition("=")
+    try:
+        credits = float(value)
+    except ValueError:
+        credits = -1.0
+    if not sep or not key.strip() or credits < 0:
+        raise argparse.ArgumentTypeError(f"expected KEY=CREDITS (credits >= 0), got {text!r}")
+    return key.strip(), credits
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -91,6 +111,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
             port=args.port,
             agent_port=agent_port,
             legacy_paths=args.legacy_paths,
+            prices=tuple(args.price),
         )
     except ValueError as exc:
         print(f"genbatch sim: {exc}", file=sys.stderr)

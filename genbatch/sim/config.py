@@ -48,6 +48,8 @@ class SimConfig:
     #: ``/v1/autocontentengine`` prefix, with its object shapes.  Default: today's
     #: API (``/v1/vidsheet``, docs/dialect.md).
     legacy_paths: bool = False
+    #: Credits per call by model or generation type, ahead of the published prices.
+    prices: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         parse_faults(self.faults)  # fail at construction, not at the first request

@@ -80,6 +80,8 @@ class Generations:
         self._sheets = sheets
         self._assets = assets
         self.generations: dict[int, Generation] = {}
+        #: Price overrides by model or type (``genbatch sim --price``).
+        self.prices: dict[str, float] = {}
         #: Told of every status change (the webhooks); None: nobody listens.
         self.on_status: StatusHook | None = None
 
@@ -161,7 +163,7 @@ class Generations:
                     f"voice_id {plain(data.get('voice_id'))} is not in this agent's voice library"
                 )
         sh = self._sh
-        cost = price(generation_type, data)
+        cost = price(generation_type, data, self.prices)
         self._accounts.check_credits(ws, cost)
         if generation_type == "render":
             self._check_renderable(eng, cell)

@@ -86,6 +86,8 @@ def command(config: SimConfig, python: str = sys.executable) -> list[str]:
         args += ["--admin-key", config.admin_key]
     if config.legacy_paths:
         args.append("--legacy-paths")
+    for key, credits in config.prices:
+        args += ["--price", f"{key}={credits!r}"]
     return args
 
 

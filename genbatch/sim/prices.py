@@ -63,11 +63,22 @@ SPEECH_PER_MINUTE: Final = 30.0
 WORDS_PER_MINUTE: Final = 150.0
 
 
-def price(generation_type: str, data: Mapping[str, Any] | None = None) -> float:
-    """Credits one job of this type and card costs (``"render"`` for a render)."""
+def price(
+    generation_type: str,
+    data: Mapping[str, Any] | None = None,
+    overrides: Mapping[str, float] | None = None,
+) -> float:
+    """Credits one job of this type and card costs (``"render"`` for a render).
+
+    ``overrides``: credits per call by model or generation type (``genbatch sim
+    --price``), ahead of the published figures — the model's first.
+    """
     data = data or {}
     model = data.get("model")
     duration = data.get("duration")
+    for key in (model, generation_type):
+        if overrides and isinstance(key, str) and key in overrides:
+            return float(overrides[key])
     if isinstance(model, str):
         if model in PER_SECOND_BY_MODEL and isinstance(duration, int | float):
             return PER_SECOND_BY_MODEL[model] * float(duration)

@@ -56,6 +56,7 @@ class SimServer:
             faults=c.faults,
             data_dir=data_dir,
             legacy_paths=c.legacy_paths,
+            prices=dict(c.prices),
         )
         self.app = create_app(self.world, admin_key=c.admin_key)
 

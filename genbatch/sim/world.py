@@ -18,7 +18,7 @@ See docs/design.md §4 (the simulator).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +53,14 @@ class World:
         faults: str,
         data_dir: Path,
         legacy_paths: bool = False,
+        prices: Mapping[str, float] | None = None,
     ) -> None:
         self.api_keys = tuple(api_keys)
         #: Which dialect the routes speak: the teaching document's (True) or
         #: today's API (False); see genbatch/sim/dialect.py.
         self.legacy_paths = legacy_paths
+        #: Price overrides (``genbatch sim --price``); kept across resets.
+        self.prices = dict(prices or {})
         self.start_credits = credits
         self.seed = seed
         self.data_dir = data_dir
@@ -82,6 +85,7 @@ class World:
         self.assets = Assets(sh, now=now)
         self.sheets = Sheets(sh)
         self.gens = Generations(sh, self.accounts, self.profiles, self.sheets, self.assets)
+        self.gens.prices = self.prices
         self.jobs = UserJobs(sh, self.profiles)
         self.chat = Chat(sh, self.profiles, assets=self.assets, gens=self.gens, jobs=self.jobs)
         old_hooks: Webhooks | None = getattr(self, "webhooks", None)

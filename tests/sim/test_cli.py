@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import socket
@@ -106,6 +107,29 @@ def test_legacy_paths_flag_reaches_the_process(tmp_path: Path) -> None:
             except urllib.error.HTTPError as exc:
                 got = exc.code
             assert got == status, prefix
+
+
+def test_price_flag_reaches_the_process(tmp_path: Path) -> None:
+    """``--price KEY=CREDITS`` (SimConfig.prices) replaces a published price in the process."""
+    config = SimConfig(prices=(("render", 20.0),))
+    assert command(config)[-2:] == ["--price", "render=20.0"]
+    with SimProcess(config, log=tmp_path / "out.log") as sim:
+        headers = {"X-API-Key": SIM_DEMO_API_KEY, "Content-Type": "application/json"}
+        clone = urllib.request.Request(
+            f"{sim.url}/v1/templates/spreadsheets/tiktok-text-driven/clone",
+            data=json.dumps({"agent_id": SIM_DEMO_AGENT_ID}).encode(),
+            headers=headers,
+            method="POST",
+        )
+        with urllib.request.urlopen(clone, timeout=30) as r:
+            assert r.status == 201
+    bad = subprocess.run(
+        [sys.executable, "-m", "genbatch", "sim", "--port", "0", "--price", "render=cheap"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert bad.returncode == 2 and b"expected KEY=CREDITS" in bad.stderr
 
 
 def _free_pair() -> int:

@@ -189,3 +189,12 @@ async def test_seed_makes_runs_reproducible(sim_factory: SimFactory) -> None:
         )
     assert outcomes[0] == outcomes[1]
     assert {f for _, _, f, _ in outcomes[0]} == {True, False}
+
+
+async def test_price_overrides_are_charged(sim_factory: SimFactory) -> None:
+    sim = await sim_factory(prices=(("veo_3", 400.0), ("render", 20.0)))
+    async with aiohttp.ClientSession(base_url=sim.url, headers={"X-API-Key": KEY}) as http:
+        eng = await clone(http)
+        v = await call(http, "POST", cell_url(eng, "shot_1", "generate"), 201, json=VIDEO)
+        book = await ledger(http)
+    assert gen_entry(book, v["generation_id"])["credits"] == 400

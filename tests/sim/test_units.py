@@ -108,3 +108,11 @@ def test_templates_match_the_contract_table() -> None:
         ("broll", "video"),
         ("final_video", "video"),
     ]
+
+
+def test_price_overrides_come_before_the_published_figures() -> None:
+    veo = {"model": "veo_3", "duration": 8}
+    assert price("video_from_text", veo, {"veo_3": 400}) == 400  # per call, by model
+    assert price("video_from_text", veo, {"video_from_text": 90}) == 90  # by type
+    assert price("video_from_text", veo, {"veo_3": 7, "video_from_text": 90}) == 7
+    assert price("render", None, {"veo_3": 7}) == 50  # untouched kinds keep theirs
