@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -33,6 +34,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 #: The conventional status of a process stopped by Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
+#: ... and of one whose reader closed the pipe (128 + SIGPIPE), as a shell reports it.
+EXIT_BROKEN_PIPE = 141
 
 
 class UsageError(InputError):
@@ -72,6 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(func(args))
+    except BrokenPipeError:
+        # The reader went away (`genbatch status OUT | head`): stop quietly, and
+        # point stdout at /dev/null so the interpreter's final flush stays quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -122,12 +122,18 @@ class RunSummary:
     aborted: str | None = None
     interrupted: bool = False
     polls: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Rows left out by ``--limit``: not attempted, so they do not fail the run.
+    not_attempted: int = 0
 
     @property
     def exit_code(self) -> int:
+        """2 could not go on (key refused), 130 interrupted (128 + SIGINT), 0 every
+        attempted row completed, 1 some failed or were skipped (docs/design.md §6)."""
         if self.aborted is not None:
             return 2
-        if self.counts.get("completed", 0) == self.total and not self.interrupted:
+        if self.interrupted:
+            return 130
+        if self.counts.get("completed", 0) == self.total - self.not_attempted:
             return 0
         return 1
 
@@ -371,6 +377,7 @@ class _Run:
             aborted=self.aborted,
             interrupted=self.interrupted,
             polls=polls,
+            not_attempted=sum(1 for r in self.journal.rows("skipped") if r.error_code == "limit"),
         )
         self.log.event("summary", **summary.to_json())
         return summary

@@ -119,7 +119,7 @@ def test_sigint_stops_cleanly_and_resumes(
         kill_when=_has(proxy, b"GET /cdn/outputs/render_"),
         stop_signal=signal.SIGINT,
     )
-    assert first.killed and first.rc == 1, (first.rc, first.stderr[-800:])
+    assert first.killed and first.rc == 130, (first.rc, first.stderr[-800:])
     # A graceful stop writes the table: unfinished rows pending, with how to resume.
     rows = pl.read_parquet(out / "results.parquet").to_dicts()
     assert {r["status"] for r in rows} <= {"completed", "pending"}
@@ -131,7 +131,7 @@ def test_sigint_stops_cleanly_and_resumes(
     led = sim.ledger()
     case.check(out, led, ids, fetch=sim.fetch)
     assert len(led["generations"]) == 3 * len(ids)
-    case.note("^C mid-download: exit 1, table written with pending rows; rerun completed")
+    case.note("^C mid-download: exit 130, table written with pending rows; rerun completed")
 
 
 @pytest.mark.case(

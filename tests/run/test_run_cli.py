@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,7 +50,7 @@ def test_sim_flag_runs_with_limit_and_json(
         ]
     )
     summary = json.loads(capsys.readouterr().out)
-    assert code == 1  # two rows not attempted
+    assert code == 0  # every attempted row completed; two were left out by --limit
     assert summary["counts"] == {"completed": 2, "failed": 0, "skipped": 2, "pending": 0}
     rows = results(out)
     assert [r["status"] for r in rows] == ["completed", "completed", "skipped", "skipped"]
@@ -148,3 +150,30 @@ async def test_key_revoked_mid_run_aborts_with_rows_pending_then_resumes(
     again = await run_table(sim, table, out, template="tiktok-vo-broll")
     assert again.exit_code == 0, again.to_json()
     check_invariants(await ledger(sim.url), out, table)
+
+
+def test_a_closed_pipe_ends_status_quietly(tmp_path: Path) -> None:
+    # 2,000 rows left out by --limit 0: status lists each, far more than a pipe holds.
+    table = vo_table(tmp_path / "t.csv", 2000)
+    out = tmp_path / "o"
+    run = [sys.executable, "-m", "genbatch", "run", str(table), "--template", "tiktok-vo-broll"]
+    done = subprocess.run(
+        [*run, "--sim", "--sim-time-scale", "0.002", "--out", str(out), "--limit", "0", "--quiet"],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    # `genbatch status OUT --json | head -c 10`: the reader leaves after 10 bytes.
+    status = subprocess.Popen(
+        [sys.executable, "-m", "genbatch", "status", str(out), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert status.stdout is not None and status.stderr is not None
+    assert status.stdout.read(10)
+    status.stdout.close()
+    err = status.stderr.read()
+    status.wait(timeout=60)
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err
+    assert status.returncode == 141  # the pipe did break (128 + SIGPIPE), and quietly
