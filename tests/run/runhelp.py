@@ -54,6 +54,30 @@ VO_ROW_COST = 1.0 + 150.0 + 50.0
 VO_ROW_ESTIMATE = 15.0 + 150.0 + 50.0
 
 
+def vo_recipe(model: str = "veo_3_fast", publish: str = "") -> str:
+    """A tiktok-vo-broll recipe that fills and generates every layer it renders.
+
+    ``model``: the b-roll's model (``"{model}"`` takes it from a column);
+    ``publish``: a ``[publish]`` section to add (none: no publish).
+    """
+    return f"""
+template = "tiktok-vo-broll"
+[cells]
+hook = "{{hook}}"
+script = "{{script}}"
+[[generate]]
+cell = "voiceover"
+generation_type = "speech_from_text"
+data = {{ script = "{{script}}", voice_method = "my_voices" }}
+[[generate]]
+cell = "broll"
+generation_type = "video_from_text"
+data = {{ prompt = "b-roll for {{hook}}", model = "{model}", aspect_ratio = "9:16", duration = 5 }}
+[render]
+enabled = true
+{publish}"""
+
+
 def exact_pricing(directory: Path) -> Path:
     """A pricing file whose estimate for a :func:`vo_table` row is what the simulator charges.
 

@@ -5,26 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from runhelp import check_invariants, ledger, results, run_table, snapshot_tree, write_csv
+from runhelp import (
+    check_invariants,
+    ledger,
+    results,
+    run_table,
+    snapshot_tree,
+    vo_recipe,
+    write_csv,
+)
 
 from genbatch.engine.plan import StartError
 
-MODEL_RECIPE = """
-template = "tiktok-vo-broll"
-[cells]
-hook = "{hook}"
-script = "{script}"
-[[generate]]
-cell = "voiceover"
-generation_type = "speech_from_text"
-data = { script = "{script}", voice_method = "my_voices" }
-[[generate]]
-cell = "broll"
-generation_type = "video_from_text"
-data = { prompt = "b-roll for {hook}", model = "{model}", aspect_ratio = "9:16", duration = 5 }
-[render]
-enabled = true
-"""
+MODEL_RECIPE = vo_recipe(model="{model}")
 
 
 async def test_bad_rows_fail_with_reasons_and_good_rows_run(sim_factory, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runhelp import SECRET_KEY, check_invariants, ledger, run_table, write_csv
+from runhelp import SECRET_KEY, check_invariants, ledger, run_table, vo_recipe, write_csv
 
 TODAY, LEGACY = "/v1/vidsheet/", "/v1/autocontentengine/"
 
@@ -24,25 +24,7 @@ def routes(led: dict[str, Any]) -> dict[str, int]:
 
 
 #: tiktok-vo-broll's default recipe, publishing every row now.
-RECIPE = """
-template = "tiktok-vo-broll"
-[cells]
-hook = "{hook}"
-script = "{script}"
-[[generate]]
-cell = "voiceover"
-generation_type = "speech_from_text"
-data = { script = "{script}", voice_method = "my_voices" }
-[[generate]]
-cell = "broll"
-generation_type = "video_from_text"
-data = { prompt = "b-roll for {hook}", model = "veo_3_fast", aspect_ratio = "9:16", duration = 5 }
-[render]
-enabled = true
-[publish]
-enabled = true
-description = "{hook}"
-"""
+RECIPE = vo_recipe(publish='[publish]\nenabled = true\ndescription = "{hook}"\n')
 
 
 def table(path: Path) -> Path:

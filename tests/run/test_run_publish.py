@@ -5,28 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from runhelp import check_invariants, ledger, run_table, write_csv
+from runhelp import check_invariants, ledger, run_table, vo_recipe, write_csv
 
-PUBLISH_NOW = """
-template = "tiktok-vo-broll"
-[cells]
-hook = "{hook}"
-script = "{script}"
-[[generate]]
-cell = "voiceover"
-generation_type = "speech_from_text"
-data = { script = "{script}", voice_method = "my_voices" }
-[[generate]]
-cell = "broll"
-generation_type = "video_from_text"
-data = { prompt = "b-roll for {hook}", model = "veo_3_fast", aspect_ratio = "9:16", duration = 5 }
-[render]
-enabled = true
-[publish]
-enabled = true
-description = "{hook}"
-hashtags = ["coffee"]
-"""
+PUBLISH_NOW = vo_recipe(
+    publish='[publish]\nenabled = true\ndescription = "{hook}"\nhashtags = ["coffee"]\n'
+)
 
 
 def publishes(led: dict) -> list[dict]:
