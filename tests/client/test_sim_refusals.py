@@ -179,6 +179,7 @@ async def test_uploads_are_typed_from_their_bytes_and_cards_refuse_the_wrong_kin
 
 
 # ------------------------------------------------------------------ 3. scheduled posts
+@pytest.mark.slow  # waits on the wall clock or a subprocess
 async def test_scheduled_publish_waits_for_its_wall_clock_time(
     gen: GenClient, tmp_path: Path
 ) -> None:

@@ -152,6 +152,7 @@ async def test_key_revoked_mid_run_aborts_with_rows_pending_then_resumes(
     check_invariants(await ledger(sim.url), out, table)
 
 
+@pytest.mark.slow  # waits on the wall clock or a subprocess
 def test_a_closed_pipe_ends_status_quietly(tmp_path: Path) -> None:
     # 2,000 rows left out by --limit 0: status lists each, far more than a pipe holds.
     table = vo_table(tmp_path / "t.csv", 2000)

@@ -109,6 +109,7 @@ def test_legacy_paths_flag_reaches_the_process(tmp_path: Path) -> None:
             assert got == status, prefix
 
 
+@pytest.mark.slow  # waits on the wall clock or a subprocess
 def test_price_flag_reaches_the_process(tmp_path: Path) -> None:
     """``--price KEY=CREDITS`` (SimConfig.prices) replaces a published price in the process."""
     config = SimConfig(prices=(("render", 20.0),))

@@ -256,6 +256,7 @@ async def test_cards_refuse_a_resource_of_the_wrong_kind(http: aiohttp.ClientSes
 
 
 # ------------------------------------------------------------------ 3. scheduled posts
+@pytest.mark.slow  # waits on the wall clock or a subprocess
 async def test_scheduled_post_waits_for_its_real_time(http: aiohttp.ClientSession) -> None:
     eng = await clone(http, "tiktok-text-driven")
     await fill_layers(http, eng, "tiktok-text-driven")

@@ -160,6 +160,7 @@ async def test_only_the_agents_own_generations_are_sent(
     assert receiver.events(g_theirs["generation_id"]) == []
 
 
+@pytest.mark.slow  # waits on the wall clock or a subprocess
 async def test_a_slow_receiver_never_slows_the_api(
     http: aiohttp.ClientSession, sim: SimServer, receiver: Receiver
 ) -> None:
