@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
 
 import orjson
 
@@ -41,6 +42,8 @@ from genbatch.sim.idea_text import (
 )
 from genbatch.sim.jobs import UserJobs
 from genbatch.sim.profiles import Profiles
+
+T = TypeVar("T")
 
 #: Research runs take a fixed time per depth (seconds at scale 1.0): the vendor's
 #: figures, about 30 s, 2 min and 5 min (docs/dialect.md §4).
@@ -78,28 +81,31 @@ class Chat:
 
     # ------------------------------------------------------------------ access
     def run(self, user: User, run_id: object) -> Run:
-        rid = as_int(run_id)
-        run = self.runs.get(rid) if rid is not None else None
-        if run is None:
-            raise not_found("run", run_id)
-        self._profiles.own_agent(user, run.agent_id, "run", run_id)
-        return run
+        return self._owned(user, "run", self.runs, run_id, lambda r: r.agent_id)
 
     def conversation(self, user: User, conversation_id: object) -> Conversation:
-        cid = as_int(conversation_id)
-        conv = self.conversations.get(cid) if cid is not None else None
-        if conv is None:
-            raise not_found("conversation", conversation_id)
-        self._profiles.own_agent(user, conv.agent_id, "conversation", conversation_id)
-        return conv
+        return self._owned(
+            user, "conversation", self.conversations, conversation_id, lambda c: c.agent_id
+        )
 
     def idea(self, user: User, idea_id: object) -> Json:
-        iid = as_int(idea_id)
-        idea = self.ideas.get(iid) if iid is not None else None
-        if idea is None:
-            raise not_found("idea", idea_id)
-        self._profiles.own_agent(user, idea["agent_id"], "idea", idea_id)
-        return idea
+        return self._owned(user, "idea", self.ideas, idea_id, lambda i: i["agent_id"])
+
+    def _owned(
+        self,
+        user: User,
+        what: str,
+        table: Mapping[int, T],
+        ident: object,
+        agent_of: Callable[[T], Any],
+    ) -> T:
+        """``table[ident]`` when it exists and its agent is ``user``'s; else the one 404."""
+        key = as_int(ident)
+        found = table.get(key) if key is not None else None
+        if found is None:
+            raise not_found(what, ident)
+        self._profiles.own_agent(user, agent_of(found), what, ident)
+        return found
 
     # ------------------------------------------------------------------ runs
     def start_run(
