@@ -45,13 +45,7 @@ from genbatch.sim import (
     routes_jobs,
     routes_setup,
 )
-from genbatch.sim.config import (
-    SIM_DEFAULT_BURST,
-    SIM_DEFAULT_CREDITS,
-    SIM_DEFAULT_RATE,
-    SIM_DEFAULT_SEED,
-    SIM_DEFAULT_TIME_SCALE,
-)
+from genbatch.sim.config import SimConfig
 from genbatch.sim.dialect import prefix_refusal, served
 from genbatch.sim.entities import ApiError, key_hash
 from genbatch.sim.routes_assets import SIM_DIRECT_UPLOAD_MAX_BYTES
@@ -332,15 +326,7 @@ def create_app(
     upload URLs are built on.
     """
     if world is None:
-        world = World(
-            credits=SIM_DEFAULT_CREDITS,
-            time_scale=SIM_DEFAULT_TIME_SCALE,
-            seed=SIM_DEFAULT_SEED,
-            rate=SIM_DEFAULT_RATE,
-            burst=SIM_DEFAULT_BURST,
-            faults="",
-            data_dir=Path(tempfile.mkdtemp(prefix="genbatch-sim-")),
-        )
+        world = World.from_config(SimConfig(), Path(tempfile.mkdtemp(prefix="genbatch-sim-")))
     app = web.Application(middlewares=[sim_middleware], client_max_size=SIM_DIRECT_UPLOAD_MAX_BYTES)
     app[WORLD] = world
     app[STORE] = store or BlobStore(world.data_dir / "blobs")

@@ -45,20 +45,8 @@ class SimServer:
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="genbatch-sim-")
             data_dir = Path(self._tmp.name)
-        c = self.config
-        self.world = World(
-            api_keys=c.api_keys,
-            credits=c.credits,
-            time_scale=c.time_scale,
-            seed=c.seed,
-            rate=c.rate,
-            burst=c.burst,
-            faults=c.faults,
-            data_dir=data_dir,
-            legacy_paths=c.legacy_paths,
-            prices=dict(c.prices),
-        )
-        self.app = create_app(self.world, admin_key=c.admin_key)
+        self.world = World.from_config(self.config, data_dir)
+        self.app = create_app(self.world, admin_key=self.config.admin_key)
 
     def _root(self, port: int) -> str:
         host = self.config.host

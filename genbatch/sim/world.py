@@ -26,6 +26,7 @@ from genbatch.sim.accounts import Accounts
 from genbatch.sim.assets import Assets
 from genbatch.sim.chat import Chat
 from genbatch.sim.clock import Clock, DueQueue
+from genbatch.sim.config import SimConfig
 from genbatch.sim.entities import Agent, Counters, Generation, Json, Run, Shared, UserJob
 from genbatch.sim.faults import Faults
 from genbatch.sim.generations import Generations
@@ -68,6 +69,22 @@ class World:
         self.bucket = TokenBucket(rate, burst)
         self.faults = Faults(faults, seed + 2)
         self._init_state(base_url="")
+
+    @classmethod
+    def from_config(cls, config: SimConfig, data_dir: Path) -> World:
+        """The world a :class:`SimConfig` describes (its network settings aside)."""
+        return cls(
+            api_keys=config.api_keys,
+            credits=config.credits,
+            time_scale=config.time_scale,
+            seed=config.seed,
+            rate=config.rate,
+            burst=config.burst,
+            faults=config.faults,
+            data_dir=data_dir,
+            legacy_paths=config.legacy_paths,
+            prices=dict(config.prices),
+        )
 
     def _init_state(self, base_url: str) -> None:
         self.clock = Clock(self.time_scale, self.seed)
