@@ -82,6 +82,14 @@ IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 # limiter), so resending a side-effecting POST after a 429 cannot pay twice.
 # ``RetryPolicy.unsafe_retry_on_429`` turns this off.
 
+# ASSUMPTION: GEN documents no rate-limit headers (rate limiting is "not
+# currently enforced").  A server that publishes its limit is read the IETF
+# draft's way (draft-ietf-httpapi-ratelimit-headers): ``RateLimit-Policy``
+# with a quota ``q`` per window ``w`` seconds (``60;w=1`` or ``"p";q=60;w=1``);
+# the most restrictive policy wins.  ``X-RateLimit-Limit`` is not read as a
+# rate: servers use it for a bucket size or a count per unknown window.
+RATE_POLICY_HEADER: Final = "RateLimit-Policy"
+
 # ASSUMPTION: "1 GB" (direct upload max) means 1 GiB and "50 MB" (multipart)
 # means 50 * 10**6 bytes; see CLIENT_*_MAX_BYTES in ``_constants``.
 

@@ -40,6 +40,7 @@ from genbatch.client.retry import (
     RetryPolicy,
     classify_exception,
     decide,
+    parse_rate_policy,
 )
 from genbatch.client.routes import Dialect, Route
 from genbatch.errors import (
@@ -106,6 +107,8 @@ class AttemptInfo:
     failure: Failure | None
     retry_after: float | None
     elapsed: float
+    #: Requests/second the server says it allows (``RateLimit-Policy``), if it says.
+    published_rate: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,9 +429,13 @@ class BaseClient:
                 self.stats.status_counts[status] += 1
                 if status == 429:
                     self.stats.rate_limited += 1
+            policy_header = resp_headers.get(A.RATE_POLICY_HEADER)
+            published = parse_rate_policy(policy_header) if policy_header else None
             if failure is None and status is not None and status < 300:
                 if self.hooks.after_attempt is not None:
-                    self.hooks.after_attempt(AttemptInfo(route, status, None, None, elapsed))
+                    self.hooks.after_attempt(
+                        AttemptInfo(route, status, None, None, elapsed, published)
+                    )
                 if log.isEnabledFor(logging.DEBUG):
                     log.debug("%s -> %s in %.3fs", route.name, status, elapsed)
                 return Response(
@@ -449,7 +456,7 @@ class BaseClient:
             self.stats.record(decision)
             if self.hooks.after_attempt is not None:
                 self.hooks.after_attempt(
-                    AttemptInfo(route, status, failure, decision.retry_after, elapsed)
+                    AttemptInfo(route, status, failure, decision.retry_after, elapsed, published)
                 )
             outcome = f"{status}" if status is not None else detail
             if decision.retry:

@@ -44,6 +44,7 @@ __all__ = [
     "RetryPolicy",
     "classify_exception",
     "decide",
+    "parse_rate_policy",
     "parse_retry_after",
 ]
 
@@ -118,6 +119,33 @@ def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
             return None
         return max(0.0, when.timestamp() - now)
     return max(0.0, value) if math.isfinite(value) else None
+
+
+def parse_rate_policy(value: str | None) -> float | None:
+    """Requests/second a ``RateLimit-Policy`` header allows (the most restrictive
+    policy), or None when absent or unreadable (see ``assumptions.RATE_POLICY_HEADER``)."""
+    if not value:
+        return None
+    best: float | None = None
+    for policy in value.split(","):
+        quota: float | None = None
+        window = 1.0
+        for i, part in enumerate(policy.split(";")):
+            key, sep, raw = part.strip().partition("=")
+            try:
+                if not sep and i == 0:
+                    quota = float(key)  # the older draft: "60;w=1"
+                elif key == "q":
+                    quota = float(raw)
+                elif key == "w":
+                    window = float(raw)
+            except ValueError:
+                continue
+        if quota is None or not (quota > 0 and window > 0 and math.isfinite(quota / window)):
+            continue
+        rate = quota / window
+        best = rate if best is None else min(best, rate)
+    return best
 
 
 def _retryable(status: int | None, failure: Failure | None) -> tuple[str, bool] | None:
