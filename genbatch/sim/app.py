@@ -48,6 +48,7 @@ from genbatch.sim import (
 from genbatch.sim.config import SimConfig
 from genbatch.sim.dialect import prefix_refusal, served
 from genbatch.sim.entities import ApiError, key_hash
+from genbatch.sim.limits import Verdict
 from genbatch.sim.routes_assets import SIM_DIRECT_UPLOAD_MAX_BYTES
 from genbatch.sim.routes_common import (
     ADMIN_KEY,
@@ -68,6 +69,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # ASSUMPTION: Idempotency-Key per API key, replays marked (docs/sim-assumptions.md).
 #: Header a replayed idempotent answer carries (Stripe's name).
 REPLAYED_HEADER = "Idempotent-Replayed"
+#: What a request is told with no rate limit (no bucket): allowed, no headers sent.
+_UNLIMITED: Final = Verdict(True, 0, 0, 0, 0)
 
 
 #: Paths the agent host (agent.gen.pro) serves: the teaching document's Step 2
@@ -153,12 +156,26 @@ def drop_connection(request: web.Request) -> web.Response:
     return web.Response(status=599)
 
 
-# ASSUMPTION: Retry-After and X-RateLimit-Reset in seconds (docs/sim-assumptions.md).
-def _rate_headers(resp: web.StreamResponse, limit: int, remaining: int, reset: int) -> None:
+def _quota(rate: float) -> str:
+    """A rate as RateLimit-Policy writes it: ``60``, ``2.5`` (never ``6e+01``)."""
+    return str(int(rate)) if rate.is_integer() else repr(rate)
+
+
+# ASSUMPTION: Retry-After and X-RateLimit-Reset in seconds (docs/sim-assumptions.md,
+# "rate-headers"); a server that publishes its limit says it as the IETF draft's
+# RateLimit-Policy, quota per window of 1 s (docs/sim-assumptions.md, "rate-policy").
+def _rate_headers(
+    resp: web.StreamResponse, world: World, limit: int, remaining: int, reset: int
+) -> None:
+    """The rate headers, when the world has a limit and announces it (``rate_headers``)."""
+    bucket = world.bucket
+    if bucket is None or not world.rate_headers or limit < 1:  # limit 0: taken unlimited
+        return
     h = resp.headers
     h["X-RateLimit-Limit"] = str(limit)
     h["X-RateLimit-Remaining"] = str(remaining)
     h["X-RateLimit-Reset"] = str(reset)
+    h["RateLimit-Policy"] = f"{_quota(bucket.rate)};w=1"
 
 
 def _is_loopback(remote: str | None) -> bool:
@@ -171,13 +188,16 @@ def _is_loopback(remote: str | None) -> bool:
 
 
 async def _api(request: web.Request, handler: Handler, world: World) -> web.StreamResponse:
+    if world.capacity is not None:  # the server is busy: this answer waits its turn
+        await asyncio.sleep(world.capacity.delay())
     key = _api_key(request)
     user = world.accounts.user_for_key(key) if key else None
     if user is None or key is None:
         raise ApiError(401, "unauthorized", "missing or invalid API key")
     request[REQ_USER] = user
     request[REQ_API_KEY] = key
-    verdict = world.bucket.take(key)
+    bucket = world.bucket
+    verdict = bucket.take(key) if bucket is not None else _UNLIMITED
     faults = world.faults
     resp: web.StreamResponse
     if faults.any_request:
@@ -188,14 +208,14 @@ async def _api(request: web.Request, handler: Handler, world: World) -> web.Stre
         if storm > t:
             resp = error_response(429, "rate_limited", "rate limit exceeded (storm); retry later")
             resp.headers["Retry-After"] = str(max(1, math.ceil(storm - t)))
-            _rate_headers(resp, verdict.limit, 0, max(1, math.ceil(storm - t)))
+            _rate_headers(resp, world, verdict.limit, 0, max(1, math.ceil(storm - t)))
             return resp
-    if not verdict.allowed:
+    if not verdict.allowed and bucket is not None:
         resp = error_response(
-            429, "rate_limited", f"rate limit exceeded: {world.bucket.rate:g} requests/s per key"
+            429, "rate_limited", f"rate limit exceeded: {bucket.rate:g} requests/s per key"
         )
         resp.headers["Retry-After"] = str(verdict.retry_after)
-        _rate_headers(resp, verdict.limit, 0, verdict.reset)
+        _rate_headers(resp, world, verdict.limit, 0, verdict.reset)
         return resp
     if faults.any_request:
         if faults.roll("500"):
@@ -212,7 +232,7 @@ async def _api(request: web.Request, handler: Handler, world: World) -> web.Stre
         resp = await _idempotent(request, handler, world, (key, idem))
     else:
         resp = await handler(request)
-    _rate_headers(resp, verdict.limit, verdict.remaining, verdict.reset)
+    _rate_headers(resp, world, verdict.limit, verdict.remaining, verdict.reset)
     if faults.any_request and faults.roll("reset_after"):
         request[REQ_DROPPED] = True
         return drop_connection(request)

@@ -15,6 +15,7 @@ from typing import Any, Final, TypeVar
 
 import orjson
 
+from genbatch.sim.agentstore import AgentStore
 from genbatch.sim.assets import STOCK_CLIP_PREFIX, STOCK_STILL_PREFIX, Assets
 from genbatch.sim.clock import iso
 from genbatch.sim.entities import (
@@ -41,7 +42,6 @@ from genbatch.sim.idea_text import (
     title_for,
 )
 from genbatch.sim.jobs import UserJobs
-from genbatch.sim.profiles import Profiles
 
 T = TypeVar("T")
 
@@ -63,14 +63,14 @@ class Chat:
     def __init__(
         self,
         sh: Shared,
-        profiles: Profiles,
+        agent_store: AgentStore,
         *,
         assets: Assets,
         gens: Generations,
         jobs: UserJobs,
     ) -> None:
         self._sh = sh
-        self._profiles = profiles
+        self._agent_store = agent_store
         self._assets = assets
         self._gens = gens
         self._jobs = jobs
@@ -104,7 +104,7 @@ class Chat:
         found = table.get(key) if key is not None else None
         if found is None:
             raise not_found(what, ident)
-        self._profiles.own_agent(user, agent_of(found), what, ident)
+        self._agent_store.own_agent(user, agent_of(found), what, ident)
         return found
 
     # ------------------------------------------------------------------ runs
@@ -188,7 +188,7 @@ class Chat:
     def _finish_run(self, run: Run) -> None:
         t = run.due_at
         run.updated_at = t
-        agent = self._profiles.agents.get(run.agent_id)
+        agent = self._agent_store.agents.get(run.agent_id)
         conv = self.conversations.get(run.conversation_id)
         if agent is None or conv is None:
             run.status, run.result = "failed", {"error": "agent or conversation was deleted"}

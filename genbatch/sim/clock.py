@@ -13,6 +13,7 @@ import heapq
 import itertools
 import random
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Final, Literal
 
@@ -67,18 +68,35 @@ def pending_until(start: float, latency: float) -> float:
 
 
 class Clock:
-    """Wall clock plus a seeded latency draw, multiplied by ``time_scale``."""
+    """Wall clock plus a seeded latency draw, multiplied by ``time_scale``.
 
-    def __init__(self, time_scale: float, seed: int) -> None:
+    ``ranges``: latency ranges by model or job kind that replace
+    :data:`SIM_LATENCY`'s (``SimConfig.latency``, a profile's ``[latency]``).
+    """
+
+    def __init__(
+        self,
+        time_scale: float,
+        seed: int,
+        ranges: Mapping[str, tuple[float, float]] | None = None,
+    ) -> None:
         self.time_scale = time_scale
         self._rng = random.Random(seed)
+        self.ranges = dict(ranges or {})
 
     @staticmethod
     def now() -> float:
         return time.time()
 
-    def latency(self, kind: str) -> float:
-        lo, hi = SIM_LATENCY[kind]
+    def latency(self, kind: str, model: str | None = None) -> float:
+        """A job's latency: the model's range, else the kind's, else the default."""
+        ranges = self.ranges
+        bounds = (
+            (ranges.get(model) if model is not None else None)
+            or ranges.get(kind)
+            or SIM_LATENCY[kind]
+        )
+        lo, hi = bounds
         return self._rng.uniform(lo, hi) * self.time_scale
 
     def fixed(self, seconds: float) -> float:

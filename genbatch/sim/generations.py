@@ -4,10 +4,16 @@ A generation is charged when accepted and refunded in full when it is
 stopped or fails.  Its status is computed on read from its own clock; the
 outputs, refund and cell value are written once, when it settles (on read
 or from the World's due queue, whichever comes first).
+
+With a job cap (``SimConfig.job_cap``) a workspace runs at most that many
+generations at once: each workspace has a min-heap of its ``cap`` slots' free
+times, a new generation takes the earliest (``start = max(now, earliest)``) and
+gives it back at its due time, so the queue costs no task per job and is FIFO.
 """
 
 from __future__ import annotations
 
+import heapq
 import random
 import re
 from collections.abc import Callable
@@ -16,6 +22,7 @@ from typing import Any, Final
 
 from genbatch.sim import templates
 from genbatch.sim.accounts import Accounts
+from genbatch.sim.agentstore import AgentStore
 from genbatch.sim.assets import Assets
 from genbatch.sim.clock import pending_until, phase
 from genbatch.sim.entities import (
@@ -39,7 +46,6 @@ from genbatch.sim.entities import (
 )
 from genbatch.sim.idea_text import fake_text
 from genbatch.sim.prices import price
-from genbatch.sim.profiles import Profiles
 from genbatch.sim.sheets import Sheets
 
 #: Extension and content type of generated media per object type (matches sim.media).
@@ -72,11 +78,16 @@ class Generations:
     """Every generation and render, with the rules that start, settle, stop and continue them."""
 
     def __init__(
-        self, sh: Shared, accounts: Accounts, profiles: Profiles, sheets: Sheets, assets: Assets
+        self,
+        sh: Shared,
+        accounts: Accounts,
+        agent_store: AgentStore,
+        sheets: Sheets,
+        assets: Assets,
     ) -> None:
         self._sh = sh
         self._accounts = accounts
-        self._profiles = profiles
+        self._agent_store = agent_store
         self._sheets = sheets
         self._assets = assets
         self.generations: dict[int, Generation] = {}
@@ -84,6 +95,44 @@ class Generations:
         self.prices: dict[str, float] = {}
         #: Told of every status change (the webhooks); None: nobody listens.
         self.on_status: StatusHook | None = None
+        #: Generations a workspace may run at once (None: no cap) and, per
+        #: workspace, the min-heap of its slots' free times (epoch seconds).
+        self.job_cap: int | None = None
+        self._slots: dict[int, list[float]] = {}
+
+    def set_job_cap(self, job_cap: int | None) -> None:
+        """Cap running generations per workspace from now on (None: no cap).
+
+        Raising the cap frees the new slots now; lowering it keeps the slots that
+        free last (a new job waits until fewer than ``job_cap`` still run).  From
+        no cap to a cap, jobs already running are not counted.
+        """
+        self.job_cap = job_cap
+        if job_cap is None:
+            self._slots.clear()
+            return
+        for wid, slots in self._slots.items():
+            if job_cap >= len(slots):
+                slots.extend([0.0] * (job_cap - len(slots)))
+                heapq.heapify(slots)
+            else:
+                kept = heapq.nlargest(job_cap, slots)
+                heapq.heapify(kept)
+                self._slots[wid] = kept
+
+    # ASSUMPTION: the cap counts a workspace's generations of cells and layers, not
+    # renders nor user jobs; a job stopped while queued or running keeps its slot
+    # until its due time (docs/sim-assumptions.md, "job-cap").
+    def _begin(self, workspace_id: int, generation_type: str, now: float, latency: float) -> float:
+        """When a generation accepted ``now`` leaves the queue (``now`` without a cap)."""
+        if self.job_cap is None or generation_type == "render":
+            return now
+        slots = self._slots.get(workspace_id)
+        if slots is None:
+            slots = self._slots[workspace_id] = [0.0] * self.job_cap
+        start = max(now, slots[0])
+        heapq.heapreplace(slots, start + latency)
+        return start
 
     def generation(self, user: User, generation_id: object) -> Generation:
         gid = as_int(generation_id)
@@ -158,7 +207,7 @@ class Generations:
             my_voice = (
                 generation_type == "speech_from_text" and data.get("voice_method") == "my_voices"
             )
-            if my_voice and self._profiles.voice_of(eng.agent_id, data.get("voice_id")) is None:
+            if my_voice and self._agent_store.voice_of(eng.agent_id, data.get("voice_id")) is None:
                 raise invalid(
                     f"voice_id {plain(data.get('voice_id'))} is not in this agent's voice library"
                 )
@@ -168,7 +217,9 @@ class Generations:
         if generation_type == "render":
             self._check_renderable(eng, cell)
         kind = "render" if generation_type == "render" else generation_type
-        latency = sh.clock.latency(kind)
+        model = data.get("model") if isinstance(data.get("model"), str) else None
+        latency = sh.clock.latency(kind, model)
+        begin = self._begin(ws.id, kind, now, latency)
         gid = sh.next_id("generation")
         out_name = f"{'render' if kind == 'render' else 'gen'}_{gid}_{sh.token_hex()}"
         gen = Generation(
@@ -179,13 +230,13 @@ class Generations:
             cell_id=cell.id,
             layer_id=layer.id if layer else None,
             generation_type=generation_type,
-            model=data.get("model") if isinstance(data.get("model"), str) else None,
+            model=model,
             data=data,
             credits=cost,
             created_at=now,
-            started_at=now,
-            pending_until=pending_until(now, latency),
-            due_at=now + latency,
+            started_at=begin,
+            pending_until=pending_until(begin, latency),
+            due_at=begin + latency,
             fail=sh.faults.roll("gen_fail"),
             out_name=out_name,
             idempotency_key=idempotency_key,
@@ -324,7 +375,7 @@ class Generations:
         cell = sheets.cells.get(gen.cell_id)
         aspect = str(gen.data.get("aspect_ratio") or (eng.aspect_ratio if eng else "9:16"))
         if gen.generation_type == "text":
-            agent = self._profiles.agents.get(eng.agent_id) if eng else None
+            agent = self._agent_store.agents.get(eng.agent_id) if eng else None
             gen.result = fake_text(
                 str(gen.data.get("prompt", "")), random.Random(gen.out_name), agent
             )
@@ -422,13 +473,15 @@ class Generations:
         sh = self._sh
         self._accounts.check_credits(ws, gen.credits)
         self._accounts.charge(ws, gen.credits, gen.id, "continue")
-        latency = sh.clock.latency(gen.generation_type)
+        latency = sh.clock.latency(gen.generation_type, gen.model)
+        begin = self._begin(gen.workspace_id, gen.generation_type, now, latency)
         gen.final = None
         gen.error = None
         gen.completed_at = None
-        gen.started_at = gen.updated_at = now
-        gen.pending_until = pending_until(now, latency)
-        gen.due_at = now + latency
+        gen.updated_at = now
+        gen.started_at = begin
+        gen.pending_until = pending_until(begin, latency)
+        gen.due_at = begin + latency
         gen.fail = sh.faults.roll("gen_fail")
         gen.out_name = f"{gen.out_name.split('_')[0]}_{gen.id}_{sh.token_hex()}"
         target = (
@@ -456,6 +509,7 @@ class Generations:
                 "credits": g.credits,
                 "idempotency_key": g.idempotency_key,
                 "created_at": g.created_at,
+                "started_at": g.started_at,
                 "completed_at": g.completed_at,
             }
             for g in self.generations.values()

@@ -9,6 +9,7 @@ settles into ``processing`` (it keeps watching) instead of ``completed``.
 
 from __future__ import annotations
 
+from genbatch.sim.agentstore import AgentStore
 from genbatch.sim.clock import iso, pending_until, phase
 from genbatch.sim.entities import (
     Agent,
@@ -19,7 +20,6 @@ from genbatch.sim.entities import (
     as_int,
     not_found,
 )
-from genbatch.sim.profiles import Profiles
 
 #: The status an active monitoring job settles into: it is never over by itself.
 MONITORING = "processing"
@@ -28,9 +28,9 @@ MONITORING = "processing"
 class UserJobs:
     """Every user job, with the rules that start and finish them."""
 
-    def __init__(self, sh: Shared, profiles: Profiles) -> None:
+    def __init__(self, sh: Shared, agent_store: AgentStore) -> None:
         self._sh = sh
-        self._profiles = profiles
+        self._agent_store = agent_store
         self.user_jobs: dict[int, UserJob] = {}
 
     def user_job(self, user: User, agent: Agent, job_id: object) -> UserJob:
@@ -101,7 +101,7 @@ class UserJobs:
             job.completed_at = job.due_at
         if job.user_job_type == "publish_content":
             # ASSUMPTION: the result's shape (docs/sim-assumptions.md, "publish").
-            agent = self._profiles.agents.get(job.agent_id)
+            agent = self._agent_store.agents.get(job.agent_id)
             handle = "unknown"
             if agent is not None:
                 for acct in agent.core.get("linked_accounts") or []:

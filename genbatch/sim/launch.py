@@ -5,6 +5,7 @@ Benchmarks and process-level tests run the simulator as a process of its own
 would).  This is the one way to do that::
 
     config = SimConfig(api_keys=("k1",), rate=500, burst=50, time_scale=0.01, seed=1)
+    # or a profile: SimConfig.from_profile("queue-50", api_keys=("k1",), time_scale=0.01)
     with SimProcess(config, log=Path("sim.log")) as sim:
         sim.api_url      # "http://127.0.0.1:PORT/v1": the API host's base (GEN_API_URL)
         sim.agent_url    # "http://127.0.0.1:AGENT_PORT/v1": the agent host's (GEN_AGENT_URL)
@@ -68,16 +69,30 @@ class SimLaunchError(RuntimeError):
 
 
 def command(config: SimConfig, python: str = sys.executable) -> list[str]:
-    """The ``genbatch sim`` command line that serves ``config`` (``data_dir`` aside)."""
+    """The ``genbatch sim`` command line that serves ``config`` (``data_dir`` aside).
+
+    Every setting is spelled out (a profile's values included, never ``--profile``
+    itself), so the child serves exactly ``config`` whatever its working directory;
+    ``--profile-name`` only labels it.
+    """
+    rate = 0.0 if config.rate is None else float(config.rate)
     args = [
         python, "-m", "genbatch", "sim",
         "--host", config.host, "--port", str(config.port),
         "--agent-port", str(config.agent_port),
-        "--rate", repr(float(config.rate)), "--burst", str(config.burst),
+        "--rate", repr(rate), "--burst", str(config.burst),
         "--credits", repr(float(config.credits)),
         "--time-scale", repr(float(config.time_scale)),
         "--seed", str(config.seed),
+        "--rate-headers" if config.rate_headers else "--no-rate-headers",
+        "--timestamps" if config.timestamps else "--no-timestamps",
+        "--job-cap", str(config.job_cap or 0),
+        "--capacity", repr(float(config.capacity or 0)),
     ]  # fmt: skip
+    for key, (lo, hi) in config.latency:
+        args += ["--latency", f"{key}={float(lo)!r}:{float(hi)!r}"]
+    if config.profile is not None:
+        args += ["--profile-name", config.profile]
     for key in config.api_keys:
         args += ["--api-key", key]
     if config.faults:
@@ -302,7 +317,8 @@ class SimProcess:
         return data
 
     def config(self, **changes: Any) -> dict[str, Any]:
-        """``POST /_sim/config``: change rate, burst, balance, faults or time scale live."""
+        """``POST /_sim/config``: change rate (0: none), burst, job_cap (0: none),
+        balance, faults or time scale live."""
         data: dict[str, Any] = self.admin("POST", "/_sim/config", changes)
         return data
 

@@ -13,7 +13,7 @@ from genbatch.sim.entities import invalid, reject_unknown
 from genbatch.sim.routes_common import jbody, jresp, now, world_of
 
 routes = web.RouteTableDef()
-CONFIG_FIELDS = ("rate", "burst", "balance", "faults", "workspace_id", "time_scale")
+CONFIG_FIELDS = ("rate", "burst", "job_cap", "balance", "faults", "workspace_id", "time_scale")
 
 
 @routes.get("/_sim/ledger")
@@ -40,7 +40,10 @@ async def config(request: web.Request) -> web.Response:
             raise invalid(f"{name} must be a number >= {minimum:g}")
         return float(v)
 
-    rate, burst = number("rate", 0.0), number("burst", 1.0)
+    rate, burst = number("rate", 0.0), number("burst", 1.0)  # rate 0: no limit
+    job_cap = number("job_cap", 0.0)  # 0: no cap
+    if job_cap is not None and not job_cap.is_integer():
+        raise invalid("job_cap must be a whole number >= 0")
     balance, scale = number("balance", float("-inf")), number("time_scale", 0.0)
     faults = body.get("faults")
     if faults is not None:
@@ -50,7 +53,12 @@ async def config(request: web.Request) -> web.Response:
             w.faults.set(faults)
         except ValueError as exc:
             raise invalid(str(exc)) from None
-    w.bucket.configure(rate, int(burst) if burst is not None else None)
+    if burst is not None:
+        w.set_burst(int(burst))
+    if rate is not None:
+        w.set_rate(rate or None)
+    if job_cap is not None:
+        w.set_job_cap(int(job_cap) or None)
     if balance is not None:
         wid = body.get("workspace_id", SIM_DEMO_WORKSPACE_ID)
         ws = w.accounts.workspaces.get(wid) if isinstance(wid, int) else None
@@ -59,11 +67,11 @@ async def config(request: web.Request) -> web.Response:
         ws.credit_balance = balance
     if scale is not None:
         w.time_scale = w.clock.time_scale = scale
-    return jresp(w.ledger(now())["config"])
+    return jresp(w.config_view())
 
 
 @routes.post("/_sim/reset")
 async def reset(request: web.Request) -> web.Response:
     w = world_of(request)
     w.reset()
-    return jresp({"reset": True, "config": w.ledger(now())["config"]})
+    return jresp({"reset": True, "config": w.config_view()})

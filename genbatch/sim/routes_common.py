@@ -68,7 +68,9 @@ def api_key_of(request: web.Request) -> str:
 
 def agent_q(request: web.Request) -> Agent:
     """The ``?agent_id=`` of a request, resolved (422 agent_not_found / 403)."""
-    return world_of(request).profiles.agent_param(user_of(request), request.query.get("agent_id"))
+    return world_of(request).agent_store.agent_param(
+        user_of(request), request.query.get("agent_id")
+    )
 
 
 async def agent_w(request: web.Request) -> Agent:
@@ -86,7 +88,7 @@ async def agent_w(request: web.Request) -> Agent:
             raw = (await request.post()).get("agent_id")
         elif not ctype.startswith("multipart/"):
             raw = (await jbody(request)).get("agent_id")
-    return world_of(request).profiles.agent_param(user_of(request), raw)
+    return world_of(request).agent_store.agent_param(user_of(request), raw)
 
 
 def jresp(data: Any, status: int = 200) -> web.Response:
@@ -183,7 +185,7 @@ def workspace_view(w: World, ws: Workspace, user: User) -> Json:
         "owner_id": ws.owner_id,
         "role": "owner" if ws.owner_id == user.id else "member",
         "credit_balance": ws.credit_balance,
-        "agent_ids": [a.id for a in w.profiles.agents.values() if a.workspace_id == ws.id],
+        "agent_ids": [a.id for a in w.agent_store.agents.values() if a.workspace_id == ws.id],
         "created_at": iso(ws.created_at),
     }
 
@@ -244,10 +246,15 @@ def output_view(w: World, rid: int) -> Json:
 
 
 def generation_view(w: World, g: Generation, t: float) -> Json:
-    """A generation or render: today's object (no timestamps), or the teaching document era's."""
+    """A generation or render: today's object, or the teaching document era's.
+
+    Today's has no timestamps, unless the world serves them (``SimConfig.timestamps``,
+    profile ``timestamps``): then ``created_at`` and ``updated_at``, the time of its
+    last status change (its completion once terminal).
+    """
     status = w.gens.status_of(g, t)  # may settle it: read everything else after
     if not w.legacy_paths:
-        return {
+        out: Json = {
             "id": g.id,
             "status": status,
             "user_job_type": g.user_job_type or internal_type(g.generation_type, g.model),
@@ -256,6 +263,15 @@ def generation_view(w: World, g: Generation, t: float) -> Json:
             "output_resources": [output_view(w, rid) for rid in g.output_ids],
             "execution_cost": g.credits,
         }
+        if w.timestamps:
+            # ASSUMPTION: a server that adds timestamps writes them as the legacy
+            # dialect does (docs/sim-assumptions.md, "gen-timestamps").
+            changed = g.updated_at
+            if status == "processing":
+                changed = max(changed, g.pending_until)
+            out["created_at"] = iso(g.created_at)
+            out["updated_at"] = iso(changed)
+        return out
     return {
         "id": g.id,
         "status": status,

@@ -125,7 +125,7 @@ async def read_template(request: web.Request) -> web.Response:
 async def clone_template(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
     body = await jbody(request)
-    agent = w.profiles.agent_param(user, body.get("agent_id", request.query.get("agent_id")))
+    agent = w.agent_store.agent_param(user, body.get("agent_id", request.query.get("agent_id")))
     slug = request.match_info["slug"]
     if not w.legacy_paths and slug not in templates.TEMPLATES_BY_SLUG:
         raise ApiError(404, "template_not_found", f"no template matches {slug}")
@@ -171,7 +171,9 @@ async def clone_engine(request: web.Request) -> web.Response:
     else:  # the owner in the query or body; target_agent_id (query or body) the destination
         src = await engine_w(request)
         raw = request.query.get("target_agent_id", (await ebody(request)).get("target_agent_id"))
-    target = w.profiles.agents[src.agent_id] if raw is None else w.profiles.agent_param(user, raw)
+    target = (
+        w.agent_store.agents[src.agent_id] if raw is None else w.agent_store.agent_param(user, raw)
+    )
     t = now()
     return jresp(engine_view(w, w.sheets.clone_engine(src, target, t), t), 201)
 

@@ -46,7 +46,7 @@ def _started(run: Run) -> web.Response:
 async def start_run(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
     body = await jbody(request, required=True)
-    agent = w.profiles.agent_param(user, body.get("agent_id"))
+    agent = w.agent_store.agent_param(user, body.get("agent_id"))
     message = need_str(body, "message")
     conv: Conversation | None = None
     if body.get("conversation_id") is not None:
@@ -60,7 +60,7 @@ async def start_run(request: web.Request) -> web.Response:
 async def start_research(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
     body = await jbody(request, required=True)
-    agent = w.profiles.agent_param(user, body.get("agent_id"))
+    agent = w.agent_store.agent_param(user, body.get("agent_id"))
     topic = need_str(body, "topic")
     depth = body.get("depth", "default")
     if depth not in SIM_RESEARCH_LATENCY:

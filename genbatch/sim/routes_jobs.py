@@ -191,7 +191,7 @@ async def read_job(request: web.Request) -> web.Response:
         # ASSUMPTION: polled without agent_id, as the teaching document's Step 2
         # list shows it (docs/sim-assumptions.md, "user-job-read").
         found = w.jobs.user_jobs.get(int(ident))
-        agent = w.profiles.agents.get(found.agent_id) if found is not None else None
+        agent = w.agent_store.agents.get(found.agent_id) if found is not None else None
         if agent is None:
             raise not_found("user job", ident)
     job = w.jobs.user_job(user, agent, ident)

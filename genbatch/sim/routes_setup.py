@@ -7,6 +7,7 @@ import re
 
 from aiohttp import web
 
+from genbatch.sim.agentstore import blank_core
 from genbatch.sim.clock import iso, pending_until, phase
 from genbatch.sim.entities import (
     Agent,
@@ -22,7 +23,6 @@ from genbatch.sim.entities import (
     not_found,
     reject_unknown,
 )
-from genbatch.sim.profiles import blank_core
 from genbatch.sim.routes_common import (
     SIM_PAGE_SIZE,
     agent_view,
@@ -110,7 +110,7 @@ async def list_agents(request: web.Request) -> web.Response:
     w, user = world_of(request), user_of(request)
     raw = request.query.get("workspace_id")
     ids = [w.accounts.workspace(user, raw).id] if raw else list(user.workspace_ids)
-    return jresp([agent_view(a) for a in w.profiles.agents.values() if a.workspace_id in ids])
+    return jresp([agent_view(a) for a in w.agent_store.agents.values() if a.workspace_id in ids])
 
 
 @routes.post("/v1/agents")
@@ -121,20 +121,20 @@ async def create_agent(request: web.Request) -> web.Response:
     ws_raw = body.get("workspace_id", user.workspace_ids[0] if user.workspace_ids else None)
     ws = w.accounts.workspace(user, ws_raw)
     agent = Agent(w.shared.next_id("agent"), ws.id, name, now(), core=blank_core(name))
-    w.profiles.agents[agent.id] = agent
+    w.agent_store.agents[agent.id] = agent
     return jresp(agent_view(agent), 201)
 
 
 @routes.get(r"/v1/agents/{id:\d+}")
 async def read_agent(request: web.Request) -> web.Response:
     w = world_of(request)
-    return jresp(agent_view(w.profiles.agent_path(user_of(request), request.match_info["id"])))
+    return jresp(agent_view(w.agent_store.agent_path(user_of(request), request.match_info["id"])))
 
 
 @routes.patch(r"/v1/agents/{id:\d+}")
 async def update_agent(request: web.Request) -> web.Response:
     w = world_of(request)
-    agent = w.profiles.agent_path(user_of(request), request.match_info["id"])
+    agent = w.agent_store.agent_path(user_of(request), request.match_info["id"])
     body = wrapped(await jbody(request, required=True), "agent")
     reject_unknown(body, {"name"})
     if "name" in body:
@@ -147,14 +147,16 @@ async def update_agent(request: web.Request) -> web.Response:
 @routes.delete(r"/v1/agents/{id:\d+}")
 async def delete_agent(request: web.Request) -> web.Response:
     w = world_of(request)
-    agent = w.profiles.agent_path(user_of(request), request.match_info["id"])
-    del w.profiles.agents[agent.id]
+    agent = w.agent_store.agent_path(user_of(request), request.match_info["id"])
+    del w.agent_store.agents[agent.id]
     return jresp({"id": agent.id, "deleted": True})
 
 
 def _agent(request: web.Request) -> Agent:
     """``/v1/agents/:agent_id/...``: resolved like any agent_id (422 agent_not_found)."""
-    return world_of(request).profiles.agent_param(user_of(request), request.match_info["agent_id"])
+    return world_of(request).agent_store.agent_param(
+        user_of(request), request.match_info["agent_id"]
+    )
 
 
 @routes.get(r"/v1/agents/{agent_id}/core")
@@ -165,7 +167,7 @@ async def read_core(request: web.Request) -> web.Response:
 @routes.patch(r"/v1/agents/{agent_id}/core")
 async def patch_core(request: web.Request) -> web.Response:
     w, agent = world_of(request), _agent(request)
-    errors = w.profiles.patch_core(agent, await jbody(request, required=True))
+    errors = w.agent_store.patch_core(agent, await jbody(request, required=True))
     out = dict(agent.core)
     if not errors:
         return jresp(out)
@@ -180,7 +182,7 @@ async def voice_library(request: web.Request) -> web.Response:
     source = request.query.get("source")
     voices = [
         v
-        for v in w.profiles.voices.values()
+        for v in w.agent_store.voices.values()
         if (v.agent_id is None or v.agent_id == agent.id) and (not source or v.source == source)
     ]
     return jresp([voice_view(v) for v in voices])
@@ -240,7 +242,7 @@ async def design_samples(request: web.Request) -> web.Response:
     samples = []
     for i in range(3):
         gid = f"gv_{w.shared.token_hex(12)}"
-        w.profiles.voice_drafts[gid] = {"agent_id": agent.id, "description": description, "n": i}
+        w.agent_store.voice_drafts[gid] = {"agent_id": agent.id, "description": description, "n": i}
         key = f"assets/voice_sample_{gid}.m4a"
         w.shared.cdn[key] = CdnObject(
             "sample", "audio/mp4", media_kind="audio", manifest={"voice": gid}
@@ -254,7 +256,7 @@ async def design_finalize(request: web.Request) -> web.Response:
     w, agent = world_of(request), _agent(request)
     body = await jbody(request, required=True)
     gid = need_str(body, "generated_voice_id")
-    draft = w.profiles.voice_drafts.get(gid)
+    draft = w.agent_store.voice_drafts.get(gid)
     if draft is None or draft["agent_id"] != agent.id:
         raise invalid(f"generated_voice_id {gid} is not a sample of this agent")
     name = body.get("name") if isinstance(body.get("name"), str) else f"Designed voice {gid[-4:]}"
@@ -268,7 +270,7 @@ async def design_finalize(request: web.Request) -> web.Response:
         str(draft["description"]),
         "designed",
     )
-    w.profiles.voices[voice.voice_id] = voice
+    w.agent_store.voices[voice.voice_id] = voice
     return jresp(voice_view(voice), 201)
 
 
@@ -290,26 +292,26 @@ async def clone_voice(request: web.Request) -> web.Response:
         f"Cloned from {res.filename}",
         "cloned",
     )
-    w.profiles.voices[voice.voice_id] = voice
+    w.agent_store.voices[voice.voice_id] = voice
     return jresp(voice_view(voice), 201)
 
 
 @routes.delete(r"/v1/agents/{agent_id}/voice/{voice_id}")
 async def delete_voice(request: web.Request) -> web.Response:
     w, agent = world_of(request), _agent(request)
-    voice = w.profiles.voices.get(request.match_info["voice_id"])
+    voice = w.agent_store.voices.get(request.match_info["voice_id"])
     if voice is None:
         raise not_found("voice", request.match_info["voice_id"])
     if voice.agent_id != agent.id:
         raise forbidden("voice (only user-owned voices can be deleted)")
-    del w.profiles.voices[voice.voice_id]
+    del w.agent_store.voices[voice.voice_id]
     return jresp({"voice_id": voice.voice_id, "deleted": True})
 
 
 @routes.post(r"/v1/agents/{agent_id}/voice/{voice_id}/preview")
 async def preview_voice(request: web.Request) -> web.Response:
     w, agent = world_of(request), _agent(request)
-    voice = w.profiles.voices.get(request.match_info["voice_id"])
+    voice = w.agent_store.voices.get(request.match_info["voice_id"])
     if voice is None or (voice.agent_id is not None and voice.agent_id != agent.id):
         raise not_found("voice", request.match_info["voice_id"])
     body = await jbody(request)
@@ -320,7 +322,7 @@ async def preview_voice(request: web.Request) -> web.Response:
     w.shared.cdn[key] = CdnObject(
         "sample", "audio/mp4", media_kind="audio", manifest={"preview": pid}
     )
-    w.profiles.previews[pid] = Preview(
+    w.agent_store.previews[pid] = Preview(
         pid, agent.id, voice.voice_id, str(text), t + w.clock.latency("voice_preview"), t, key
     )
     return jresp({"job_id": pid, "status": "pending"}, 202)
@@ -329,7 +331,7 @@ async def preview_voice(request: web.Request) -> web.Response:
 @routes.get(r"/v1/agents/{agent_id}/voice/preview/{job_id:\d+}")
 async def poll_preview(request: web.Request) -> web.Response:
     w, agent = world_of(request), _agent(request)
-    p = w.profiles.previews.get(int(request.match_info["job_id"]))
+    p = w.agent_store.previews.get(int(request.match_info["job_id"]))
     if p is None or p.agent_id != agent.id:
         raise not_found("preview job", request.match_info["job_id"])
     state = phase(pending_until(p.created_at, p.due_at - p.created_at), p.due_at, now())

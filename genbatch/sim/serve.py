@@ -114,10 +114,33 @@ class SimServer:
         await self.close()
 
 
+def describe(config: SimConfig) -> str:
+    """One line saying what the simulator plays: its profile, limits, cap, capacity..."""
+    if config.rate is None:
+        rate = "rate limit: none"
+    else:
+        told = "rate headers on" if config.rate_headers else "no rate headers"
+        rate = f"rate limit: {config.rate:g} req/s per key (burst {config.burst}, {told})"
+    parts = [
+        f"profile: {config.profile or 'none (defaults)'}",
+        rate,
+        f"job cap: {config.job_cap if config.job_cap is not None else 'none'}",
+        "capacity: "
+        + (f"{config.capacity:g} req/s" if config.capacity is not None else "unlimited"),
+        f"timestamps: {'on' if config.timestamps else 'off'}",
+        f"time scale: {config.time_scale:g}",
+    ]
+    if config.latency:
+        ranges = ", ".join(f"{key} {lo:g}-{hi:g} s" for key, (lo, hi) in config.latency)
+        parts.append(f"latency at time scale 1: {ranges}")
+    return "; ".join(parts)
+
+
 def announcement(sim: SimServer) -> str:
     """What ``genbatch sim`` prints once it listens (genbatch/sim/launch.py parses it).
 
-    Only the seeded demo key is shown, never a key given with ``--api-key``.
+    Only the seeded demo key is shown, never a key given with ``--api-key``; the
+    last line is :func:`describe`.
     """
     agent_root = sim.agent_url.removesuffix("/v1")
     return "\n".join(
@@ -126,6 +149,7 @@ def announcement(sim: SimServer) -> str:
             f"{CLIENT_ENV_API_URL}={sim.api_url}",
             f"{CLIENT_ENV_AGENT_URL}={sim.agent_url}",
             f"demo key: {SIM_DEMO_API_KEY}",
+            describe(sim.config),
         )
     )
 

@@ -130,7 +130,7 @@ class Webhooks:
         """The webhook URL of the agent whose engine ``gen`` belongs to, if any."""
         w = self._world
         eng = w.sheets.engines.get(gen.engine_id)
-        agent = w.profiles.agents.get(eng.agent_id) if eng is not None else None
+        agent = w.agent_store.agents.get(eng.agent_id) if eng is not None else None
         url = agent.automation.get("webhook_url") if agent is not None else None
         return url if isinstance(url, str) and url else None
 

@@ -1,7 +1,7 @@
 """The simulator's state: a composition of stores split like the routes, plus the ledger.
 
 Routes parse HTTP and call the store that owns what they touch
-(``world.accounts``, ``world.profiles``, ``world.sheets``, ``world.gens``,
+(``world.accounts``, ``world.agent_store``, ``world.sheets``, ``world.gens``,
 ``world.assets``, ``world.jobs``, ``world.chat``); the stores enforce access
 (403/404/422 agent_not_found), credits and the job life cycle, and raise
 :class:`~genbatch.sim.entities.ApiError` with the reference's error codes.
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from genbatch.sim.accounts import Accounts
+from genbatch.sim.agentstore import AgentStore
 from genbatch.sim.assets import Assets
 from genbatch.sim.chat import Chat
 from genbatch.sim.clock import Clock, DueQueue
@@ -31,8 +32,7 @@ from genbatch.sim.entities import Agent, Counters, Generation, Json, Run, Shared
 from genbatch.sim.faults import Faults
 from genbatch.sim.generations import Generations
 from genbatch.sim.jobs import UserJobs
-from genbatch.sim.limits import TokenBucket
-from genbatch.sim.profiles import Profiles
+from genbatch.sim.limits import Capacity, TokenBucket
 from genbatch.sim.sheets import Sheets
 from genbatch.sim.webhooks import Webhooks
 
@@ -49,12 +49,18 @@ class World:
         credits: float,
         time_scale: float,
         seed: int,
-        rate: float,
+        rate: float | None,
         burst: int,
         faults: str,
         data_dir: Path,
         legacy_paths: bool = False,
         prices: Mapping[str, float] | None = None,
+        rate_headers: bool = True,
+        timestamps: bool = False,
+        job_cap: int | None = None,
+        latency: Mapping[str, tuple[float, float]] | None = None,
+        capacity: float | None = None,
+        profile: str | None = None,
     ) -> None:
         self.api_keys = tuple(api_keys)
         #: Which dialect the routes speak: the teaching document's (True) or
@@ -66,7 +72,22 @@ class World:
         self.seed = seed
         self.data_dir = data_dir
         self.time_scale = time_scale
-        self.bucket = TokenBucket(rate, burst)
+        #: The token bucket per key; None: no rate limit (:meth:`set_rate`).
+        self.bucket: TokenBucket | None = None
+        self.burst = burst
+        self.set_rate(rate)
+        #: Send the rate headers (X-RateLimit-*, RateLimit-Policy) while limited.
+        self.rate_headers = rate_headers
+        #: Today's generation object carries created_at/updated_at.
+        self.timestamps = timestamps
+        #: Running generations per workspace (None: no cap); see Generations.job_cap.
+        self.job_cap = job_cap
+        #: Latency ranges by model or kind, ahead of clock.SIM_LATENCY; kept across resets.
+        self.latency = dict(latency or {})
+        #: The virtual server answers queue behind (None: answers never queue).
+        self.capacity = Capacity(capacity) if capacity is not None else None
+        #: The profile the config came from (banner, ledger).
+        self.profile = profile
         self.faults = Faults(faults, seed + 2)
         self._init_state(base_url="")
 
@@ -84,10 +105,16 @@ class World:
             data_dir=data_dir,
             legacy_paths=config.legacy_paths,
             prices=dict(config.prices),
+            rate_headers=config.rate_headers,
+            timestamps=config.timestamps,
+            job_cap=config.job_cap,
+            latency=config.latency_map(),
+            capacity=config.capacity,
+            profile=config.profile,
         )
 
     def _init_state(self, base_url: str) -> None:
-        self.clock = Clock(self.time_scale, self.seed)
+        self.clock = Clock(self.time_scale, self.seed, self.latency)
         self.due = DueQueue()
         self.counters = Counters()
         self.idempotent: dict[tuple[str, str], Any] = {}
@@ -98,13 +125,14 @@ class World:
         now = self.clock.now()
         # Seeding order is the CDN map's order, which ideas' asset lists depend on.
         self.accounts = Accounts(sh, api_keys=self.api_keys, credits=self.start_credits, now=now)
-        self.profiles = Profiles(now=now)
+        self.agent_store = AgentStore(now=now)
         self.assets = Assets(sh, now=now)
         self.sheets = Sheets(sh)
-        self.gens = Generations(sh, self.accounts, self.profiles, self.sheets, self.assets)
+        self.gens = Generations(sh, self.accounts, self.agent_store, self.sheets, self.assets)
         self.gens.prices = self.prices
-        self.jobs = UserJobs(sh, self.profiles)
-        self.chat = Chat(sh, self.profiles, assets=self.assets, gens=self.gens, jobs=self.jobs)
+        self.gens.set_job_cap(self.job_cap)
+        self.jobs = UserJobs(sh, self.agent_store)
+        self.chat = Chat(sh, self.agent_store, assets=self.assets, gens=self.gens, jobs=self.jobs)
         old_hooks: Webhooks | None = getattr(self, "webhooks", None)
         if old_hooks is not None:
             old_hooks.close()  # a reset: the old world's timers and deliveries stop
@@ -117,9 +145,32 @@ class World:
         World, latency RNG (a new clock) and fault RNG all restart from the
         seed, so a pooled simulator replays exactly what a fresh one would.
         """
-        self.bucket.reset()
+        if self.bucket is not None:
+            self.bucket.reset()
+        if self.capacity is not None:
+            self.capacity.reset()
         self.faults.reseed()
         self._init_state(base_url=self.base_url)
+
+    # ------------------------------------------------------------------ limits
+    def set_rate(self, rate: float | None) -> None:
+        """Requests/s per key from now on; None removes the limit (and its headers)."""
+        if rate is None:
+            self.bucket = None
+        elif self.bucket is None:
+            self.bucket = TokenBucket(rate, self.burst)
+        else:
+            self.bucket.configure(rate=rate)
+
+    def set_burst(self, burst: int) -> None:
+        self.burst = burst
+        if self.bucket is not None:
+            self.bucket.configure(burst=burst)
+
+    def set_job_cap(self, job_cap: int | None) -> None:
+        """Running generations per workspace from now on (None: no cap)."""
+        self.job_cap = job_cap
+        self.gens.set_job_cap(job_cap)
 
     @property
     def base_url(self) -> str:
@@ -143,7 +194,7 @@ class World:
 
     @property
     def agents(self) -> dict[int, Agent]:
-        return self.profiles.agents
+        return self.agent_store.agents
 
     @property
     def generations(self) -> dict[int, Generation]:
@@ -205,11 +256,21 @@ class World:
             "uploads": self.assets.ledger(),
             "user_jobs": self.jobs.ledger(now),
             "runs": self.chat.ledger(),
-            "config": {
-                "rate": self.bucket.rate,
-                "burst": self.bucket.burst,
-                "faults": self.faults.spec,
-                "time_scale": self.time_scale,
-                "seed": self.seed,
-            },
+            "config": self.config_view(),
+        }
+
+    def config_view(self) -> Json:
+        """The ledger's ``config``: what this world serves now (rate None: no limit)."""
+        return {
+            "profile": self.profile,
+            "rate": self.bucket.rate if self.bucket is not None else None,
+            "burst": self.burst,
+            "rate_headers": self.rate_headers,
+            "timestamps": self.timestamps,
+            "job_cap": self.job_cap,
+            "capacity": self.capacity.rate if self.capacity is not None else None,
+            "latency": {key: [lo, hi] for key, (lo, hi) in sorted(self.latency.items())},
+            "faults": self.faults.spec,
+            "time_scale": self.time_scale,
+            "seed": self.seed,
         }

@@ -84,7 +84,7 @@ def blank_core(name: str) -> Json:
     }
 
 
-class Profiles:
+class AgentStore:
     """Agents, their cores and voice libraries, voice design drafts and preview jobs."""
 
     def __init__(self, *, now: float) -> None:
