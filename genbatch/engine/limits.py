@@ -11,10 +11,15 @@ rate gate, so a task never holds a rate token while it waits for a cap::
   priority (lower first), FIFO within a priority.  Also the rows-in-flight
   cap that keeps memory flat however long the table is.
 * :class:`RateGate` — one per host: an aiolimiter leaky bucket whose rate
-  adapts (CUBIC-like, see its docstring).  A 429 pauses *everyone* until
-  Retry-After has passed and cuts the rate once per overload, anchored at
-  what the server delivered; the rate then climbs back with time, never
-  above the configured max (``--rate``).  Waiters pass in priority order.
+  adapts (CUBIC-like, see its docstring).  Told a rate (``--rate``) it
+  starts there and never exceeds it; told nothing it *discovers* the
+  server's limit: a published one (``RateLimit-Policy``) at once, else slow
+  start from ``ENGINE_RATE_START`` up to the first sign of overload — a
+  429, answers slowing down, a surge of 5xx — under the polite ceiling
+  ``ENGINE_RATE_CEILING``.  A 429 pauses *everyone* until Retry-After has
+  passed and cuts the rate once per overload, anchored at what the server
+  delivered; the rate then climbs back with time.  Waiters pass in
+  priority order.
 
 Priorities (:class:`Priority`): finishing work first — learning a job's
 outcome, downloads, renders — then the next step of a started row, and only
@@ -35,7 +40,32 @@ from typing import Final, Protocol
 
 from aiolimiter import AsyncLimiter
 
-#: Requests/second per host when neither --rate nor the server says otherwise.
+#: Told nothing (no --rate), a gate starts here and discovers the limit.  GEN
+#: documents no limit today ("not currently enforced"), and recommends firing
+#: many generations at once: a start a plain script would beat is no politeness.
+ENGINE_RATE_START: Final = 20.0
+#: ... doubling every this many seconds while its callers use the rate it has
+#: (slow start), until the first sign of overload or the ceiling.
+ENGINE_RATE_SLOW_START_STEP: Final = 0.25
+#: A gate "uses its rate" when it sent at least this share of it.
+ENGINE_RATE_SATURATED: Final = 0.8
+#: The polite ceiling per host when untold: never more requests/second to a
+#: server that has not said it allows them (``--rate`` sets another ceiling).
+ENGINE_RATE_CEILING: Final = 1000.0
+#: A server with no limit of its own shows overload by slowing down: light
+#: answers (GETs) whose smoothed time exceeds FACTOR x the fastest seen, and
+#: the fastest + RISE seconds, are a congestion signal (no pause, a soft cut).
+ENGINE_RATE_LATENCY_FACTOR: Final = 4.0
+ENGINE_RATE_LATENCY_RISE: Final = 0.25
+ENGINE_RATE_LATENCY_SMOOTHING: Final = 0.1
+#: ... as is this share of 5xx or dropped connections in a window (of at least
+#: ERROR_MIN answers): an overloaded server fails before it slows to a halt.
+ENGINE_RATE_ERROR_SHARE: Final = 0.25
+ENGINE_RATE_ERROR_MIN: Final = 8
+#: The soft cut, and the floor soft signals never push below (they are
+#: ambiguous: a flaky network slows and fails too, and 429s still cut lower).
+ENGINE_RATE_SOFT_DECREASE: Final = 0.7
+#: Requests/second per host for agent-host gates and callers with no opinion.
 ENGINE_RATE_DEFAULT: Final = 10.0
 #: Back-to-back requests a rate gate allows after idle time, for every command.
 #: A strictly spaced gate (burst 1) loses every timer wake-up's lateness and
@@ -57,7 +87,12 @@ ENGINE_RATE_DECREASE: Final = 0.5
 ENGINE_RATE_MARGIN: Final = 0.95
 #: Seconds for the rate to climb back to its anchor after a 429 (CUBIC's K);
 #: it then probes above: +ENGINE_RATE_PROBE of the anchor after another K.
+#: Each time a 429 pins the limit where the last one did (within
+#: ENGINE_RATE_SAME_LIMIT), K doubles up to MAX: a stable limit is probed
+#: rarely (every probe costs everyone a Retry-After pause).
 ENGINE_RATE_RECOVERY_SECONDS: Final = 4.0
+ENGINE_RATE_RECOVERY_MAX: Final = 32.0
+ENGINE_RATE_SAME_LIMIT: Final = 0.1
 ENGINE_RATE_PROBE: Final = 0.5
 #: Window (seconds) over which the send rate at a 429 is measured.
 ENGINE_RATE_WINDOW: Final = 1.0
@@ -223,48 +258,53 @@ class RateStats:
 class RateGate:
     """Adaptive per-host rate gate: CUBIC-like, in requests/second, on aiolimiter.
 
-    The server's limit is unknown (``--rate`` is only a ceiling, never
-    exceeded), and the only signal every server gives is a 429.  Against a
-    token bucket, each 429 costs a pause of at least its Retry-After for
-    everyone (whole seconds on most servers), and a bucket
-    smaller than rate x Retry-After wastes the rest of that pause.  So the
-    gate aims for *few* 429s rather than a quick climb:
+    Two ways to start.  *Told* (``RateGate(rate)``, ``--rate``): run at
+    ``rate`` and never above it.  *Untold* (``discover=True``): the limit is
+    unknown — GEN publishes none today — so find it:
+
+    * a limit the server publishes (``RateLimit-Policy``, via
+      :meth:`on_published`) is taken at once as the ceiling and the rate;
+    * otherwise **slow start**: from ``rate`` double every ``slow_start_step``
+      seconds *while callers use it* (an idle gate learns nothing), until the
+      first congestion signal or ``max_rate`` (the polite ceiling);
+    * congestion signals: a 429 (below), or, from a server with no limit of
+      its own, light answers slowing down (:meth:`on_success` latencies) or a
+      surge of 5xx (:meth:`on_error`) — those cut by ``soft_decrease``, add
+      no pause, and never push the rate below where slow start began.
+
+    Then, and whenever a 429 arrives, the gate aims for *few* 429s rather than
+    a quick climb (each costs everyone a Retry-After pause, whole seconds on
+    most servers):
 
     * **One decrease per congestion event.**  A 429 for a request sent before
       the last decrease (``elapsed`` tells when it was sent) is the same
       overload seen again: it extends the pause, it does not cut the rate.
     * **Cut from what was really sent.**  ``U`` = min(gate rate, the send rate
-      measured over the last ``window`` seconds outside pauses): a gate at
-      200/s whose callers only sent 40/s learns "40 is too much", not "200".
-    * **Anchor at what the server really delivered.**  Two 429s bracket an
-      interval that started and ended with the server's bucket empty, so the
-      successes between them per second, ``L``, cannot exceed its rate.  When
-      ``L >= decrease * U`` the limit is pinned in [L, U]: the anchor is ``L``
-      and the rate restarts at ``margin * L``.  Otherwise (far above the
-      limit, or the bucket overflowed during a long pause) it is plain
-      multiplicative decrease: anchor and restart ``decrease * U``.
+      measured over the last ``window`` seconds outside pauses).
+    * **Anchor at what the server really delivered.**  Successes between two
+      429s per second bound the server's rate: from below over the whole
+      interval, from above outside its pause (the bucket refilled meanwhile).
+      Told, the gate comes down from far above and takes the lower bound
+      ``L``; discovering, it comes up from below and takes the upper one,
+      never above ``U``.  When ``L >= decrease * U`` the limit is pinned: the
+      anchor is ``L`` and the rate restarts at ``margin * L``; a limit pinned
+      again where it was doubles the recovery time (up to ``recovery_max``),
+      so a stable limit is probed rarely.  Otherwise plain multiplicative
+      decrease: anchor and restart ``decrease * U`` (slow start's first 429
+      anchors at what its last step delivered).
     * **Grow with time, not with successes** (CUBIC's window in rate units):
-      ``A - (A - r0)(1 - t/K)^3`` up to the anchor ``A`` after ``K =
-      recovery`` seconds, then ``A(1 + probe((t - K)/K)^3)`` — flat near the
-      anchor, probing above it ever faster only once it held for a while
-      (the limit may have risen, or ``L`` was low).  Growth per second does
-      not depend on how many requests succeed, so a busy gate does not
-      overshoot faster than an idle one.
+      ``A - (A - r0)(1 - t/K)^3`` up to the anchor ``A`` after ``K``
+      seconds, then ``A(1 + probe((t - K)/K)^3)``.  Untold, growth never
+      goes past twice what callers actually sent (no rate nobody used).
     * **Retry-After exactly**: nobody is let through before it has passed,
       and no pause is added beyond it.  The first send after a pause starts
-      a full period (no saved-up burst: the server's bucket may hold one
-      token), and the burst is at most ``burst_seconds`` of the current rate,
-      so a slow gate is strictly spaced and never trips a small bucket.
-    * Before any 429 the gate runs at the ceiling; there is no slow start.
+      a full period (no saved-up burst), and the burst is at most
+      ``burst_seconds`` of the current rate.
 
-    The server's ``X-RateLimit-Limit`` is not used as a rate: it is often a
-    count per unknown window, it is absent on many servers, and the client's
-    attempt hook does not carry headers.
     ``on_quota(remaining, reset_after)`` pauses until a spent window resets,
-    without lowering the rate.
-
-    One acquirer at a time stands at the bucket (a priority-ordered cap of
-    1 in front), so a burst of low-priority waiters cannot overtake a poll.
+    without lowering the rate.  One acquirer at a time stands at the bucket
+    (a priority-ordered cap of 1 in front), so a burst of low-priority
+    waiters cannot overtake a poll.
     """
 
     def __init__(
@@ -272,29 +312,39 @@ class RateGate:
         rate: float = ENGINE_RATE_DEFAULT,
         *,
         max_rate: float | None = None,
+        discover: bool = False,
         burst: float = ENGINE_RATE_BURST,
         burst_seconds: float = ENGINE_RATE_BURST_SECONDS,
         min_rate: float = ENGINE_RATE_MIN,
         decrease: float = ENGINE_RATE_DECREASE,
+        soft_decrease: float = ENGINE_RATE_SOFT_DECREASE,
         margin: float = ENGINE_RATE_MARGIN,
         recovery: float = ENGINE_RATE_RECOVERY_SECONDS,
+        recovery_max: float = ENGINE_RATE_RECOVERY_MAX,
         probe: float = ENGINE_RATE_PROBE,
         window: float = ENGINE_RATE_WINDOW,
+        slow_start_step: float = ENGINE_RATE_SLOW_START_STEP,
         name: str = "",
     ) -> None:
         if rate <= 0 or burst < 1:
             raise ValueError("rate must be > 0 and burst >= 1")
-        if not 0 < decrease < 1 or not 0 < margin <= 1:
-            raise ValueError("decrease must be in (0, 1) and margin in (0, 1]")
-        if recovery <= 0 or probe <= 0 or window <= 0:
-            raise ValueError("recovery, probe and window must be > 0")
+        if not 0 < decrease < 1 or not 0 < soft_decrease < 1 or not 0 < margin <= 1:
+            raise ValueError("decrease and soft_decrease must be in (0, 1), margin in (0, 1]")
+        if recovery <= 0 or probe <= 0 or window <= 0 or slow_start_step <= 0:
+            raise ValueError("recovery, probe, window and slow_start_step must be > 0")
         self.name = name
         self.max_rate = max_rate if max_rate is not None else rate
+        if self.max_rate <= 0:
+            raise ValueError("max_rate must be > 0")
+        self._ceiling = self.max_rate
         self.min_rate = min(min_rate, self.max_rate)
         self._rate = min(rate, self.max_rate)
+        self._floor_soft = self._rate  # soft signals never cut below the start
         self._decrease = decrease
+        self._soft = soft_decrease
         self._margin = margin
         self._recovery = recovery
+        self._recovery_max = max(recovery, recovery_max)
         self._probe = probe
         self._window = window
         self._burst = burst
@@ -303,12 +353,28 @@ class RateGate:
         self._limiter = _AdjustableLimiter(capacity, capacity / self._rate)
         self._queue = ConcurrencyCap(1, name=f"{name}-queue")
         self._paused_until = 0.0
-        # Congestion state: None until the first 429 (then the rate is max).
+        # Congestion state: None until the first event (then the anchor is known).
         self._event_at: float | None = None
+        self._event_paused = 0.0  # seconds of Retry-After pause since then
         self._anchor = self._rate
         self._restart = self._rate
+        self._pinned: float | None = None
         self._ok_since_event = 0
         self._sent: deque[float] = deque()
+        # Discovery.
+        self._discover = discover
+        self._slow_start = discover and self._rate < self.max_rate
+        self._step = slow_start_step
+        self._step_at: float | None = None
+        self._step_sent = 0
+        self._step_ok = 0
+        self._last_step_ok_rate = 0.0
+        self._source = "probing" if self._slow_start else ("ceiling" if discover else "told")
+        # Overload signals from a server with no limit of its own.
+        self._fastest = float("inf")
+        self._smoothed: float | None = None
+        self._soft_at: float | None = None
+        self._answers: deque[tuple[float, bool]] = deque()
         self.stats = RateStats()
 
     @property
@@ -318,8 +384,26 @@ class RateGate:
 
     @property
     def anchor(self) -> float | None:
-        """The rate the gate believes the server allows (None before any 429)."""
+        """The rate the gate believes the server allows (None before any congestion)."""
         return None if self._event_at is None else self._anchor
+
+    @property
+    def source(self) -> str:
+        """Where the rate comes from: ``told``, ``header`` (the server published it),
+        ``probing`` (slow start), ``discovered`` (congestion found it) or ``ceiling``."""
+        return self._source
+
+    def describe(self) -> str:
+        """``"58/s discovered"``: the rate and where it comes from, for people."""
+        label = {
+            "told": "(--rate)",
+            "header": "published by the server",
+            "probing": "probing",
+            "discovered": "discovered",
+            "ceiling": "ceiling (no limit seen)",
+        }[self._source]
+        rate = self._rate
+        return f"{rate:.0f}/s {label}" if rate >= 10 else f"{rate:.2g}/s {label}"
 
     @property
     def waiting(self) -> int:
@@ -344,12 +428,29 @@ class RateGate:
             self._limiter.set_rate(rate, self._capacity(rate))
 
     def set_max_rate(self, max_rate: float) -> None:
-        """A newly known limit (e.g. ``--rate`` or a server header)."""
+        """A newly known ceiling (e.g. ``--rate``)."""
         if max_rate <= 0:
             raise ValueError("max_rate must be > 0")
-        self.max_rate = max_rate
+        self.max_rate = self._ceiling = max_rate
         self.min_rate = min(self.min_rate, max_rate)
+        self._floor_soft = min(self._floor_soft, max_rate)
         self._set_rate(min(self._rate, max_rate))
+
+    def on_published(self, rate: float) -> None:
+        """The server published its limit (requests/second): an untold gate takes it
+        (up to its ceiling)."""
+        if not self._discover or rate <= 0:
+            return
+        rate = min(rate, self._ceiling)
+        if self._source == "header" and abs(rate - self.max_rate) <= 1e-9 * rate:
+            return
+        self.max_rate = rate
+        self.min_rate = min(self.min_rate, rate)
+        self._floor_soft = min(self._floor_soft, rate)
+        self._slow_start = False
+        self._source = "header"
+        self._event_at = None  # no congestion yet at this limit
+        self._set_rate(rate)
 
     async def acquire(self, priority: int = Priority.CONTINUE) -> None:
         async with self._queue.slot(priority):
@@ -388,6 +489,7 @@ class RateGate:
         sent.append(now)
         while sent[0] < now - self._window:
             sent.popleft()
+        self._step_sent += 1
 
     def _send_rate(self, now: float) -> float | None:
         """Requests sent per second over the last window, pauses excluded."""
@@ -409,13 +511,97 @@ class RateGate:
         return self._anchor * (1.0 + self._probe * ((t - k) / k) ** 3)
 
     def _grow(self) -> None:
-        target = self._target(self._now())
-        if target > self._rate:
-            self._set_rate(target)
+        now = self._now()
+        if self._slow_start:
+            self._slow_start_step(now)
+            return
+        target = self._target(now)
+        if target <= self._rate:
+            return
+        if self._discover:
+            # No rate nobody used: past twice the measured send rate, growth waits.
+            sent = self._send_rate(now)
+            target = min(target, max(self._rate, 2.0 * sent if sent is not None else 0.0))
+        self._set_rate(target)
 
-    def on_success(self) -> None:
+    def _slow_start_step(self, now: float) -> None:
+        if self._step_at is None:
+            self._step_at = now
+            return
+        dt = now - self._step_at
+        if dt < self._step:
+            return
+        self._last_step_ok_rate = self._step_ok / dt
+        used = self._step_sent >= ENGINE_RATE_SATURATED * self._rate * dt
+        self._step_at, self._step_sent, self._step_ok = now, 0, 0
+        if used and self._paused_until <= now:
+            self._set_rate(2.0 * self._rate)
+            if self._rate >= self.max_rate:
+                self._slow_start = False
+                self._source = "ceiling"
+
+    def on_success(self, latency: float | None = None) -> None:
+        """A non-429 answer below 500; ``latency``: seconds, for light requests only."""
         self._ok_since_event += 1
+        self._step_ok += 1
+        if self._discover:
+            now = self._now()
+            self._answer(now, ok=True)
+            if latency is not None and self._slowed(latency):
+                self._soft_event(now)
         self._grow()
+
+    def on_error(self) -> None:
+        """A 5xx or a dropped connection: overload from an unlimited server, in numbers."""
+        if not self._discover:
+            return
+        now = self._now()
+        self._answer(now, ok=False)
+        answers = self._answers
+        failed = sum(1 for _, ok in answers if not ok)
+        if len(answers) >= ENGINE_RATE_ERROR_MIN and failed >= ENGINE_RATE_ERROR_SHARE * len(
+            answers
+        ):
+            self._soft_event(now)
+
+    def _answer(self, now: float, *, ok: bool) -> None:
+        answers = self._answers
+        answers.append((now, ok))
+        while answers[0][0] < now - self._window:
+            answers.popleft()
+
+    def _slowed(self, latency: float) -> bool:
+        """Smoothed light-answer time well above the fastest seen."""
+        self._fastest = min(self._fastest, latency)
+        a = ENGINE_RATE_LATENCY_SMOOTHING
+        s = latency if self._smoothed is None else (1 - a) * self._smoothed + a * latency
+        self._smoothed = s
+        fastest = self._fastest
+        return s > max(ENGINE_RATE_LATENCY_FACTOR * fastest, fastest + ENGINE_RATE_LATENCY_RISE)
+
+    def _soft_event(self, now: float) -> None:
+        """Slow answers or failures: cut softly, at most once per recovery time."""
+        if self._soft_at is not None and now - self._soft_at < self._recovery:
+            return
+        if self._event_at is not None and now - self._event_at < self._recovery:
+            return
+        self._soft_at = now
+        sent = self._send_rate(now)
+        upper = min(self._rate, sent) if sent is not None else self._rate
+        restart = max(self._soft * upper, min(self._floor_soft, self._rate))
+        self._anchor = self._restart = restart
+        self._begin_event(now)
+        self._set_rate(restart)
+        self.stats.decreases += 1
+
+    def _begin_event(self, now: float) -> None:
+        self._event_at = now
+        self._event_paused = 0.0
+        self._ok_since_event = 0
+        if self._slow_start:
+            self._slow_start = False
+        if self._discover and self._source in ("probing", "ceiling"):
+            self._source = "discovered"
 
     def on_rate_limited(self, retry_after: float | None = None, *, elapsed: float = 0.0) -> None:
         """A 429; ``elapsed``: how long ago its request was sent (0 if unknown)."""
@@ -428,9 +614,11 @@ class RateGate:
             sent_at < self._event_at or now < self._paused_until
         )
         if not same_event:
-            self._decrease_at(now)
+            self._decrease_at(now)  # before the pause: it measures the send rate up to now
         if until > self._paused_until:
-            self.stats.paused_seconds += until - max(now, self._paused_until)
+            added = until - max(now, self._paused_until)
+            self.stats.paused_seconds += added
+            self._event_paused += added
             self._paused_until = until
 
     def _decrease_at(self, now: float) -> None:
@@ -439,14 +627,29 @@ class RateGate:
         cut = self._decrease * upper
         delivered = None
         if self._event_at is not None and now > self._event_at:
-            delivered = self._ok_since_event / (now - self._event_at)
+            # Successes since the last event per second bound the limit: over
+            # the whole interval from below, outside its pause from above
+            # (the server's bucket refilled during the pause).  Told, the
+            # gate comes down from far above: the lower bound.  Discovering,
+            # it comes up from below: the upper one, never above the send rate.
+            span = now - self._event_at
+            if self._discover and span - self._event_paused > 0.1 * span:
+                delivered = min(upper, self._ok_since_event / (span - self._event_paused))
+            else:
+                delivered = self._ok_since_event / span
+        elif self._slow_start:
+            # The first overload: what the last full step delivered.
+            delivered = min(upper, self._last_step_ok_rate)
         if delivered is not None and delivered >= cut:
-            self._anchor = max(delivered, self.min_rate)
-            self._restart = self._margin * self._anchor
+            anchor = max(delivered, self.min_rate)
+            pinned = self._pinned
+            if pinned is not None and abs(anchor - pinned) <= ENGINE_RATE_SAME_LIMIT * pinned:
+                self._recovery = min(self._recovery_max, 2.0 * self._recovery)
+            self._pinned = self._anchor = anchor
+            self._restart = self._margin * anchor
         else:
             self._anchor = self._restart = max(cut, self.min_rate)
-        self._event_at = now
-        self._ok_since_event = 0
+        self._begin_event(now)
         self._set_rate(self._restart)
         self.stats.decreases += 1
 
@@ -456,7 +659,7 @@ class RateGate:
             self._paused_until = max(self._paused_until, until)
 
     def __repr__(self) -> str:
-        return f"<RateGate {self.name!r} {self._rate:.2f}/{self.max_rate:.2f} rps>"
+        return f"<RateGate {self.name!r} {self._rate:.2f}/{self.max_rate:.2f} rps {self._source}>"
 
 
 @dataclass(slots=True)
@@ -484,14 +687,25 @@ class Limits:
         uploads: int = ENGINE_CAP_UPLOADS,
         downloads: int = ENGINE_CAP_DOWNLOADS,
     ) -> Limits:
-        """The gates; each rate gate's ``burst`` is capped at one second of its rate (>= 1),
-        and live at ENGINE_RATE_BURST_SECONDS of its current rate (see RateGate)."""
-        api_rate = rate if rate is not None else ENGINE_RATE_DEFAULT
-        agent_rate = agent_rate if agent_rate is not None else api_rate
+        """The gates.  ``rate``: told, each host's gate runs at it and never above;
+        None: each discovers its host's limit (see :class:`RateGate`).  A gate's
+        ``burst`` is capped at one second of its rate (>= 1), and live at
+        ENGINE_RATE_BURST_SECONDS of its current rate."""
 
-        def gate(gate_rate: float, name: str) -> RateGate:
+        def gate(gate_rate: float | None, name: str) -> RateGate:
+            if gate_rate is None:
+                start = ENGINE_RATE_START
+                return RateGate(
+                    start,
+                    max_rate=ENGINE_RATE_CEILING,
+                    discover=True,
+                    burst=min(burst, max(1.0, start)),
+                    name=name,
+                )
             return RateGate(gate_rate, burst=min(burst, max(1.0, gate_rate)), name=name)
 
+        api_rate = rate
+        agent_rate = agent_rate if agent_rate is not None else api_rate
         return cls(
             api=gate(api_rate, "api"),
             agent=gate(agent_rate, "agent"),

@@ -444,3 +444,152 @@ def test_climbs_back_with_time_and_never_above_max() -> None:
     rates = virtual(main())
     assert rates == sorted(rates)  # monotone between 429s
     assert rates[0] < 20.0 and rates[-1] == 20.0  # back at the ceiling, never above
+
+
+# -- Discovery: told nothing ---------------------------------------------------
+def untold() -> RateGate:
+    """The gate `genbatch run` builds without --rate."""
+    return Limits.create(rate=None).api
+
+
+def test_untold_gate_starts_low_and_probes_under_the_polite_ceiling() -> None:
+    from genbatch.engine.limits import ENGINE_RATE_CEILING, ENGINE_RATE_START
+
+    gate = untold()
+    assert gate.rate == ENGINE_RATE_START and gate.max_rate == ENGINE_RATE_CEILING
+    assert gate.source == "probing"
+    assert Limits.create(rate=60.0).api.source == "told"
+
+
+def test_a_limit_of_60_is_found_within_10_s_with_few_429s() -> None:
+    """No --rate, a server allowing 60/s (bucket 10) that publishes nothing."""
+
+    async def main() -> tuple[Outcome, float | None, str, float]:
+        gate = untold()
+        seen: list[tuple[float | None, str]] = []
+
+        async def watch() -> None:
+            await asyncio.sleep(10.0)
+            seen.append((gate.anchor, gate.source))
+
+        out, _ = await asyncio.gather(drive(Bucket(60.0, 10), gate, seconds=40.0), watch())
+        anchor, source = seen[0]
+        return out, anchor, source, gate.rate
+
+    out, anchor_at_10s, source, final = virtual(main())
+    assert source == "discovered"
+    assert anchor_at_10s is not None and 0.85 * 60 <= anchor_at_10s <= 1.15 * 60
+    assert out.limited <= 0.01 * len(out.sends) + 10  # few 429s, each event's in-flight few
+    assert out.decreases <= 6
+    assert out.accepted >= 0.85 * 60.0 * 40.0
+    assert out.sent_inside_a_pause() == 0
+    assert final <= 1.5 * 60
+
+
+def test_an_unlimited_server_is_driven_to_the_ceiling() -> None:
+    """No limit, answers that never slow down: slow start doubles up to the ceiling."""
+
+    async def main() -> tuple[float, str, float]:
+        gate = untold()
+        loop = asyncio.get_running_loop()
+        reached: list[float] = []
+
+        async def caller() -> None:
+            while loop.time() < 5.0:
+                await gate.acquire()
+                await asyncio.sleep(0.005)
+                gate.on_success(0.005)
+                if gate.source == "ceiling" and not reached:
+                    reached.append(loop.time())
+
+        await asyncio.gather(*(caller() for _ in range(64)))
+        return gate.rate, gate.source, reached[0] if reached else float("inf")
+
+    rate, source, when = virtual(main())
+    assert source == "ceiling" and rate == untold().max_rate
+    assert when < 2.5  # 20/s to 1000/s: six doublings of a quarter second each, used
+
+
+async def _drive_capacity(gate: RateGate, *, capacity: float, seconds: float) -> list[float]:
+    """A server with no limit that serves ``capacity`` requests/s: beyond it, answers queue."""
+    loop = asyncio.get_running_loop()
+    busy_until = 0.0
+    rates: list[float] = []
+
+    async def caller() -> None:
+        nonlocal busy_until
+        while loop.time() < seconds:
+            await gate.acquire()
+            now = loop.time()
+            busy_until = max(now, busy_until) + 1.0 / capacity
+            latency = busy_until - now + 0.002
+            await asyncio.sleep(latency)
+            gate.on_success(latency)
+
+    async def sample() -> None:
+        while loop.time() < seconds:
+            await asyncio.sleep(0.5)
+            rates.append(gate.rate)
+
+    await asyncio.gather(*(caller() for _ in range(256)), sample())
+    return rates
+
+
+def test_an_unlimited_server_is_backed_off_when_its_latency_climbs() -> None:
+    rates = virtual(_drive_capacity(untold(), capacity=300.0, seconds=30.0))
+    assert max(rates) > 300.0  # driven past what it can serve...
+    settled = sorted(rates[-20:])[10]  # median of the last 10 s
+    assert settled <= 1.2 * 300.0  # ...then held near it, not at the ceiling
+    assert settled >= 0.4 * 300.0
+
+
+def test_failing_answers_cut_softly_and_not_below_the_start() -> None:
+    from genbatch.engine.limits import ENGINE_RATE_START
+
+    async def main() -> tuple[float, float]:
+        gate = untold()
+        gate._set_rate(400.0)  # as if slow start had climbed
+        for _ in range(5):
+            await gate.acquire()
+        for _ in range(10):
+            gate.on_error()
+        once = gate.rate
+        for _ in range(50):  # a server that only fails: the start rate is the floor
+            await asyncio.sleep(5.0)
+            for _ in range(10):
+                gate.on_error()
+        return once, gate.rate
+
+    once, final = virtual(main())
+    assert once < 400.0
+    assert final >= ENGINE_RATE_START
+
+
+def test_a_published_limit_is_taken_at_once_up_to_the_ceiling() -> None:
+    async def main() -> tuple[float, str, float]:
+        gate = untold()
+        gate.on_published(60.0)
+        first = gate.rate, gate.source
+        gate.on_published(1e6)
+        return first[0], first[1], gate.rate
+
+    rate, source, capped = virtual(main())
+    assert rate == 60.0 and source == "header"
+    assert capped == untold().max_rate
+    told = Limits.create(rate=30.0).api
+    told.on_published(60.0)  # told: the user's number stands
+    assert told.rate == 30.0 and told.source == "told"
+
+
+def test_an_idle_untold_gate_does_not_grow() -> None:
+    async def main() -> float:
+        gate = untold()
+        for _ in range(20):
+            await asyncio.sleep(0.5)
+            await gate.acquire()  # one request every half second: nowhere near its rate
+            gate.on_success(0.01)
+        return gate.rate
+
+    from genbatch.engine.limits import ENGINE_RATE_START
+
+    assert virtual(main()) == ENGINE_RATE_START
