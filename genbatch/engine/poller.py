@@ -6,28 +6,57 @@ due time and starts that poll (at most ``max_inflight`` polls run at once,
 each passing the shared rate gate at :attr:`Priority.POLL`).  10,000 pending
 jobs are a few MB and one timer.
 
-When to poll.  Polls spend the same rate budget as new work, so the
-schedule depends on how busy that budget is:
+When to poll.  GEN's objects carry no timestamps and its latencies differ
+per model and change, so each *kind* (an opaque key such as
+``"video_from_text:veo_3"``) learns its completion times during the run,
+with no prior and no time scale:
 
-* each kind (``video_from_text``, ``render``, ...) keeps its recent
-  completion times (``ENGINE_POLL_WINDOW``), seeded with a prior spread
-  around ``ENGINE_POLL_SEED_SECONDS`` x ``scale`` (the simulator's time
-  scale, so rehearsals learn nothing wrong).  Each finished job adds one
-  absolute sample -- the middle of its last (not done, done] poll window, or
-  ``HIT_SHRINK`` x the first poll's time when that poll already found it
-  done -- so a cohort of jobs started together adds samples, it cannot
-  compound a multiplicative step (the old tracker ran 1.2 s -> 23 s that way);
-* the first poll comes at a quantile of those samples: high (0.85) when the
-  rate gate is busy, so one poll usually suffices; low (0.4) when the gate
-  has slack, so polls bracket the likely completion;
-* after a miss inside the likely window the next poll comes ``STEP`` x the
-  job's elapsed time later (a job is seen within ~STEP of its duration),
-  beyond the window the interval grows geometrically, clamped to
-  ``[min, max] x scale``, all with jitter.
+* **Scouting.**  A kind with fewer than ``ENGINE_POLL_CALIBRATED`` samples
+  bounded on both sides (below) is uncalibrated.  Up to
+  ``ENGINE_POLL_SCOUTS`` of its jobs at a time are scouts, polled
+  ``ENGINE_POLL_SCOUT_FIRST`` seconds after watch, then at elapsed times
+  growing by ``ENGINE_POLL_SCOUT_FACTOR``.  Its other jobs are parked (no
+  polls) until the kind calibrates -- then each is scheduled from its own
+  start (due now if already past its first rung) -- or a scout leaves while
+  the kind is still uncalibrated (a parked job takes its place), or the
+  kind's prior (``ENGINE_POLL_SEED_SECONDS``) has passed: the
+  prior only bounds how long a job waits unpolled, it is never a poll time.
+  A fast server is seen within a fraction of a second; a slow one costs a
+  few scouts' polls, not a dozen per job.  A scout found done at its first
+  poll only says "faster than that": it is not counted, and the kind's next
+  scouts look sooner.
+* **Samples.**  A finished job teaches one completion time: its exact
+  duration when the result says (``duration=``: the server's own
+  timestamps), else a point drawn uniformly from its bracket -- from when
+  the last poll that saw it unfinished was sent (0 for a hit at its planned
+  first poll) to when the poll that saw it done was answered.  Draws, not
+  midpoints: midpoints pile up between rungs and the quantiles would lock
+  onto them, while with draws the share of samples below a rung is the
+  share of jobs done by it, so a rung placed too early or too late walks to
+  its quantile.  Once calibrated, the prior plays no part.  Kept:
+  ``ENGINE_POLL_WINDOW`` samples, a random one replaced when full (a cohort
+  resolves in duration order; "the last N" would be its slowest).  A job
+  found again after a restart (``elapsed``) is polled at once and teaches
+  only an exact duration.
+* **The ladder.**  A calibrated kind's jobs are polled at rungs on the
+  learned distribution: quantiles ``ENGINE_POLL_LADDER`` when the rate
+  budget has slack, fewer and higher ones (``ENGINE_POLL_BUSY_LADDER``)
+  when it is busy -- polls take tokens new work needs -- blended in
+  between; each rung jittered in quantile space so jobs started together
+  spread out.  Past the last rung, intervals grow geometrically.  Two polls
+  of a job are never closer than ``ENGINE_POLL_MIN_STEP`` x its elapsed time
+  (and ``min_interval``), nor further apart than ``max_interval``.  Against
+  durations spread +/-33 % this sees a job within ~8-9 % of its duration
+  (median) at ~2.6 polls with slack, ~11-13 % at ~1.8 polls when busy
+  (tests/engine/test_engine_poller.py, virtual clock).
 
 Slack comes from ``budget`` (the rate gate the client's polls pass, watched
 not entered: its acquisitions per second against its rate).  Without one
 the hub assumes ``ENGINE_POLL_DEFAULT_SLACK``.
+
+The hub also keeps a census of what each watched job's last poll said
+(``pending``: queued by the server; ``processing``: running), so the run
+can stop piling work into a server-side queue.
 
 A fetch that raises fails the watcher's future with that exception; the
 client has already retried what was retryable.
@@ -36,19 +65,23 @@ client has already retried what was retryable.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import itertools
 import random
+import time
 from bisect import bisect_left, insort
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Final, Generic, Protocol, Self, TypeVar
 
 from genbatch.engine.limits import Gate, Priority
 
-#: Expected seconds to completion per job kind at time_scale 1.0 (the middle
-#: of the documented latency ranges); learning replaces them within a run.
+#: Rough seconds to completion per job kind (the middle of GEN's documented
+#: latency ranges).  Only a bound: a job of an uncalibrated kind waits at
+#: most this long unpolled.  A ``"type:model"`` kind falls back to its type.
 ENGINE_POLL_SEED_SECONDS: Final[dict[str, float]] = {
     "text": 5.0,
     "speech_from_text": 10.0,
@@ -66,59 +99,102 @@ ENGINE_POLL_SEED_SECONDS: Final[dict[str, float]] = {
 }
 #: Seed for a kind not listed above.
 ENGINE_POLL_SEED_DEFAULT: Final = 30.0
-#: The first poll aims at this quantile of the kind's learned completion
-#: times when the rate gate is busy (polls displace new work), and at the
-#: tight one when the gate has slack (polls are free; detection delay falls).
-ENGINE_POLL_FIRST_QUANTILE: Final = 0.85
-ENGINE_POLL_TIGHT_QUANTILE: Final = 0.4
-#: Completion times kept per kind (a random sample of recent jobs; their
-#: quantiles drive the schedule).  A prior of evenly spread points over seed x (1 +/- spread)
-#: fills the window until real jobs push it out.
+#: A kind is calibrated once it has this many samples bounded on both sides
+#: (a miss before the hit, or an exact duration); until then up to SCOUTS of
+#: its jobs are polled SCOUT_FIRST s after watch, then at elapsed times x
+#: SCOUT_FACTOR (brackets of +/-20 %).  A scout done at its first poll makes
+#: the kind's next scouts look SCOUT_FACTOR**2 sooner than that.
+ENGINE_POLL_CALIBRATED: Final = 3
+ENGINE_POLL_SCOUTS: Final = 4
+ENGINE_POLL_SCOUT_FIRST: Final = 0.25
+ENGINE_POLL_SCOUT_FACTOR: Final = 1.5
+#: Rungs (quantiles of the learned completion times) a calibrated kind's jobs
+#: are polled at: with slack, four (a job is seen within ~a quarter of the
+#: spread: ~8 % of its duration at ~2.6 polls); busy, three higher ones
+#: (~12 % at ~1.8 polls).  Equal length, blended by slack; repeated rungs
+#: count once.  The top rung is below 1 so it settles on its quantile (a
+#: rung above every job would learn nothing to bring it down).
+ENGINE_POLL_LADDER: Final = (0.25, 0.5, 0.75, 0.9)
+ENGINE_POLL_BUSY_LADDER: Final = (0.5, 0.8, 0.9, 0.9)
+#: Each rung's quantile is moved by up to +/- this, so cohorts spread out and
+#: brackets do not all share the same ends.
+ENGINE_POLL_RUNG_JITTER: Final = 0.04
+#: Completion times kept per kind (a random sample of recent jobs).
 ENGINE_POLL_WINDOW: Final = 128
-ENGINE_POLL_PRIOR_POINTS: Final = 8
-ENGINE_POLL_PRIOR_SPREAD: Final = 1 / 3
-#: A job done at its first poll is recorded at this fraction of that time
-#: (it finished somewhere before), so a first poll set too late walks down.
-ENGINE_POLL_HIT_SHRINK: Final = 0.8
-#: After a miss inside the likely window (below this quantile), the next poll
-#: comes STEP x the job's elapsed time later: a job is seen within ~STEP of
-#: its duration.  Past the window the interval grows by the factor, within
-#: [min, max] seconds (x scale).
-ENGINE_POLL_WINDOW_END_QUANTILE: Final = 0.97
+#: Past the last rung the interval is at least STEP x elapsed and grows by
+#: BACKOFF_FACTOR a poll, capped by MAX_INTERVAL seconds.
 ENGINE_POLL_STEP: Final = 0.1
 ENGINE_POLL_BACKOFF_FACTOR: Final = 1.6
-ENGINE_POLL_MIN_INTERVAL: Final = 0.5
 ENGINE_POLL_MAX_INTERVAL: Final = 30.0
+#: Two polls of one job are at least MIN_STEP x its elapsed time apart, and
+#: never closer than MIN_INTERVAL seconds: a floor for sub-second jobs, low
+#: enough for a 60-140 ms job (text at sim time scale 0.02) to get its rungs.
+ENGINE_POLL_MIN_STEP: Final = 0.03
+ENGINE_POLL_MIN_INTERVAL: Final = 0.01
 #: Rate-gate slack (1 - used share of its rate, measured over this many
-#: seconds): at or below LOW polls use the busy quantile, at or above HIGH
-#: the tight one, in between a blend.  Without a gate to watch, DEFAULT.
+#: seconds): at or below LOW polls use the busy ladder, at or above HIGH the
+#: slack one, in between a blend.  Without a gate to watch, DEFAULT.
 ENGINE_POLL_SLACK_SECONDS: Final = 1.0
 ENGINE_POLL_SLACK_LOW: Final = 0.15
 ENGINE_POLL_SLACK_HIGH: Final = 0.5
 ENGINE_POLL_DEFAULT_SLACK: Final = 0.0
-#: Relative jitter (+/-) on every delay, so jobs started together spread out.
+#: Relative jitter (+/-) on scout and back-off delays.
 ENGINE_POLL_JITTER: Final = 0.1
 #: Polls running concurrently; bounds tasks alive however many jobs wait.
 ENGINE_POLL_MAX_INFLIGHT: Final = 64
 
-__all__ = ["TERMINAL_STATUSES", "KindStats", "PollHub", "RateBudget", "is_terminal"]
+__all__ = [
+    "TERMINAL_STATUSES",
+    "Bracket",
+    "Census",
+    "KindStats",
+    "PollHub",
+    "RateBudget",
+    "is_terminal",
+]
 
 T = TypeVar("T")
 
 #: Final states of generations, renders, user jobs and agent runs.
 TERMINAL_STATUSES = frozenset({"completed", "failed", "stopped"})
 
-# A first poll later than this multiple of E (gate congestion) says nothing
-# about whether the job was done *by E*, so a hit there is not learned from.
-_LATE_FIRST_POLL = 1.5
+# Job states.
+_PARKED, _SCOUT, _LADDER, _GONE = 0, 1, 2, 3
+# Census phases of a job's last answer.
+_UNKNOWN, _QUEUED, _RUNNING = 0, 1, 2
+_PHASES: Final = {"pending": _QUEUED, "processing": _RUNNING, "running": _RUNNING}
+
+
+def _status(result: object) -> object:
+    return result.get("status") if isinstance(result, Mapping) else getattr(result, "status", None)
 
 
 def is_terminal(result: object) -> bool:
     """Default ``done`` test: ``result.status`` (or ``result["status"]``) is final."""
-    status = (
-        result.get("status") if isinstance(result, Mapping) else getattr(result, "status", None)
-    )
-    return status in TERMINAL_STATUSES
+    return _status(result) in TERMINAL_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class Bracket:
+    """When one job finished, in wall-clock epoch seconds (for the journal).
+
+    ``done_after``: the last poll that saw it unfinished was sent (None: no
+    such poll).  ``done_by``: the poll that saw it finished was answered.
+    ``done_at``: the exact completion when the server's timestamps say
+    (the hub leaves it None; :class:`~genbatch.engine.watch.HubWatcher` fills it).
+    """
+
+    done_after: float | None
+    done_by: float
+    done_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Census:
+    """Watched jobs by their last poll: ``pending`` (queued) or ``processing``/``running``."""
+
+    queued: int
+    running: int
 
 
 @dataclass(slots=True)
@@ -126,6 +202,7 @@ class KindStats:
     """Per-kind figures (a snapshot from :meth:`PollHub.stats`)."""
 
     kind: str
+    #: Median learned completion time (the prior until calibrated).
     estimate: float
     watched: int = 0
     resolved: int = 0
@@ -134,6 +211,10 @@ class KindStats:
     errors: int = 0
     delay_sum: float = 0.0
     fastest: float = float("inf")
+    #: Real samples learned (exact or drawn from a bracket), and whether
+    #: there are enough to schedule by them.
+    samples: int = 0
+    calibrated: bool = False
 
     @property
     def polls_per_job(self) -> float:
@@ -147,10 +228,10 @@ class KindStats:
     def detection_delay(self) -> float:
         """Rough mean seconds from completion to detection.
 
-        A job is done somewhere between the previous poll (or, for a first
-        poll hit, the fastest completion seen for the kind) and the poll that
-        saw it; half that window is the estimate.  Benchmarks measure the
-        exact figure from the simulator's ledger.
+        Exact when the job's duration was known; otherwise half the window
+        between the previous poll (or, for a first-poll hit, the fastest
+        completion seen for the kind) and the poll that saw it.  Benchmarks
+        measure the exact figure from the simulator's ledger.
         """
         return self.delay_sum / self.resolved if self.resolved else 0.0
 
@@ -171,29 +252,58 @@ class RateBudget(Protocol):
 
 
 class _Model:
-    """One kind's recent completion times (seconds since watch), kept sorted."""
+    """One kind: its recent completion times (seconds since watch, sorted), scouts, parked jobs."""
 
-    __slots__ = ("rng", "size", "sorted", "stats", "window")
+    __slots__ = (
+        "bound",
+        "first",
+        "informed",
+        "parked",
+        "rng",
+        "scouts",
+        "size",
+        "sorted",
+        "stats",
+        "window",
+    )
 
-    def __init__(self, kind: str, seed: float, *, size: int = ENGINE_POLL_WINDOW) -> None:
-        n, spread = ENGINE_POLL_PRIOR_POINTS, ENGINE_POLL_PRIOR_SPREAD
-        prior = [seed * (1 - spread + 2 * spread * (i + 0.5) / n) for i in range(n)]
-        self.window = prior
-        self.size = max(size, n)
-        self.sorted = sorted(prior)
-        self.stats = KindStats(kind, seed)
+    def __init__(
+        self, kind: str, bound: float, first: float, *, size: int = ENGINE_POLL_WINDOW
+    ) -> None:
+        self.window: list[float] = []
+        self.sorted: list[float] = []
+        self.size = max(size, 1)
+        self.bound = bound
+        self.stats = KindStats(kind, bound)
         self.rng = random.Random(len(kind))
+        self.scouts = 0
+        self.parked: deque[_Job[Any]] = deque()
+        #: Scouts' first poll (seconds after watch); shrinks while scouts are
+        #: found done at it, which says only "faster than that".
+        self.first = first
+        #: Samples that bound the job from below too (a miss before, or exact):
+        #: what calibration counts.
+        self.informed = 0
+
+    @property
+    def calibrated(self) -> bool:
+        return self.stats.calibrated
 
     def quantile(self, q: float) -> float:
+        """Interpolated between order statistics (few samples still give a spread)."""
         xs = self.sorted
-        return xs[min(len(xs) - 1, int(q * len(xs)))]
+        pos = min(max(q, 0.0), 1.0) * (len(xs) - 1)
+        i = int(pos)
+        if i + 1 >= len(xs):
+            return xs[-1]
+        return xs[i] + (pos - i) * (xs[i + 1] - xs[i])
+
+    @property
+    def estimate(self) -> float:
+        return self.quantile(0.5) if self.sorted else self.bound
 
     def add(self, sample: float) -> None:
-        """Keep ``size`` samples; when full, a random one makes room.
-
-        Random, not oldest: a cohort of jobs started together resolves in
-        duration order, so "the last N" would be its slowest N.
-        """
+        """Keep ``size`` samples; when full, a random one makes room."""
         if len(self.window) < self.size:
             self.window.append(sample)
         else:
@@ -201,36 +311,36 @@ class _Model:
             del self.sorted[bisect_left(self.sorted, self.window[i])]
             self.window[i] = sample
         insort(self.sorted, sample)
-
-    def observe(self, hit: bool, last_miss: float | None, at: float, *, floor: float) -> None:
-        """Learn one finished job.
-
-        ``hit``: done at its first poll, answered ``at`` seconds after watch;
-        otherwise it was seen unfinished at ``last_miss`` (when that poll was
-        sent) and done at ``at``: the middle of that window is the sample.
-        """
-        done_by = at * ENGINE_POLL_HIT_SHRINK
-        sample = done_by if hit or last_miss is None else (last_miss + at) / 2
-        self.add(max(sample, floor))
+        self.stats.samples += 1
 
 
 class _Job(Generic[T]):
+    """One watched job; also its future's done callback (no closure per job)."""
+
     __slots__ = (
         "done",
+        "duration",
         "fetch",
-        "first_at",
         "future",
+        "hub",
         "interval",
         "job_id",
         "last_miss",
         "learn",
         "model",
+        "on_resolved",
+        "phase",
+        "planned",
         "polls",
+        "rung",
+        "seq",
+        "state",
         "t0",
     )
 
     def __init__(
         self,
+        hub: PollHub,
         model: _Model,
         job_id: str,
         fetch: Callable[[str], Awaitable[T]],
@@ -239,17 +349,30 @@ class _Job(Generic[T]):
         t0: float,
         learn: bool,
     ) -> None:
+        self.hub = hub
         self.model = model
         self.job_id = job_id
         self.fetch = fetch
         self.done = done
+        self.duration: Callable[[T], float | None] | None = None
+        self.on_resolved: Callable[[Bracket], None] | None = None
         self.future = future
         self.t0 = t0
+        #: Brackets teach (False for a job found again after a restart).
         self.learn = learn
+        #: The next poll is at its scheduled time, so a hit there bounds the
+        #: job from 0 (False for a poll that comes late: after a park).
+        self.planned = True
+        self.state = _LADDER
+        self.phase = _UNKNOWN
         self.polls = 0
+        self.rung = 0  # ladder rungs passed (each is climbed once, whatever its jitter)
+        self.seq = -1  # the live heap entry's sequence number
         self.last_miss: float | None = None
-        self.first_at = 0.0  # seconds after t0 the first poll was planned for
         self.interval = 0.0
+
+    def __call__(self, _future: asyncio.Future[T]) -> None:
+        self.hub._release(self)
 
 
 class PollHub:
@@ -260,13 +383,17 @@ class PollHub:
         *,
         gate: Gate | None = None,
         priority: int = Priority.POLL,
-        scale: float = 1.0,
         seeds: Mapping[str, float] | None = None,
         max_inflight: int = ENGINE_POLL_MAX_INFLIGHT,
-        quantile: float = ENGINE_POLL_FIRST_QUANTILE,
-        tight_quantile: float = ENGINE_POLL_TIGHT_QUANTILE,
+        ladder: tuple[float, ...] = ENGINE_POLL_LADDER,
+        busy_ladder: tuple[float, ...] = ENGINE_POLL_BUSY_LADDER,
+        calibrated: int = ENGINE_POLL_CALIBRATED,
+        scouts: int = ENGINE_POLL_SCOUTS,
+        scout_first: float = ENGINE_POLL_SCOUT_FIRST,
+        scout_factor: float = ENGINE_POLL_SCOUT_FACTOR,
         step: float = ENGINE_POLL_STEP,
         backoff_factor: float = ENGINE_POLL_BACKOFF_FACTOR,
+        min_step: float = ENGINE_POLL_MIN_STEP,
         min_interval: float = ENGINE_POLL_MIN_INTERVAL,
         max_interval: float = ENGINE_POLL_MAX_INTERVAL,
         jitter: float = ENGINE_POLL_JITTER,
@@ -275,25 +402,44 @@ class PollHub:
     ) -> None:
         """``gate``: polls pass it (and, if it is a rate gate, it is the budget).
         ``budget``: a rate gate the polls use elsewhere (the client's hooks),
-        watched for slack, never entered.  ``quantile``/``tight_quantile``:
-        first-poll quantile when that gate is busy / has slack.
+        watched for slack, never entered.  ``seeds``: per-kind bounds on how
+        long a job of an uncalibrated kind waits unpolled (over the defaults).
         """
-        if scale <= 0 or max_inflight < 1 or not 0 < tight_quantile <= quantile < 1 or step <= 0:
+        rungs_ok = len(ladder) == len(busy_ladder) > 0 and all(
+            0 < q < 1 for q in (*ladder, *busy_ladder)
+        )
+        if not (
+            rungs_ok
+            and max_inflight >= 1
+            and calibrated >= 1
+            and scouts >= 1
+            and scout_first > 0
+            and scout_factor > 1
+            and backoff_factor >= 1
+            and step > 0
+            and 0 < min_interval <= max_interval
+        ):
             raise ValueError(
-                "need scale > 0, max_inflight >= 1, 0 < tight_quantile <= quantile < 1, step > 0"
+                "need ladders of equal length with quantiles in (0, 1), max_inflight, "
+                "calibrated, scouts >= 1, scout_first > 0, scout_factor > 1, step > 0, "
+                "0 < min_interval <= max_interval"
             )
         self._gate = gate
         self._priority = priority
-        self._scale = scale
         self._seeds = dict(ENGINE_POLL_SEED_SECONDS)
         self._seeds.update(seeds or {})
         self._max_inflight = max_inflight
-        self._q_busy = quantile
-        self._q_tight = tight_quantile
+        self._ladder_slack = ladder
+        self._ladder_busy = busy_ladder
+        self._calibrated = calibrated
+        self._scouts = scouts
+        self._scout_first = scout_first
+        self._scout_factor = scout_factor
         self._step = step
         self._factor = backoff_factor
-        self._min = min_interval * scale
-        self._max = max_interval * scale
+        self._min_step = min_step
+        self._min = min_interval
+        self._max = max_interval
         self._jitter = jitter
         self._rng = random.Random(seed)
         if budget is None and hasattr(gate, "rate") and hasattr(gate, "stats"):
@@ -308,6 +454,12 @@ class PollHub:
         self._wakeup = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
         self._closed = False
+        self._watching = 0
+        self._queued = 0
+        self._running = 0
+        self._wall = 0.0  # wall clock - loop clock, taken once at start
+        # The futures' done callbacks need no context: one empty one, not a copy each.
+        self._context = contextvars.Context()
 
     # -- lifecycle -------------------------------------------------------------
     async def __aenter__(self) -> Self:
@@ -326,9 +478,9 @@ class PollHub:
         if self._closed:
             raise RuntimeError("poll hub is closed")
         if self._scheduler is None:
-            self._scheduler = asyncio.get_running_loop().create_task(
-                self._run(), name="genbatch-poll-hub"
-            )
+            loop = asyncio.get_running_loop()
+            self._wall = time.time() - loop.time()
+            self._scheduler = loop.create_task(self._run(), name="genbatch-poll-hub")
 
     async def close(self) -> None:
         """Stop polling; every still-pending watcher's future is cancelled."""
@@ -340,11 +492,12 @@ class PollHub:
         for _, _, job in self._heap:
             job.future.cancel()
         self._heap.clear()
+        await asyncio.sleep(0)  # let the futures' release callbacks run
 
     # -- public ----------------------------------------------------------------
     def estimate(self, kind: str) -> float:
-        """Current first-poll target for ``kind``, in seconds after the job starts."""
-        return self._model(kind).quantile(self._first_quantile())
+        """``kind``'s median learned completion time (its prior bound until it has samples)."""
+        return self._model(kind).estimate
 
     @property
     def slack(self) -> float:
@@ -353,27 +506,16 @@ class PollHub:
 
     @property
     def pending(self) -> int:
-        """Jobs waiting for a poll (scheduled) plus polls running now."""
-        return len(self._heap) + len(self._inflight)
+        """Jobs watched and not yet resolved (scheduled, parked or being polled)."""
+        return self._watching
+
+    def census(self) -> Census:
+        """Watched jobs whose last poll said ``pending`` / ``processing`` (O(1))."""
+        return Census(self._queued, self._running)
 
     def stats(self) -> dict[str, KindStats]:
         """Per-kind snapshot (copies; safe to keep)."""
-        out = {}
-        q = self._first_quantile()
-        for kind, model in self._models.items():
-            s = model.stats
-            out[kind] = KindStats(
-                kind,
-                model.quantile(q),
-                s.watched,
-                s.resolved,
-                s.polls,
-                s.first_hits,
-                s.errors,
-                s.delay_sum,
-                s.fastest,
-            )
-        return out
+        return {k: replace(m.stats, estimate=m.estimate) for k, m in self._models.items()}
 
     def watch(
         self,
@@ -383,39 +525,78 @@ class PollHub:
         *,
         done: Callable[[T], bool] = is_terminal,
         elapsed: float = 0.0,
+        duration: Callable[[T], float | None] | None = None,
+        on_resolved: Callable[[Bracket], None] | None = None,
     ) -> asyncio.Future[T]:
         """Poll ``fetch(job_id)`` until ``done(result)``; the future gets the result.
 
-        ``kind`` picks the duration model (a generation type, ``"render"``,
-        ``"publish_content"``, ...).  ``elapsed``: seconds the job has already
-        been running (a job found again after a restart): its first poll
-        comes sooner, and it teaches the model nothing.  Cancelling the
-        future stops watching.
+        ``kind`` picks the duration model (opaque: ``"video_from_text:veo_3"``,
+        ``"render"``, ...).  ``elapsed``: seconds the job has already been
+        running (found again after a restart): polled at once, teaches only
+        an exact duration.  ``duration(result)``: seconds the finished job
+        took by the server's clock (None: unknown), learned exactly instead of
+        from the poll bracket.  ``on_resolved``: told the job's :class:`Bracket`
+        just before the future resolves.  Cancelling the future stops watching.
         """
         self._ensure_started()
         loop = asyncio.get_running_loop()
+        now = loop.time()
         model = self._model(kind)
         future: asyncio.Future[T] = loop.create_future()
-        job = _Job(model, str(job_id), fetch, done, future, loop.time() - elapsed, elapsed == 0)
+        job = _Job(self, model, str(job_id), fetch, done, future, now - elapsed, elapsed <= 0)
+        job.duration = duration
+        job.on_resolved = on_resolved
         model.stats.watched += 1
-        job.first_at = self._jittered(model.quantile(self._first_quantile()))
-        first = max(job.first_at - elapsed, 0.0)
-        self._push(job, job.t0 + elapsed + first)
+        self._watching += 1
+        future.add_done_callback(job, context=self._context)
+        if elapsed > 0:
+            job.planned = False
+            self._push(job, now)
+        elif model.calibrated:
+            self._push(job, now + self._after(job, 0.0))
+        elif model.scouts < self._scouts:
+            job.state = _SCOUT
+            model.scouts += 1
+            self._push(job, now + self._jittered(model.first))
+        else:
+            job.state = _PARKED
+            model.parked.append(job)
+            self._push(job, now + model.bound)
         return future
 
     # -- internals ---------------------------------------------------------------
     def _model(self, kind: str) -> _Model:
         model = self._models.get(kind)
         if model is None:
-            seed = self._seeds.get(kind, ENGINE_POLL_SEED_DEFAULT) * self._scale
-            model = self._models[kind] = _Model(kind, seed)
+            seeds = self._seeds
+            bound = seeds.get(kind) or seeds.get(kind.partition(":")[0]) or ENGINE_POLL_SEED_DEFAULT
+            model = self._models[kind] = _Model(kind, bound, self._scout_first)
         return model
 
-    def _first_quantile(self) -> float:
-        """Busy gate: aim high (one poll); slack: aim low and bracket."""
+    def _ladder(self) -> list[float]:
+        """The rungs' quantiles for the current slack (busy: fewer, higher)."""
         lo, hi = ENGINE_POLL_SLACK_LOW, ENGINE_POLL_SLACK_HIGH
         w = min(1.0, max(0.0, (self._measure_slack() - lo) / (hi - lo)))
-        return self._q_busy - w * (self._q_busy - self._q_tight)
+        return [b + w * (s - b) for s, b in zip(self._ladder_slack, self._ladder_busy, strict=True)]
+
+    def _after(self, job: _Job[Any], e: float) -> float:
+        """Seconds after the job's start for its next poll, now that it is ``e`` old."""
+        gap = max(self._min, self._min_step * e)
+        model = job.model
+        if model.calibrated:
+            j = ENGINE_POLL_RUNG_JITTER
+            ladder = self._ladder()
+            while job.rung < len(ladder):
+                t = model.quantile(ladder[job.rung] + self._rng.uniform(-j, j))
+                job.rung += 1
+                if t >= e + gap:
+                    job.interval = 0.0  # no back-off yet
+                    return t
+            interval = max(self._step * e, job.interval * self._factor)
+        else:  # a scout, or a job let out of the park: geometric in elapsed time
+            interval = (self._scout_factor - 1.0) * e
+        job.interval = min(self._max, max(gap, interval))
+        return e + self._jittered(job.interval)
 
     def _measure_slack(self) -> float:
         """Budget's unused share over the last ``ENGINE_POLL_SLACK_SECONDS`` (smoothed)."""
@@ -440,9 +621,65 @@ class PollHub:
         return delay * (1.0 + self._rng.uniform(-self._jitter, self._jitter))
 
     def _push(self, job: _Job[Any], due: float) -> None:
-        heapq.heappush(self._heap, (due, next(self._seq), job))
+        job.seq = seq = next(self._seq)
+        heapq.heappush(self._heap, (due, seq, job))
         if self._heap[0][2] is job:
             self._wakeup.set()  # a new earliest deadline
+
+    def _set_phase(self, job: _Job[Any], phase: int) -> None:
+        old = job.phase
+        if old == phase:
+            return
+        if old == _QUEUED:
+            self._queued -= 1
+        elif old == _RUNNING:
+            self._running -= 1
+        if phase == _QUEUED:
+            self._queued += 1
+        elif phase == _RUNNING:
+            self._running += 1
+        job.phase = phase
+
+    def _release(self, job: _Job[Any]) -> None:
+        """The watcher's future is done (resolved, failed or cancelled): forget the job."""
+        self._watching -= 1
+        self._set_phase(job, _UNKNOWN)
+        was, job.state = job.state, _GONE
+        model = job.model
+        if was == _SCOUT:
+            model.scouts -= 1
+            self._promote(model)
+
+    def _promote(self, model: _Model) -> None:
+        """An uncalibrated kind lost a scout: parked jobs take the free places.
+
+        The youngest first: it can still be polled at its planned first poll,
+        so what it shows teaches; an old one would often just be done.
+        """
+        if self._closed or model.calibrated:
+            return
+        now = asyncio.get_running_loop().time()
+        while model.scouts < self._scouts and model.parked:
+            job = model.parked.pop()
+            if job.state != _PARKED or job.future.done():
+                continue
+            job.state = _SCOUT
+            model.scouts += 1
+            first = job.t0 + model.first
+            job.planned = first > now
+            self._push(job, max(first, now))
+
+    def _calibrate(self, model: _Model) -> None:
+        """The kind has its samples: each parked job is scheduled from its own start."""
+        now = asyncio.get_running_loop().time()
+        while model.parked:
+            job = model.parked.popleft()
+            if job.state != _PARKED or job.future.done():
+                continue
+            job.state = _LADDER
+            due = job.t0 + self._after(job, 0.0)
+            job.planned = due > now
+            self._push(job, max(due, now))
 
     async def _run(self) -> None:
         try:
@@ -462,9 +699,11 @@ class PollHub:
                 await self._wakeup.wait()
                 self._wakeup.clear()
                 continue
-            due, _, job = self._heap[0]
-            delay = due - loop.time()
-            if delay > 0:
+            due, seq, job = self._heap[0]
+            if seq != job.seq or job.future.done():
+                heapq.heappop(self._heap)  # rescheduled, or the watcher gave up
+                continue
+            if due > loop.time():
                 timer = loop.call_at(due, self._wakeup.set)
                 try:
                     await self._wakeup.wait()
@@ -473,8 +712,10 @@ class PollHub:
                 self._wakeup.clear()
                 continue
             heapq.heappop(self._heap)
-            if job.future.done():
-                continue  # the watcher gave up
+            if job.state == _PARKED:  # the prior bound passed: poll it, late
+                job.state = _LADDER
+                job.planned = False
+            job.seq = -1
             task = loop.create_task(self._poll(job))
             self._inflight.add(task)
             task.add_done_callback(self._poll_done)
@@ -486,7 +727,7 @@ class PollHub:
     async def _poll(self, job: _Job[Any]) -> None:
         loop = asyncio.get_running_loop()
         stats = job.model.stats
-        sent = loop.time() - job.t0
+        sent = loop.time()
         try:
             if self._gate is not None:
                 async with self._gate.slot(self._priority):
@@ -495,6 +736,7 @@ class PollHub:
                 result = await job.fetch(job.job_id)
             finished = job.done(result)
         except asyncio.CancelledError:
+            job.future.cancel()  # the hub is closing
             raise
         except Exception as exc:
             stats.errors += 1
@@ -503,32 +745,52 @@ class PollHub:
             return
         job.polls += 1
         stats.polls += 1
-        at = loop.time() - job.t0
+        now = loop.time()
         if job.future.done():
             return
+        self._set_phase(job, _PHASES.get(str(_status(result)), _UNKNOWN))
         if finished:
-            self._learn(job, at)
+            try:
+                self._resolved(job, result, now)
+            except Exception as exc:  # a bad duration/on_resolved callback
+                job.future.set_exception(exc)
+                return
             job.future.set_result(result)
             return
         # Not done when the server answered, so not done when we asked.
-        job.last_miss = sent
-        model = job.model
-        if at < model.quantile(ENGINE_POLL_WINDOW_END_QUANTILE):
-            interval = self._step * at  # inside the likely window: stay close
-        else:
-            interval = max(job.interval * self._factor, self._step * at)  # a slow one
-        job.interval = min(self._max, max(self._min, interval))
-        self._push(job, loop.time() + self._jittered(job.interval))
+        job.last_miss = sent - job.t0
+        job.planned = True
+        self._push(job, job.t0 + self._after(job, now - job.t0))
 
-    def _learn(self, job: _Job[Any], at: float) -> None:
+    def _resolved(self, job: _Job[Any], result: object, now: float) -> None:
+        """Learn from a finished job and tell its bracket."""
         model = job.model
         stats = model.stats
+        at = now - job.t0
         stats.resolved += 1
+        stats.first_hits += job.polls == 1
         stats.fastest = min(stats.fastest, at)
-        hit = job.polls == 1
-        stats.first_hits += hit
-        lower = job.last_miss if job.last_miss is not None else min(stats.fastest, at)
-        stats.delay_sum += (at - lower) / 2
-        if not job.learn or (hit and at > job.first_at * _LATE_FIRST_POLL):
-            return
-        model.observe(hit, job.last_miss, at, floor=self._min)
+        exact = job.duration(result) if job.duration is not None else None
+        lower = job.last_miss if job.last_miss is not None else (0.0 if job.planned else None)
+        if exact is not None and exact >= 0:
+            stats.delay_sum += max(0.0, at - exact)
+            model.add(exact)
+            model.informed += 1
+        else:
+            floor = lower if lower is not None else min(stats.fastest, at)
+            stats.delay_sum += (at - floor) / 2
+            # Before calibration a hit at the first poll says only "faster than
+            # that" (it would fill the first model with guesses down to 0): the
+            # next scouts look sooner, down to the floor, where a hit is all we learn.
+            informative = lower is not None and (lower > 0 or model.first <= self._min)
+            if job.learn and lower is not None and (informative or stats.calibrated):
+                model.add(self._rng.uniform(lower, at))
+                model.informed += informative
+            if job.state == _SCOUT and job.last_miss is None:
+                model.first = max(self._min, min(model.first, at / self._scout_factor**2))
+        if not stats.calibrated and model.informed >= self._calibrated:
+            stats.calibrated = True
+            self._calibrate(model)
+        if job.on_resolved is not None:
+            after = None if job.last_miss is None else job.t0 + job.last_miss + self._wall
+            job.on_resolved(Bracket(after, now + self._wall))

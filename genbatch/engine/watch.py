@@ -16,15 +16,21 @@ its fields, set once by a preset:
   a few times (``ENGINE_RUN_WATCH_ATTEMPTS``) — the run is probably fine
   while the API flaps.
 
-Either way a retried poll comes soon (at the kind's estimate) and teaches
-the hub's duration model nothing.
+Either way a retried poll comes at once (the job's elapsed time is known)
+and teaches the hub's duration model only an exact duration.
+
+Generations carry ``created_at``/``updated_at`` where the API sends them:
+their difference (one clock, no skew) is the job's exact duration, which the
+hub learns instead of a poll bracket, and ``updated_at`` is the completion
+time handed to the journal (:class:`~genbatch.engine.poller.Bracket`).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Final, TypeVar
 
 from genbatch.client import GenClient
@@ -32,7 +38,7 @@ from genbatch.client import assumptions as A
 from genbatch.client.models import AgentRun, Generation, UserJob
 from genbatch.engine.failures import through_outage
 from genbatch.engine.limits import Priority
-from genbatch.engine.poller import TERMINAL_STATUSES, PollHub, is_terminal
+from genbatch.engine.poller import TERMINAL_STATUSES, Bracket, PollHub, is_terminal
 from genbatch.engine.services import PRIORITY
 from genbatch.errors import APIError, AuthenticationError, GenError
 
@@ -94,11 +100,34 @@ class HubWatcher:
             job_end=A.USER_JOB_DONE | A.USER_JOB_FAILED,
         )
 
-    async def generation(self, generation_id: str, kind: str, elapsed: float = 0.0) -> Generation:
-        """The generation once it is completed, failed or stopped."""
-        return await self._watch(
-            kind, generation_id, self.client.generations.get, is_terminal, elapsed
+    async def generation(
+        self,
+        generation_id: str,
+        kind: str,
+        elapsed: float = 0.0,
+        *,
+        on_bracket: Callable[[Bracket], None] | None = None,
+    ) -> Generation:
+        """The generation once it is completed, failed or stopped.
+
+        ``on_bracket``: told when it finished (wall clock), with the exact
+        time when the generation carries its timestamps.
+        """
+        seen: list[Bracket] = []
+        gen = await self._watch(
+            kind,
+            generation_id,
+            self.client.generations.get,
+            is_terminal,
+            elapsed,
+            duration=_took,
+            on_resolved=None if on_bracket is None else seen.append,
         )
+        if on_bracket is not None and seen:
+            exact = _took(gen) is not None
+            done_at = _epoch(getattr(gen, "updated_at", None)) if exact else None
+            on_bracket(replace(seen[-1], done_at=done_at))
+        return gen
 
     async def user_job(
         self,
@@ -108,11 +137,13 @@ class HubWatcher:
         elapsed: float = 0.0,
         *,
         settled: Callable[[UserJob], bool] | None = None,
+        on_bracket: Callable[[Bracket], None] | None = None,
     ) -> UserJob:
         """The user job once its status is one of :attr:`job_end` (or ``settled`` says so).
 
         ``settled``: another reason to stop watching — a monitoring job never
-        ends, it is settled once its first results are in.
+        ends, it is settled once its first results are in.  ``on_bracket``:
+        told when it finished (wall clock).
         """
 
         async def fetch(jid: str) -> UserJob:
@@ -123,7 +154,7 @@ class HubWatcher:
         def done(job: UserJob) -> bool:
             return job.status in end or (settled is not None and settled(job))
 
-        return await self._watch(kind, job_id, fetch, done, elapsed)
+        return await self._watch(kind, job_id, fetch, done, elapsed, on_resolved=on_bracket)
 
     async def run(self, run_id: str, kind: str = "agent_run", elapsed: float = 0.0) -> AgentRun:
         """The agent run once it ended or awaits approval."""
@@ -138,15 +169,29 @@ class HubWatcher:
         get: Callable[[str], Awaitable[T]],
         done: Callable[[T], bool],
         elapsed: float,
+        *,
+        duration: Callable[[T], float | None] | None = None,
+        on_resolved: Callable[[Bracket], None] | None = None,
     ) -> T:
         fetch = _at_priority(get, self.priority)
-        first = True
+        loop = asyncio.get_running_loop()
+        start: float | None = None
 
         async def once() -> T:
-            nonlocal first
-            since = elapsed if first else self.hub.estimate(kind)  # a retry: look again soon
-            first = False
-            return await self.hub.watch(kind, job_id, fetch, done=done, elapsed=since)
+            # A retry knows how long the job has run: polled at once, no bracket learned.
+            nonlocal start
+            since = elapsed if start is None else max(loop.time() - start, 1e-6)
+            if start is None:
+                start = loop.time() - elapsed
+            return await self.hub.watch(
+                kind,
+                job_id,
+                fetch,
+                done=done,
+                elapsed=since,
+                duration=duration,
+                on_resolved=on_resolved,
+            )
 
         if self.attempts is None:
             policy = self.client.policy
@@ -164,6 +209,26 @@ class HubWatcher:
                 return await waiting
         except TimeoutError:
             raise StillRunning(kind, job_id, self.max_wait) from None
+
+
+def _epoch(stamp: str | None) -> float | None:
+    """An API timestamp (ISO 8601, ``Z`` or an offset) as epoch seconds; None if absent or bad."""
+    if not stamp:
+        return None
+    try:
+        dt = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return dt.timestamp() if dt.tzinfo is not None else None
+
+
+def _took(gen: Generation) -> float | None:
+    """Seconds a finished generation took by the server's clock (None without timestamps)."""
+    created = _epoch(getattr(gen, "created_at", None))
+    updated = _epoch(getattr(gen, "updated_at", None))
+    if created is None or updated is None or updated < created:
+        return None
+    return updated - created
 
 
 def _at_priority(

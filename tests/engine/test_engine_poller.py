@@ -1,7 +1,9 @@
 """Poll hub: one scheduler, every future resolves, memory stays small.
 
 Fetches are in-memory async functions (no HTTP).  Assertions are about
-counts, order and bounds — never about how long something took.
+counts, order and bounds — never about how long something took.  Where
+timing matters (scouting, the ladder's delay and polls) a virtual-clock
+event loop runs the schedule exactly and instantly.
 """
 
 from __future__ import annotations
@@ -9,13 +11,18 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
+import time
 import tracemalloc
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import pytest
 
 from genbatch.engine.limits import Priority, RateGate
-from genbatch.engine.poller import PollHub, _Model, is_terminal
+from genbatch.engine.poller import Bracket, Census, KindStats, PollHub, _Model, is_terminal
+
+T = TypeVar("T")
 
 
 class FakeJobs:
@@ -38,10 +45,11 @@ class FakeJobs:
         return {"id": job_id, "status": "completed" if finished else "processing"}
 
 
-def make_hub(seeds: dict[str, float], **kw: Any) -> PollHub:
-    """A hub with intervals sized for millisecond fake jobs."""
+def make_hub(seeds: dict[str, float] | None = None, **kw: Any) -> PollHub:
+    """A hub with intervals sized for millisecond fake jobs (``seeds``: only bounds)."""
     kw.setdefault("min_interval", 0.002)
     kw.setdefault("max_interval", 0.05)
+    kw.setdefault("scout_first", 0.005)
     kw.setdefault("seed", 7)
     return PollHub(seeds=seeds, **kw)
 
@@ -82,19 +90,10 @@ async def test_ten_thousand_pending_jobs_cost_a_few_mb_and_all_resolve() -> None
     stats = hub.stats()["video_from_text"]
     assert stats.resolved == n and stats.watched == n and stats.errors == 0
     assert stats.polls == sum(jobs.polls.values())
-    # The first poll aims high, so most jobs need very few polls.
+    # Scouts calibrate the kind; every parked job is then polled from its start.
     print(f"polls/job {stats.polls_per_job:.2f}, first-poll hits {stats.first_hit_rate:.0%}")
     assert stats.polls_per_job < 4
     assert hub.pending == 0
-
-
-async def test_earliest_due_is_polled_first() -> None:
-    jobs = FakeJobs()
-    async with make_hub({"slow": 0.06, "fast": 0.01}, jitter=0.0) as hub:
-        slow = hub.watch("slow", jobs.add("slow", 0), jobs.fetch)
-        fast = hub.watch("fast", jobs.add("fast", 0), jobs.fetch)
-        await asyncio.gather(slow, fast)
-    assert jobs.order == ["fast", "slow"]
 
 
 async def test_a_resumed_job_is_polled_at_once_and_teaches_nothing() -> None:
@@ -104,18 +103,20 @@ async def test_a_resumed_job_is_polled_at_once_and_teaches_nothing() -> None:
         resumed = hub.watch("render", jobs.add("resumed", 0), jobs.fetch, elapsed=5.0)
         await asyncio.gather(fresh, resumed)
         assert jobs.order == ["resumed", "fresh"]
-        assert hub.stats()["render"].resolved == 2
+        stats = hub.stats()["render"]
+        # The fresh scout was done at its first poll: "faster than that" teaches nothing yet.
+        assert stats.resolved == 2 and stats.samples == 0
 
 
 async def test_misses_back_off_and_resolve() -> None:
     jobs = FakeJobs()
-    async with make_hub({"lipsync": 0.01}) as hub:
+    async with make_hub() as hub:
         result = await hub.watch("lipsync", jobs.add("slowpoke", 0.08), jobs.fetch)
     assert result["status"] == "completed"
-    assert jobs.polls["slowpoke"] >= 2
+    assert 2 <= jobs.polls["slowpoke"] <= 12  # geometric, not every few ms
     stats = hub.stats()["lipsync"]
-    assert stats.first_hits == 0
-    assert stats.estimate > 0.01  # a miss grows the estimate
+    assert stats.first_hits == 0 and stats.samples == 1 and not stats.calibrated
+    assert 0.08 * 0.6 < stats.estimate < 0.08 * 1.6  # drawn from its last bracket
 
 
 async def test_custom_done_predicate_and_failed_status() -> None:
@@ -223,6 +224,14 @@ class VirtualClockLoop(asyncio.SelectorEventLoop):
         return self._now
 
 
+def run_virtual(main: Callable[[asyncio.AbstractEventLoop], Awaitable[T]]) -> T:
+    loop = VirtualClockLoop()
+    try:
+        return loop.run_until_complete(main(loop))
+    finally:
+        loop.close()
+
+
 class Budget:
     """A rate gate seen from the hub, ``used`` (0..1) of its rate taken all along."""
 
@@ -239,123 +248,315 @@ class Budget:
         return int(self.used * self.rate * asyncio.get_running_loop().time())
 
 
+@dataclass
+class Job:
+    start: float
+    duration: float
+    polls: list[float] = field(default_factory=list)  # loop times polls were sent
+    seen: float = 0.0  # loop time the watcher got the result
+
+    @property
+    def delay(self) -> float:
+        return self.seen - (self.start + self.duration)
+
+
+@dataclass
+class Run:
+    jobs: list[Job]
+    stats: dict[str, KindStats]
+    calibrated_at: float | None  # loop time the kind calibrated
+
+    def after(self, share: float) -> list[Job]:
+        """Jobs started after ``share`` of the run (the warm-up left out)."""
+        cut = self.jobs[int(len(self.jobs) * share)].start
+        return [j for j in self.jobs if j.start >= cut]
+
+    @staticmethod
+    def median_delay(jobs: list[Job]) -> float:
+        fractions = sorted(j.delay / j.duration for j in jobs)
+        return fractions[len(fractions) // 2]
+
+    @staticmethod
+    def polls_per_job(jobs: list[Job]) -> float:
+        return sum(len(j.polls) for j in jobs) / len(jobs)
+
+
 def simulate(
     low: float,
     high: float,
     *,
-    seed: float,
-    waves: int,
-    per_wave: int,
-    gap: float,
+    n: int = 600,
+    span: float | None = None,
+    kind: str = "video_from_text",
     budget: Budget | None = None,
     rtt: float = 0.0,
-) -> tuple[list[tuple[float, float]], float, list[float]]:
-    """Waves of jobs started together, durations U[low, high], on a virtual clock.
+    exact: bool = False,
+    seed: int = 11,
+    **hub_kw: Any,
+) -> Run:
+    """``n`` jobs started at random over ``span`` s, durations U[low, high], virtual clock."""
+    span = span if span is not None else max(40 * high, 20.0)
 
-    Returns (duration, detection delay) per job, polls per job, and the
-    kind's first-poll estimate after each wave.
-    """
-    loop = VirtualClockLoop()
-    rng = random.Random(11)
+    async def main(loop: asyncio.AbstractEventLoop) -> Run:
+        rng = random.Random(seed)
+        jobs: dict[str, Job] = {}
+        calibrated_at: float | None = None
 
-    async def main() -> tuple[list[tuple[float, float]], float, list[float]]:
-        done_at: dict[str, float] = {}
-        polls = 0
+        async def fetch(job_id: str) -> dict[str, Any]:
+            nonlocal calibrated_at
+            job = jobs[job_id]
+            job.polls.append(loop.time())
+            if calibrated_at is None and hub.stats()[kind].calibrated:
+                calibrated_at = loop.time()
+            await asyncio.sleep(rtt / 2)
+            finished = loop.time() >= job.start + job.duration
+            await asyncio.sleep(rtt / 2)
+            return {"status": "completed" if finished else "processing", "took": job.duration}
+
+        def took(result: dict[str, Any]) -> float:
+            return float(result["took"])
+
+        async def one(job_id: str) -> None:
+            job = jobs[job_id] = Job(loop.time(), rng.uniform(low, high))
+            await hub.watch(kind, job_id, fetch, duration=took if exact else None)
+            job.seen = loop.time()
+
+        hub = PollHub(budget=budget, seed=5, **hub_kw)
+        async with hub:
+            started = []
+            for i in range(n):
+                started.append(asyncio.ensure_future(one(str(i))))
+                await asyncio.sleep(rng.expovariate(n / span))
+            await asyncio.gather(*started)
+            return Run(list(jobs.values()), hub.stats(), calibrated_at)
+
+    return run_virtual(main)
+
+
+#: The simulator's latency ranges (seconds at time scale 1): +/-33-40 %.
+RANGES = {"video": (60.0, 120.0), "render": (25.0, 55.0), "text": (3.0, 7.0)}
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.02])
+@pytest.mark.parametrize("name", list(RANGES))
+def test_the_ladder_sees_jobs_within_a_tenth_of_their_duration_at_under_3_polls(
+    name: str, scale: float
+) -> None:
+    """Full slack: after warm-up, median delay <= 10 % of the job, <= 3 polls a job."""
+    low, high = (x * scale for x in RANGES[name])
+    run = simulate(low, high, budget=Budget(0.0))
+    jobs = run.after(0.25)
+    median, polls = Run.median_delay(jobs), Run.polls_per_job(jobs)
+    print(f"{name} x{scale} slack: median delay {median:.1%} of the job, {polls:.2f} polls/job")
+    assert all(j.delay >= 0 for j in run.jobs)
+    assert polls <= 3.0
+    assert median <= 0.10
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.02])
+@pytest.mark.parametrize("name", list(RANGES))
+def test_a_busy_budget_climbs_fewer_higher_rungs(name: str, scale: float) -> None:
+    """Every token used: fewer polls (<= 2 a job), a later look (~11-15 % of the job)."""
+    low, high = (x * scale for x in RANGES[name])
+    run = simulate(low, high, budget=Budget(0.95))
+    jobs = run.after(0.25)
+    median, polls = Run.median_delay(jobs), Run.polls_per_job(jobs)
+    print(f"{name} x{scale} busy: median delay {median:.1%} of the job, {polls:.2f} polls/job")
+    assert polls <= 2.0
+    assert median <= 0.2
+
+
+def test_a_round_trip_delays_detection_by_about_half_of_it() -> None:
+    """Polls answered 0.5 s after they are sent: the ladder still holds."""
+    run = simulate(60, 120, budget=Budget(0.0), rtt=0.5)
+    jobs = run.after(0.25)
+    assert Run.polls_per_job(jobs) <= 3.0 and Run.median_delay(jobs) <= 0.10
+
+
+def test_a_kind_20x_faster_than_its_prior_calibrates_from_a_few_scouts() -> None:
+    """video_from_text's prior is 90 s; these take 3-6 s, 200 started over 12 s."""
+    run = simulate(3.0, 6.0, n=200, span=12.0)
+    assert run.calibrated_at is not None and run.calibrated_at < 10.0  # not ~90 s
+    before = [t for j in run.jobs for t in j.polls if t < run.calibrated_at]
+    print(f"calibrated at {run.calibrated_at:.2f} s after {len(before)} polls")
+    assert len(before) <= 4 * 12  # the scouts only
+    assert min(t - j.start for j in run.jobs for t in j.polls[:1]) < 0.5  # scouts look at once
+    parked = [j for j in run.jobs if j.polls and j.polls[0] >= run.calibrated_at]
+    assert len(parked) > 80
+    # Once calibrated, each job's first poll is in its learned window, not at the prior.
+    assert all(j.polls[0] - j.start < 2 * 6.0 for j in run.jobs)
+    fresh = [j.polls[0] - j.start for j in run.jobs if j.start > run.calibrated_at]
+    assert fresh and all(3.0 * 0.8 <= first <= 6.0 for first in fresh)
+    assert max(j.delay for j in run.after(0.0)) < 6.0
+    stats = run.stats["video_from_text"]
+    assert stats.calibrated and stats.samples > 100
+    assert 3.0 <= stats.estimate <= 6.0
+
+
+def test_exact_durations_are_learned_as_they_are() -> None:
+    async def main(loop: asyncio.AbstractEventLoop) -> tuple[list[float], list[float]]:
+        durations = [1.0, 2.0, 3.0, 4.0, 5.0]
+
+        async def fetch(job_id: str) -> dict[str, Any]:
+            return {"status": "completed", "took": durations[int(job_id)]}
+
+        async with PollHub(seed=1) as hub:
+            await asyncio.gather(
+                *(
+                    hub.watch("render", str(i), fetch, duration=lambda r: r["took"])
+                    for i in range(len(durations))
+                )
+            )
+            return list(hub._models["render"].sorted), durations
+
+    learned, durations = run_virtual(main)
+    assert learned == durations  # not the brackets the polls saw (all done at once)
+
+
+def test_exact_durations_tighten_the_ladder() -> None:
+    drawn = simulate(60, 120, budget=Budget(0.0)).after(0.25)
+    exact = simulate(60, 120, budget=Budget(0.0), exact=True).after(0.25)
+    print(
+        f"brackets: {Run.median_delay(drawn):.1%} at {Run.polls_per_job(drawn):.2f} polls; "
+        f"exact: {Run.median_delay(exact):.1%} at {Run.polls_per_job(exact):.2f}"
+    )
+    assert Run.median_delay(exact) <= 0.10 and Run.polls_per_job(exact) <= 3.0
+
+
+def test_census_follows_each_jobs_last_status() -> None:
+    async def main(loop: asyncio.AbstractEventLoop) -> tuple[list[tuple[int, int]], Census]:
+        script = {
+            "a": ["pending", "pending", "processing", "completed"],
+            "b": ["pending", "processing", "running", "processing", "failed"],
+            "c": ["pending"] + ["processing"] * 100,  # its watcher gives up
+        }
+        last: dict[str, str] = {}
+        seen: list[tuple[int, int]] = []
 
         async def fetch(job_id: str) -> dict[str, str]:
-            nonlocal polls
-            polls += 1
-            await asyncio.sleep(rtt / 2)
-            status = "completed" if loop.time() >= done_at[job_id] else "processing"
-            await asyncio.sleep(rtt / 2)
+            # What the hub counts is what each job's last answer said.
+            c = hub.census()
+            queued = sum(s == "pending" for s in last.values())
+            running = sum(s in ("processing", "running") for s in last.values())
+            assert (c.queued, c.running) == (queued, running)
+            seen.append((queued, running))
+            status = last[job_id] = script[job_id].pop(0)
+            if status in ("completed", "failed"):
+                del last[job_id]
             return {"status": status}
 
-        out: list[tuple[float, float]] = []
-        estimates: list[float] = []
-        hub = PollHub(scale=1.0, seeds={"video": seed}, budget=budget, seed=5, min_interval=0.01)
-        async with hub:
+        async with PollHub(seed=1) as hub:
+            futures = [hub.watch("image", j, fetch, elapsed=1.0) for j in script]
+            await asyncio.gather(*futures[:2])
+            assert hub.census() == Census(0, 1)  # c still running
+            futures[2].cancel()
+            await asyncio.sleep(0)
+            return seen, hub.census()
 
-            async def one(job_id: str, duration: float) -> None:
-                start = loop.time()
-                done_at[job_id] = start + duration
-                await hub.watch("video", job_id, fetch)
-                out.append((duration, loop.time() - done_at[job_id]))
-
-            for w in range(waves):
-                batch = [one(f"{w}-{i}", rng.uniform(low, high)) for i in range(per_wave)]
-                await asyncio.gather(*batch, asyncio.sleep(gap))
-                estimates.append(hub.estimate("video"))
-        return out, polls / len(out), estimates
-
-    try:
-        return loop.run_until_complete(main())
-    finally:
-        loop.close()
+    seen, after = run_virtual(main)
+    assert (2, 1) in seen or (3, 0) in seen  # queued jobs were counted
+    assert any(running >= 2 for _, running in seen)
+    assert after == Census(0, 0)  # resolved or cancelled: no longer counted
 
 
-def test_simultaneous_jobs_do_not_run_the_estimate_away() -> None:
-    """The benchmark's failure: 1.2-2.4 s jobs, seeded low, started in cohorts."""
-    jobs, polls_per_job, estimates = simulate(1.2, 2.4, seed=1.2, waves=12, per_wave=150, gap=0.5)
-    seen = [d for d, _ in jobs]
-    print(f"estimates {[round(e, 2) for e in estimates]}, polls/job {polls_per_job:.2f}")
-    # Never outside what was observed.
-    assert all(min(seen) <= e <= max(seen) for e in estimates)
-    assert polls_per_job <= 3
+def test_census_counts_are_kept_not_scanned() -> None:
+    hub = PollHub()
+    assert hub.census() == Census(0, 0)
 
 
-@pytest.mark.parametrize("rtt", [0.0, 0.5])
-def test_slack_gate_polls_bracket_completion(rtt: float) -> None:
-    """With an idle rate gate: <= 3 polls a job, median delay <= 10 % of the job."""
-    jobs, polls_per_job, estimates = simulate(
-        60, 120, seed=90, waves=8, per_wave=120, gap=30, budget=Budget(0.2), rtt=rtt
-    )
-    fractions = sorted(delay / duration for duration, delay in jobs)
-    median = fractions[len(fractions) // 2]
-    print(f"slack: polls/job {polls_per_job:.2f}, median delay {median:.1%} of the job")
-    assert all(delay >= 0 for _, delay in jobs)
-    assert polls_per_job <= 3
-    assert median <= 0.10
-    assert all(60 * 0.8 <= e <= 120 for e in estimates)
+def test_a_failed_scout_hands_its_place_to_a_parked_job() -> None:
+    async def main(loop: asyncio.AbstractEventLoop) -> dict[str, list[float]]:
+        polls: dict[str, list[float]] = {}
+
+        async def fetch(job_id: str) -> dict[str, str]:
+            polls.setdefault(job_id, []).append(loop.time())
+            if job_id == "scout":
+                raise ConnectionError("gone")
+            return {"status": "processing"}
+
+        async with PollHub(seeds={"k": 1000.0}, scouts=1, seed=1) as hub:
+            scout = hub.watch("k", "scout", fetch)
+            hub.watch("k", "parked", fetch)
+            with pytest.raises(ConnectionError):
+                await scout
+            await asyncio.sleep(5.0)
+        return polls
+
+    polls = run_virtual(main)
+    assert polls["scout"][0] < 0.5
+    assert polls["parked"] and polls["parked"][0] < 0.5  # not at its 1000 s bound
+    assert len(polls["parked"]) > 3  # now a scout itself
 
 
-def test_busy_gate_polls_once_mostly() -> None:
-    """A saturated gate (every token used): first poll high, few extra polls."""
-    budget = Budget(0.95)
-    _, polls_per_job, estimates = simulate(
-        60, 120, seed=90, waves=8, per_wave=120, gap=30, budget=budget
-    )
-    print(f"busy: polls/job {polls_per_job:.2f}")
-    assert polls_per_job <= 1.5
-    assert estimates[-1] > 100  # aims near the 0.85 quantile (111)
+def test_parked_jobs_wait_for_the_prior_bound_at_most() -> None:
+    async def main(loop: asyncio.AbstractEventLoop) -> dict[str, list[float]]:
+        polls: dict[str, list[float]] = {}
+
+        async def fetch(job_id: str) -> dict[str, str]:
+            polls.setdefault(job_id, []).append(loop.time())
+            return {"status": "processing"}  # nothing ever finishes: never calibrated
+
+        async with PollHub(seeds={"k": 7.0}, scouts=1, seed=1) as hub:
+            hub.watch("k", "scout", fetch)
+            hub.watch("k", "parked", fetch)
+            hub.watch("k", "restarted", fetch, elapsed=30.0)
+            await asyncio.sleep(6.0)
+            early = {k: list(v) for k, v in polls.items()}
+            await asyncio.sleep(2.0)
+        return {**{f"{k}@6": v for k, v in early.items()}, **polls}
+
+    polls = run_virtual(main)
+    assert "parked@6" not in polls  # parked: no polls before its bound
+    assert polls["restarted@6"][0] == 0.0  # found again after a restart: polled at once, not parked
+    assert 7.0 <= polls["parked"][0] < 8.0
 
 
-def test_estimate_recovers_from_bad_seeds() -> None:
-    _, _, low = simulate(25, 55, seed=1.0, waves=3, per_wave=100, gap=10)
-    assert 25 <= low[-1] <= 55  # one wave of misses teaches the range
-    _, _, high = simulate(25, 55, seed=200.0, waves=40, per_wave=25, gap=10)
-    assert high[-1] < 100  # hits walk a late first poll down (0.8 x per turnover)
+def test_brackets_are_wall_clock_around_the_completion() -> None:
+    async def main(loop: asyncio.AbstractEventLoop) -> tuple[list[Bracket], float, float]:
+        done_at = 3.0
+        brackets: list[Bracket] = []
+
+        async def fetch(job_id: str) -> dict[str, str]:
+            await asyncio.sleep(0.01)
+            return {"status": "completed" if loop.time() >= done_at else "processing"}
+
+        async with PollHub(seed=1) as hub:
+            offset = time.time() - loop.time()
+            await hub.watch("x", "1", fetch, on_resolved=brackets.append)
+            await hub.watch("x", "2", fetch, on_resolved=brackets.append)  # done at once
+        return brackets, offset + done_at, offset
+
+    (first, second), completion, offset = run_virtual(main)
+    assert first.done_after is not None and first.done_at is None
+    assert first.done_after <= completion <= first.done_by
+    assert first.done_by - first.done_after < 0.5 * 3.0 + 0.1  # a scout's bracket
+    assert abs(first.done_by - completion) < 2.0
+    assert second.done_after is None and second.done_by > offset
 
 
 def test_model_window_keeps_recent_samples_sorted() -> None:
-    model = _Model("render", 40.0, size=16)
-    assert model.quantile(0.0) < 40 < model.quantile(0.99)  # the prior brackets the seed
+    model = _Model("render", 40.0, 0.25, size=16)
+    assert model.estimate == 40.0  # the bound, until it has samples
     for x in range(100):
-        model.observe(False, float(x), float(x) + 2, floor=0.1)
+        model.add(float(x))
     assert model.sorted == sorted(model.window) and len(model.window) == 16
-    assert model.quantile(0.0) > 40  # the prior is replaced by (x + x + 2) / 2 samples
+    assert model.stats.samples == 100
+    assert model.quantile(0.0) > 16  # the early samples are replaced
 
 
 def test_bad_parameters() -> None:
     with pytest.raises(ValueError):
-        PollHub(scale=0)
+        PollHub(ladder=(0.25, 1.0, 0.5, 0.9))
     with pytest.raises(ValueError):
-        PollHub(quantile=1.0)
+        PollHub(ladder=(0.25, 0.5), busy_ladder=(0.5, 0.8, 0.9))
     with pytest.raises(ValueError):
-        PollHub(quantile=0.3, tight_quantile=0.5)
+        PollHub(scout_factor=1.0)
+    with pytest.raises(TypeError):
+        PollHub(scale=0.002)  # type: ignore[call-arg]  # no time scale any more
 
 
-async def test_scale_shrinks_seeds() -> None:
-    async with PollHub(scale=0.002) as hub:
-        # The seed x scale, spread by the prior; the busy first poll aims high in it.
-        assert 90 * 0.002 < hub.estimate("video_from_text") < 120 * 0.002
-        assert 30 * 0.002 < hub.estimate("never-heard-of-it") < 40 * 0.002
+async def test_priors_are_bounds_keyed_by_type_or_kind() -> None:
+    async with PollHub(seeds={"video_from_text:veo_3_fast": 20.0}) as hub:
+        assert hub.estimate("video_from_text:veo_3") == 90.0  # the type's bound
+        assert hub.estimate("video_from_text:veo_3_fast") == 20.0
+        assert hub.estimate("never-heard-of-it") == 30.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from journeyhelp import KEY, SCALE
+from journeyhelp import KEY
 
 from genbatch.agents.research import research_seeds
 from genbatch.client import GenClient
@@ -29,5 +29,5 @@ async def gen(sim: SimServer) -> AsyncIterator[GenClient]:
 
 @pytest.fixture
 async def waiter(gen: GenClient) -> AsyncIterator[HubWatcher]:
-    async with PollHub(scale=SCALE, seeds=research_seeds()) as hub:
+    async with PollHub(seeds=research_seeds()) as hub:
         yield HubWatcher.for_runs(gen, hub, max_wait=30.0)
