@@ -8,7 +8,8 @@ print), the run's :class:`~genbatch.bench.analysis.RunAnalysis` included.
 
 The lower bound is the requests the work needs (one poll per job) through
 the simulator's token bucket, or the slowest row's chain of jobs, whichever
-is longer.  Time in the simulator is compressed by its time scale; the rate
+is longer (a simulator without a rate limit: the chain alone, the rate part
+"n/a").  Time in the simulator is compressed by its time scale; the rate
 limit is not (a token bucket on the wall clock).  The real-time projection
 therefore undoes the scale only on what GEN does (``rows_per_hour``).
 """
@@ -61,6 +62,8 @@ class BenchReport:
     rows_per_hour: dict[str, Any]
     analysis: RunAnalysis
     credits: dict[str, Any]
+    #: ``genbatch run``'s summary ``rate`` object (final, source, ceiling) when it has one.
+    rate: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,22 +81,30 @@ class BenchReport:
             "client": self.client,
             "rows_per_hour": self.rows_per_hour,
             "credits": self.credits,
+            "rate": self.rate,
             "analysis": self.analysis.to_json(),
         }
 
     def render(self) -> str:
         o, lb, rq, pl = self.options, self.lower_bound, self.requests, self.polls
+        sim_rate = "no limit" if o["rate"] is None else f"{o['rate']:g}/s burst {o['burst']}"
+        ratio = "n/a" if lb["ratio"] is None else f"{lb['ratio']:.3f}"
+        if lb["rate_bound_s"] is None:
+            by_requests = "bound by requests: n/a (no rate limit)"
+        else:
+            by_requests = (
+                f"bound by requests: ({lb['required_requests']} required - {lb['burst']} "
+                f"burst) / {lb['rate']:g}/s = {lb['rate_bound_s']:.2f} s"
+            )
         lines = [
-            f"genbatch bench: {o['rows']} rows of {o['template']}, sim rate {o['rate']:g}/s "
-            f"burst {o['burst']}, time scale {o['time_scale']:g}, faults "
-            f"{o['faults'] or 'none'} (out: {self.out_dir})",
+            f"genbatch bench: {o['rows']} rows of {o['template']}, sim rate {sim_rate}, "
+            f"time scale {o['time_scale']:g}, faults {o['faults'] or 'none'} "
+            f"(out: {self.out_dir})",
             f"rows: {self.rows.get('completed', 0)} completed, {self.rows.get('failed', 0)} "
             f"failed, {self.rows.get('skipped', 0)} skipped",
             f"makespan: {self.makespan:.2f} s   lower bound: {lb['bound_s']:.2f} s "
-            f"({lb['which']})   ratio: {lb['ratio']:.3f}",
-            f"  bound by requests: ({lb['required_requests']} required - {lb['burst']} burst) "
-            f"/ {lb['rate']:g}/s = {lb['rate_bound_s']:.2f} s; longest row's critical path "
-            f"{lb['critical_path_s']:.2f} s",
+            f"({lb['which']})   ratio: {ratio}",
+            f"  {by_requests}; longest row's critical path {lb['critical_path_s']:.2f} s",
             f"requests: {rq['api']} to the API + {rq['cdn']} CDN = {rq['total']} "
             f"(genbatch counted {rq['client_reported']})",
         ]
@@ -118,20 +129,32 @@ class BenchReport:
                 f"duration (p50 job {d['p50_job_s']:.3g} s)"
             )
         c = self.client
+        per_request = c["cpu_us_per_request"]
+        per_request_text = "n/a" if per_request is None else f"{per_request:.0f} us"
         lines.append(
             f"client: {c['cpu_s']:.2f} s CPU ({c['startup_cpu_s']:.2f} s of it interpreter "
-            f"start) = {c['cpu_us_per_request']:.0f} us per request; peak RSS "
-            f"{c['peak_rss_mb']:.1f} MB"
+            f"start) = {per_request_text} per request; peak RSS {c['peak_rss_mb']:.1f} MB"
         )
         rh = self.rows_per_hour
+        rate_h = "n/a (no limit)" if rh["rate_bound"] is None else _per_hour(rh["rate_bound"])
         lines.append(
             f"rows/hour: {rh['measured']:,.0f} measured at time scale {o['time_scale']:g}; "
-            f"real time at most {rh['real_time']:,.0f} ({rh['binding']} binds: rate limit "
-            f"{rh['rate_bound']:,.0f}/h, rows in flight {rh['concurrency_bound']:,.0f}/h)"
+            f"real time at most {_per_hour(rh['real_time'])} ({rh['binding']} binds: rate "
+            f"limit {rate_h}, rows in flight {_per_hour(rh['concurrency_bound'])})"
         )
         lines.append("")
         lines.append(self.analysis.render())
         return "\n".join(lines)
+
+
+def _per_hour(v: float | None) -> str:
+    """Rows per hour for people (None: no such bound)."""
+    return "n/a" if v is None else f"{v:,.0f}/h"
+
+
+def _finite(v: float) -> float | None:
+    """A rounded figure, or None where there is no bound (JSON has no infinity)."""
+    return round(v, 1) if math.isfinite(v) else None
 
 
 def _critical_paths(
@@ -176,7 +199,7 @@ def build_report(
     rows: int,
     template: str,
     max_concurrency: int | None,
-    client_rate: float,
+    client_rate: float | None,
     out: Path,
     table: Path,
     summary: Mapping[str, Any],
@@ -187,8 +210,9 @@ def build_report(
 ) -> BenchReport:
     """Join a finished bench's journal, ``genbatch run``'s summary and rusage, and the ledger.
 
-    ``spec``: the simulator it ran against; ``rows``, ``template``,
-    ``max_concurrency``, ``client_rate``: what ``genbatch run`` was given;
+    ``spec``: the simulator it ran against (``rate`` None: no limit);
+    ``rows``, ``template``, ``max_concurrency``, ``client_rate``: what
+    ``genbatch run`` was given (``client_rate`` None: no ``--rate``, untold);
     ``summary``: its ``--json`` output; ``usage``: its ``os.wait4`` rusage;
     ``startup``: an interpreter's CPU seconds to import it; ``wall``: its
     wall time; ``ledger``: the simulator's (trimmed) ledger after the run.
@@ -207,12 +231,13 @@ def build_report(
     # Lower bound: requests the work needs (one poll per job) through the
     # bucket, or the slowest row's chain of jobs, whichever is longer.
     required = _required_requests(template, table) + 2  # preflight: agent + org
-    rate_bound = max(0, required - spec.burst) / spec.rate if spec.rate > 0 else math.inf
+    # No limit: the requests bind nothing ("n/a"), the critical path alone is the bound.
+    rate_bound = max(0, required - spec.burst) / spec.rate if spec.rate else None
     with Journal.open(out, read_only=True) as journal:
         run_steps = {r.row_id: journal.steps(r.row_id) for r in journal.rows("completed")}
     paths = _critical_paths(template, table, run_steps, gens)
     critical = max(paths, default=0.0)
-    bound = max(rate_bound, critical)
+    bound = max(rate_bound or 0.0, critical)
     makespan = float(summary.get("seconds") or analysis.makespan)
 
     polls = by_route.get(ROUTE_POLL, 0)
@@ -225,7 +250,9 @@ def build_report(
     # of a row is scaled back up.  Rows/hour is the lower of the two ceilings.
     cap = max_concurrency or ENGINE_ROWS_IN_FLIGHT
     per_row_api = api / completed if completed else math.inf
-    rate_ceiling = spec.rate * 3600 / per_row_api if per_row_api > 0 else math.inf
+    rate_ceiling = (
+        spec.rate * 3600 / per_row_api if spec.rate is not None and per_row_api > 0 else math.inf
+    )
     row_real = _mean_real_row_seconds(out, spec.time_scale)
     conc_ceiling = cap * 3600 / row_real if row_real > 0 else math.inf
     real = min(rate_ceiling, conc_ceiling)
@@ -240,6 +267,7 @@ def build_report(
             "faults": spec.faults,
             "seed": spec.seed,
             "client_rate": client_rate,
+            "told": client_rate is not None,
             "rows_in_flight": cap,
         },
         out_dir=str(out),
@@ -250,10 +278,12 @@ def build_report(
             "required_requests": required,
             "rate": spec.rate,
             "burst": spec.burst,
-            "rate_bound_s": round(rate_bound, 3),
+            "rate_bound_s": None if rate_bound is None else round(rate_bound, 3),
             "critical_path_s": round(critical, 3),
             "bound_s": round(bound, 3),
-            "which": "rate limit" if rate_bound >= critical else "critical path",
+            "which": "rate limit"
+            if rate_bound is not None and rate_bound >= critical
+            else "critical path",
             "ratio": round(makespan / bound, 4) if bound > 0 else None,
         },
         requests={
@@ -289,10 +319,10 @@ def build_report(
         },
         rows_per_hour={
             "measured": round(completed * 3600 / makespan, 1) if makespan > 0 else 0.0,
-            "real_time": round(real, 1),
+            "real_time": _finite(real),
             "binding": "rate limit" if rate_ceiling <= conc_ceiling else "rows in flight",
-            "rate_bound": round(rate_ceiling, 1),
-            "concurrency_bound": round(conc_ceiling, 1),
+            "rate_bound": _finite(rate_ceiling),
+            "concurrency_bound": _finite(conc_ceiling),
             "api_requests_per_row": round(per_row_api, 3),
             "real_row_seconds": round(row_real, 2),
             "model": "min(rate x 3600 / API requests per row, rows in flight x 3600 / "
@@ -300,6 +330,7 @@ def build_report(
         },
         credits=dict(ledger.get("credits", {})) | {"genbatch": summary.get("credits")},
         analysis=analysis,
+        rate=dict(rate) if isinstance(rate := summary.get("rate"), Mapping) else None,
     )
 
 

@@ -8,6 +8,11 @@ RSS, nothing of ours or the simulator's), keeps the simulator's ledger next
 to the journal, and joins them into a :class:`~genbatch.bench.report.BenchReport`
 (:mod:`genbatch.bench.report`), whose analysis is
 :func:`genbatch.bench.analysis.analyze` — which works on any finished run.
+
+``genbatch run`` is told nothing of the simulator it runs against: not its
+time scale (the engine learns job latencies), and by default not its rate
+limit either (``BenchOptions.told``: pass ``--rate``; otherwise the run
+discovers the limit, and its summary says what it found).
 """
 
 from __future__ import annotations
@@ -50,19 +55,22 @@ ENGINE_BENCH_SIM_LOG: Final = "bench_sim.log"
 #: Seconds to wait for the simulator process to print its address.
 ENGINE_BENCH_SIM_START_TIMEOUT: Final = 30.0
 
-__all__ = ["BenchOptions", "bench_sim", "run_bench", "synthetic_table"]
+__all__ = ["BenchOptions", "bench_sim", "client_argv", "run_bench", "synthetic_table"]
 
 
 def bench_sim(
     *,
-    rate: float = ENGINE_BENCH_RATE,
+    rate: float | None = ENGINE_BENCH_RATE,
     burst: int = ENGINE_BENCH_BURST,
     time_scale: float = ENGINE_BENCH_TIME_SCALE,
     faults: str = "",
     seed: int = 0,
     credits: float = ENGINE_BENCH_CREDITS,
 ) -> SimConfig:
-    """The bench's simulator: a free loopback port, the demo key, credits that never run out."""
+    """The bench's simulator: a free loopback port, the demo key, credits that never run out.
+
+    ``rate`` None: a simulator with no rate limit.
+    """
     try:
         return SimConfig(
             rate=rate, burst=burst, time_scale=time_scale, faults=faults, seed=seed, credits=credits
@@ -79,9 +87,24 @@ class BenchOptions:
     sim: SimConfig = field(default_factory=bench_sim)
     template: str = ENGINE_BENCH_TEMPLATE
     out_dir: Path | None = None
-    #: The rate genbatch is told (--rate of the run); default: the sim's limit.
+    #: Tell genbatch the simulator's limit (``--rate``).  False (default): the
+    #: run gets no ``--rate`` and discovers the limit itself.
+    told: bool = False
+    #: The ``--rate`` to tell genbatch instead of the simulator's limit (implies told).
     client_rate: float | None = None
     max_concurrency: int | None = None
+
+    def run_rate(self) -> float | None:
+        """The ``--rate`` ``genbatch run`` gets, or None (untold: no ``--rate``)."""
+        if self.client_rate is not None:
+            return self.client_rate
+        if not self.told:
+            return None
+        if self.sim.rate is None:
+            raise BenchError(
+                "--told: the simulator has no rate limit to tell (give --client-rate R)"
+            )
+        return self.sim.rate
 
 
 # --------------------------------------------------------------------------
@@ -147,13 +170,49 @@ def _simulator(spec: SimConfig, log: Path) -> SimProcess:
         raise BenchError(str(exc)) from None
 
 
+def client_argv(
+    opts: BenchOptions, table: Path, out: Path, api_url: str, agent_url: str
+) -> list[str]:
+    """The ``genbatch run`` command line of a bench against the simulator at these URLs.
+
+    Nothing of the simulator's own numbers: no time scale ever, and a
+    ``--rate`` only when the bench is told (:meth:`BenchOptions.run_rate`).
+    """
+    argv = [
+        sys.executable,
+        "-m",
+        "genbatch",
+        "run",
+        str(table),
+        "--template",
+        opts.template,
+        "--agent",
+        str(SIM_DEMO_AGENT_ID),
+        "--base-url",
+        api_url,
+        "--agent-url",
+        agent_url,
+        "--out",
+        str(out),
+        "--fresh",
+        "--quiet",
+        "--json",
+    ]
+    rate = opts.run_rate()
+    if rate is not None:  # told; an untold run discovers the limit
+        argv += ["--rate", repr(rate)]
+    if opts.max_concurrency is not None:
+        argv += ["--max-concurrency", str(opts.max_concurrency)]
+    return argv
+
+
 def run_bench(opts: BenchOptions, log: IO[str] | None = None) -> BenchReport:
     """Run one bench end to end (blocking); see the module docstring."""
     spec = opts.sim
+    client_rate = opts.run_rate()
     out = (opts.out_dir or _default_out()).resolve()
     out.mkdir(parents=True, exist_ok=True)
     table = synthetic_table(out / ENGINE_BENCH_TABLE_FILE, opts.rows, opts.template)
-    client_rate = opts.client_rate if opts.client_rate is not None else spec.rate
 
     def say(msg: str) -> None:
         if log is not None:
@@ -165,32 +224,7 @@ def run_bench(opts: BenchOptions, log: IO[str] | None = None) -> BenchReport:
             f"bench: simulator at {sim.api_url} (api) and {sim.agent_url} (agent); "
             f"running {opts.rows} rows through genbatch run"
         )
-        argv = [
-            sys.executable,
-            "-m",
-            "genbatch",
-            "run",
-            str(table),
-            "--template",
-            opts.template,
-            "--agent",
-            str(SIM_DEMO_AGENT_ID),
-            "--base-url",
-            sim.api_url,
-            "--agent-url",
-            sim.agent_url,
-            "--sim-time-scale",
-            repr(spec.time_scale),
-            "--rate",
-            repr(client_rate),
-            "--out",
-            str(out),
-            "--fresh",
-            "--quiet",
-            "--json",
-        ]
-        if opts.max_concurrency is not None:
-            argv += ["--max-concurrency", str(opts.max_concurrency)]
+        argv = client_argv(opts, table, out, sim.api_url, sim.agent_url)
         env = {**os.environ, CLIENT_ENV_API_KEY: SIM_DEMO_API_KEY}
         with (
             (out / "bench_run.json").open("wb") as stdout,

@@ -24,13 +24,18 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return s[lo] + (s[hi] - s[lo]) * (k - lo)
 
 
-def quantiles(values: Sequence[float]) -> dict[str, float | None]:
-    """``{"p50": ..., "p95": ...}`` rounded to 0.1 ms (None for no values)."""
-    p50, p95 = percentile(values, 0.5), percentile(values, 0.95)
-    return {
-        "p50": None if p50 is None else round(p50, 4),
-        "p95": None if p95 is None else round(p95, 4),
-    }
+def quantiles(
+    values: Sequence[float], qs: Sequence[float] = (0.5, 0.95)
+) -> dict[str, float | None]:
+    """``{"p50": ..., "p95": ...}`` (or the quantiles ``qs``) rounded to 0.1 ms.
+
+    None for no values.
+    """
+    out: dict[str, float | None] = {}
+    for q in qs:
+        v = percentile(values, q)
+        out[f"p{round(q * 100)}"] = None if v is None else round(v, 4)
+    return out
 
 
 def union_length(intervals: Iterable[tuple[float, float]]) -> float:

@@ -1,8 +1,10 @@
 """``genbatch bench`` — how many videos an hour, and what holds them back.
 
-``genbatch bench [--rows N --rate R --burst B --time-scale S --faults SPEC]``
+``genbatch bench [--rows N --rate R|none --burst B --time-scale S --faults SPEC]``
 runs a synthetic table through ``genbatch run`` against a simulator process
-and prints the figures (:mod:`genbatch.bench.run`).  ``genbatch bench
+and prints the figures (:mod:`genbatch.bench.run`).  The run is untold: it
+gets no ``--rate`` and discovers the limit, unless ``--told`` (tell it the
+simulator's limit) or ``--client-rate R`` (tell it R).  ``genbatch bench
 --from OUT_DIR`` prints the "where the time goes" analysis of any finished
 run, real or simulated, from its journal.  Exit 0 when the figures were
 produced (whatever they say), 2 when they could not be.
@@ -42,6 +44,14 @@ def _positive(kind: type[int] | type[float]) -> Any:
     return parse
 
 
+def _sim_rate(text: str) -> float | None:
+    """The simulator's limit: a positive rate, or ``none`` (no rate limit at all)."""
+    if text.strip().lower() == "none":
+        return None
+    value: float = _positive(float)(text)
+    return value
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.from_dir is not None:
         analysis = analyze(args.from_dir)
@@ -62,6 +72,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         ),
         template=args.template,
         out_dir=args.out,
+        told=args.told,
         client_rate=args.client_rate,
         max_concurrency=args.max_concurrency,
     )
@@ -90,10 +101,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--rows", type=_positive(int), default=ENGINE_BENCH_ROWS, metavar="N")
     p.add_argument(
         "--rate",
-        type=_positive(float),
+        type=_sim_rate,
         default=ENGINE_BENCH_RATE,
         metavar="R",
-        help=f"simulator rate limit, requests/s (default {ENGINE_BENCH_RATE:g})",
+        help=f"simulator rate limit, requests/s, or 'none' for no limit (default "
+        f"{ENGINE_BENCH_RATE:g})",
     )
     p.add_argument(
         "--burst",
@@ -120,11 +132,17 @@ def register(subparsers: Any) -> None:
         f"(default {ENGINE_BENCH_TEMPLATE})",
     )
     p.add_argument(
+        "--told",
+        action="store_true",
+        help="tell genbatch run the simulator's limit (--rate); default: untold, the run "
+        "discovers it",
+    )
+    p.add_argument(
         "--client-rate",
         type=_positive(float),
         default=None,
         metavar="R",
-        help="--rate given to genbatch run (default: the simulator's limit)",
+        help="tell genbatch run --rate R instead (implies --told)",
     )
     p.add_argument("--max-concurrency", type=_positive(int), default=None, metavar="N")
     p.add_argument("--out", type=Path, metavar="DIR", help="output dir (default outputs/bench/…)")

@@ -80,6 +80,8 @@ def ledger_of(out: Path) -> dict[str, Any]:
 def test_every_row_made_its_video(bench: tuple[dict[str, Any], Path]) -> None:
     report, out = bench
     assert report["rows"]["completed"] == ROWS
+    # Untold: `genbatch run` got no --rate and found the limit itself.
+    assert report["options"]["told"] is False and report["options"]["client_rate"] is None
     assert report["client"]["exit_code"] == 0
     assert len(list((out / ENGINE_VIDEOS_DIR).glob("*.mp4"))) == ROWS
 
@@ -179,6 +181,11 @@ def test_from_analyses_the_bench_output(bench: tuple[dict[str, Any], Path]) -> N
     assert a["peak_rows_in_flight"] >= 1
     assert a["bottleneck"]
     assert a["journal_gaps"]
+    # Our time vs GEN's, per job: GEN's side exact from the ledger the bench left.
+    split = a["split"]
+    assert split["all"]["jobs"] == GENERATIONS_PER_ROW * ROWS
+    assert split["all"]["source"] == "ledger"
+    assert set(split["steps"]) == {"generate:voiceover", "generate:broll", "render"}
     text = genbatch("bench", "--from", str(out))
     assert text.returncode == 0
     assert "bottleneck:" in text.stdout and "generate:broll" in text.stdout

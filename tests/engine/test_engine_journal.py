@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -161,6 +162,126 @@ def test_step_records_and_timings(tmp_path: Path) -> None:
         assert set(j.steps("a")) == {"render", "download"}
         assert j.credits_total() == 5.0
         assert j.step("a", "nothing") is None
+
+
+def test_timing_columns_round_trip(tmp_path: Path) -> None:
+    now = [1000.0]
+    with Journal.open(tmp_path, clock=lambda: now[0]) as j:
+        j.add_rows(["a"])
+        j.begin_step("a", "generate:broll")
+        now[0] = 1001.0
+        j.record_intent("a", "generate:broll")
+        now[0] = 1003.0
+        j.record_remote_id("a", "generate:broll", "77", sent_at=1002.25)
+        step = j.step("a", "generate:broll")
+        assert step is not None and step.sent_at == 1002.25
+        assert (step.done_after, step.done_by, step.done_at) == (None, None, None)
+        now[0] = 1020.0
+        j.finish_step(
+            "a", "generate:broll", "completed", done_after=1012.5, done_by=1018.75, done_at=1015.0
+        )
+        step = j.step("a", "generate:broll")
+        assert step is not None
+        assert (step.sent_at, step.done_after, step.done_by, step.done_at) == (
+            1002.25,
+            1012.5,
+            1018.75,
+            1015.0,
+        )
+        assert j.steps("a")["generate:broll"] == step
+        # Not given: NULL (a step with no async job, or an older caller).
+        j.finish_step("a", "download", "completed")
+        plain = j.step("a", "download")
+        assert plain is not None
+        assert (plain.sent_at, plain.done_after, plain.done_by, plain.done_at) == (None,) * 4
+        # A new attempt forgets the previous attempt's timings.
+        j.record_intent("a", "generate:broll", retry=True)
+        again = j.step("a", "generate:broll")
+        assert again is not None
+        assert (again.sent_at, again.done_after, again.done_by, again.done_at) == (None,) * 4
+    # They survive closing and reopening, read-only included.
+    with Journal.open(tmp_path, read_only=True) as ro:
+        plain = ro.step("a", "download")
+        assert plain is not None and plain.done_by is None
+
+
+def test_timing_is_written_by_the_calls_one_statement_each(journal: Journal) -> None:
+    journal.add_rows(["a"])
+    journal.record_intent("a", "render")
+    seen: list[str] = []
+    journal._db.set_trace_callback(seen.append)
+    journal.record_remote_id("a", "render", "9", sent_at=5.0)
+    journal.finish_step("a", "render", "completed", done_after=6.0, done_by=7.0)
+    journal._db.set_trace_callback(None)
+    writes = [q for q in seen if q.split(None, 1)[0].upper() in {"UPDATE", "INSERT"}]
+    assert len(writes) == 2, writes
+
+
+#: The steps table as genbatch first wrote it, before the timing columns.
+OLD_SCHEMA = """
+CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY, created_at REAL NOT NULL, finished_at REAL,
+    meta TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE rows (
+    run_id TEXT NOT NULL, row_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending', step TEXT, reason TEXT, error_code TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0, started_at REAL, finished_at REAL, agent_id TEXT,
+    engine_id TEXT, render_url TEXT, mp4_path TEXT, bytes INTEGER, sha256 TEXT, credits REAL,
+    post_id TEXT, extra TEXT NOT NULL DEFAULT '{}', PRIMARY KEY (run_id, row_id)
+) WITHOUT ROWID;
+CREATE INDEX rows_by_status ON rows (run_id, status);
+CREATE TABLE steps (
+    run_id TEXT NOT NULL, row_id TEXT NOT NULL, step TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0, idempotency_key TEXT, status TEXT NOT NULL,
+    remote_id TEXT, started_at REAL, intent_at REAL, remote_at REAL, finished_at REAL,
+    credits REAL NOT NULL DEFAULT 0, error_code TEXT, result TEXT,
+    PRIMARY KEY (run_id, row_id, step)
+) WITHOUT ROWID;
+CREATE INDEX steps_open_intents ON steps (run_id)
+    WHERE intent_at IS NOT NULL AND remote_id IS NULL AND finished_at IS NULL;
+INSERT INTO runs (run_id, created_at) VALUES ('old-run', 100.0);
+INSERT INTO rows (run_id, row_id, seq, status) VALUES ('old-run', 'a', 1, 'running');
+INSERT INTO steps (run_id, row_id, step, attempt, status, remote_id, intent_at, remote_at,
+    finished_at) VALUES ('old-run', 'a', 'render', 1, 'completed', '5', 101.0, 102.0, 110.0);
+"""
+
+
+def step_columns(path: Path) -> list[str]:
+    with sqlite3.connect(path) as db:
+        return [r[1] for r in db.execute("PRAGMA table_info(steps)")]
+
+
+def test_an_old_journal_gains_the_timing_columns(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with sqlite3.connect(out / "journal.sqlite") as db:
+        db.executescript(OLD_SCHEMA)
+    assert "sent_at" not in step_columns(out / "journal.sqlite")
+    # Read-only (genbatch status, bench --from) changes nothing and reads NULLs.
+    with Journal.open(out, read_only=True) as ro:
+        old = ro.step("a", "render")
+        assert old is not None and old.remote_id == "5" and old.finished_at == 110.0
+        assert (old.sent_at, old.done_after, old.done_by, old.done_at) == (None,) * 4
+    assert "sent_at" not in step_columns(out / "journal.sqlite")
+    with Journal.open(out) as j:
+        assert j.resumed and j.run_id == "old-run"
+        old = j.step("a", "render")
+        assert old is not None and old.remote_id == "5" and old.done_by is None
+        j.record_intent("a", "generate:x")
+        j.record_remote_id("a", "generate:x", "6", sent_at=120.5)
+        j.finish_step("a", "generate:x", "completed", done_after=121.0, done_by=122.0)
+        new = j.step("a", "generate:x")
+        assert new is not None and (new.sent_at, new.done_after, new.done_by) == (
+            120.5,
+            121.0,
+            122.0,
+        )
+    columns = step_columns(out / "journal.sqlite")
+    assert columns[-4:] == ["sent_at", "done_after", "done_by", "done_at"]
+    with Journal.open(out) as again:  # already migrated: opens as is
+        assert again.step("a", "generate:x") == new
+    assert step_columns(out / "journal.sqlite") == columns
 
 
 def test_credits_add_up_over_attempts(journal: Journal) -> None:
