@@ -17,18 +17,37 @@ Durability choice.  WAL mode, and ``synchronous`` per transaction:
 * intents commit with ``synchronous=FULL``: the WAL is fsynced before
   :meth:`record_intent` returns, so even a power cut cannot lose the record
   of money about to be spent;
-* everything else commits with ``NORMAL``: in WAL mode that survives any
-  process crash (SIGKILL included — the frames are in the OS page cache);
-  only an OS crash can lose the last few, and each of those is recoverable
-  (a lost remote id leaves its intent pending -> reconcile read; a lost row
-  status re-runs a step whose intent/remote id is still on record).  The
-  next FULL commit fsyncs the WAL and with it every earlier NORMAL frame.
+* everything else is written inside one open transaction (a savepoint per
+  call, so a call that fails leaves nothing behind) and committed with
+  ``NORMAL`` in batches: before the next intent, every
+  ``ENGINE_JOURNAL_BATCH_WRITES`` writes or ``ENGINE_JOURNAL_BATCH_SECONDS``,
+  at :meth:`Journal.flush` (the runner calls it every tick) and at close.  A
+  commit per call cost more CPU than the HTTP request it recorded.  A
+  crash can lose the last fraction of a second of these writes, never an
+  intent, and never out of order (every commit holds all earlier writes):
+  the journal is then the journal of a crash a moment earlier, which resume
+  handles anyway (a lost remote id leaves its intent pending -> reconcile
+  read; a lost row or step status re-runs a step whose intent/remote id is
+  still on record).  In WAL mode a committed frame survives any process
+  crash, SIGKILL included.
 
 Threading choice.  Calls run inline on the event loop thread, not in an
 executor: a commit costs far less than one HTTP round trip, and an intent
 *must* be durable before the POST anyway, so an executor hop would add
 latency without freeing the loop for anything useful.  It also keeps the
 ordering trivially sequential (one connection, one thread).
+
+Timing columns.  Besides the state machine's stamps (``started_at``,
+``intent_at``, ``remote_at``, ``finished_at``) a step keeps, for the "where
+the time goes" analysis (:mod:`genbatch.bench.analysis`): ``sent_at`` (the
+paid POST cleared the rate gate and went out), and for an asynchronous job
+the bracket in which it finished, ``done_after`` (the last poll that saw it
+unfinished was sent) and ``done_by`` (the poll that saw it finished was
+answered), plus ``done_at`` when the API stated the completion time.  They
+ride on the UPDATEs :meth:`Journal.record_remote_id` and
+:meth:`Journal.finish_step` make anyway (no extra write on the hot path), are
+NULL when unknown, and a journal written before they existed gains them on
+open (:data:`_TIMING_COLUMNS`).
 
 One process per output directory: :meth:`Journal.open` takes an exclusive
 ``flock`` on a lock file there; a second process is refused with the first
@@ -59,8 +78,15 @@ from genbatch.errors import InputError
 
 ENGINE_JOURNAL_FILE: Final = "journal.sqlite"
 ENGINE_LOCK_FILE: Final = ".genbatch.lock"
+#: Writes other than intents are committed together: when this many are
+#: pending, when the oldest is this many seconds old, at the next intent, at
+#: :meth:`Journal.flush` or at close (see "Durability choice").
+ENGINE_JOURNAL_BATCH_WRITES: Final = 256
+ENGINE_JOURNAL_BATCH_SECONDS: Final = 0.25
 
 __all__ = [
+    "ENGINE_JOURNAL_BATCH_SECONDS",
+    "ENGINE_JOURNAL_BATCH_WRITES",
     "ROW_FIELDS",
     "TERMINAL",
     "Intent",
@@ -137,11 +163,20 @@ CREATE TABLE IF NOT EXISTS steps (
     credits         REAL NOT NULL DEFAULT 0,
     error_code      TEXT,
     result          TEXT,
+    sent_at         REAL,
+    done_after      REAL,
+    done_by         REAL,
+    done_at         REAL,
     PRIMARY KEY (run_id, row_id, step)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS steps_open_intents ON steps (run_id)
     WHERE intent_at IS NOT NULL AND remote_id IS NULL AND finished_at IS NULL;
 """
+
+#: Step columns added after the first schema (all nullable REAL, epoch seconds):
+#: a journal without them gains them on open (``ALTER TABLE ... ADD COLUMN``),
+#: and a read-only open of one reads them as NULL.
+_TIMING_COLUMNS: Final = ("sent_at", "done_after", "done_by", "done_at")
 
 
 class JournalError(InputError, RuntimeError):
@@ -186,6 +221,14 @@ class StepRecord:
     credits: float
     error_code: str | None
     result: Any
+    #: The paid POST cleared the rate gate and went out (None: not recorded).
+    sent_at: float | None = None
+    #: An async job finished after this (the last poll that saw it unfinished was sent).
+    done_after: float | None = None
+    #: ... and by this (the poll that saw it finished was answered).
+    done_by: float | None = None
+    #: The exact completion time, when the API gave one.
+    done_at: float | None = None
 
     @property
     def done(self) -> bool:
@@ -218,7 +261,7 @@ class RowRecord:
         return self.status in TERMINAL
 
 
-_STEP_COLUMNS = (
+_BASE_STEP_COLUMNS: Final = (
     "row_id, step, attempt, idempotency_key, status, remote_id, started_at, "
     "intent_at, remote_at, finished_at, credits, error_code, result"
 )
@@ -244,7 +287,39 @@ def _step(r: tuple[Any, ...]) -> StepRecord:
         credits=r[10],
         error_code=r[11],
         result=json.loads(r[12]) if r[12] is not None else None,
+        sent_at=r[13],
+        done_after=r[14],
+        done_by=r[15],
+        done_at=r[16],
     )
+
+
+def _missing_timing_columns(conn: sqlite3.Connection) -> list[str]:
+    """The timing columns an older journal's ``steps`` table lacks."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(steps)")}
+    return [c for c in _TIMING_COLUMNS if c not in have]
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Give an older journal the columns added since (one transaction)."""
+    missing = _missing_timing_columns(conn)
+    if not missing:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for name in missing:  # names from _TIMING_COLUMNS only
+            conn.execute(f"ALTER TABLE steps ADD COLUMN {name} REAL")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _step_columns(conn: sqlite3.Connection) -> str:
+    """What to SELECT for a :class:`StepRecord`: NULL for columns an old journal lacks."""
+    missing = set(_missing_timing_columns(conn))
+    timing = (f"NULL AS {c}" if c in missing else c for c in _TIMING_COLUMNS)
+    return ", ".join((_BASE_STEP_COLUMNS, *timing))
 
 
 def _row(r: tuple[Any, ...]) -> RowRecord:
@@ -282,6 +357,9 @@ class Journal:
         self.resumed = resumed
         self._lock_fd = lock_fd
         self._clock = clock
+        self._step_select = _step_columns(conn)
+        self._batch_writes = 0  # writes in the open batch (0: no batch open)
+        self._batch_since = 0.0
 
     # -- lifecycle ---------------------------------------------------------
     @classmethod
@@ -327,6 +405,7 @@ class Journal:
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.executescript(_SCHEMA)
+                _migrate(conn)
                 journal = cls(conn, path, "", False, lock_fd, clock)
                 journal._choose_run(fresh, meta or {})
             except BaseException:
@@ -354,7 +433,10 @@ class Journal:
             )
 
     def close(self) -> None:
-        """Checkpoint, close, release the lock.  Idempotent."""
+        """Commit, checkpoint, close, release the lock.  Idempotent."""
+        if self._conn is not None and self._batch_writes:
+            with contextlib.suppress(sqlite3.Error):
+                self.flush()
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(sqlite3.Error):
@@ -384,20 +466,45 @@ class Journal:
 
     @contextlib.contextmanager
     def _tx(self, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
+        """One call's writes: durable (committed with an fsync now) or batched."""
         conn = self._db
         if durable:
+            self.flush()
             conn.execute("PRAGMA synchronous=FULL")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
             try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-        finally:
-            if durable:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+            finally:
                 conn.execute("PRAGMA synchronous=NORMAL")
+            return
+        if not self._batch_writes:
+            conn.execute("BEGIN IMMEDIATE")
+            self._batch_since = time.monotonic()
+        self._batch_writes += 1
+        conn.execute("SAVEPOINT w")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK TO w")
+            conn.execute("RELEASE w")
+            raise
+        conn.execute("RELEASE w")
+        if (
+            self._batch_writes >= ENGINE_JOURNAL_BATCH_WRITES
+            or time.monotonic() - self._batch_since >= ENGINE_JOURNAL_BATCH_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit the writes batched so far (a no-op when there are none)."""
+        if self._batch_writes:
+            self._batch_writes = 0
+            self._db.execute("COMMIT")
 
     # -- runs --------------------------------------------------------------
     @property
@@ -591,19 +698,27 @@ class Journal:
                 "ON CONFLICT (run_id, row_id, step) DO UPDATE SET attempt = excluded.attempt, "
                 "idempotency_key = excluded.idempotency_key, status = 'intent', "
                 "remote_id = NULL, remote_at = NULL, finished_at = NULL, error_code = NULL, "
-                "result = NULL, intent_at = excluded.intent_at, "
+                "result = NULL, sent_at = NULL, done_after = NULL, done_by = NULL, "
+                "done_at = NULL, intent_at = excluded.intent_at, "
                 "started_at = COALESCE(started_at, excluded.started_at)",
                 (self.run_id, row_id, step, attempt, key, now, now),
             )
             return Intent(row_id, step, attempt, key, None)
 
-    def record_remote_id(self, row_id: str, step: str, remote_id: str | int) -> None:
-        """Commit the id a paid POST returned (generation id, job id, ...)."""
+    def record_remote_id(
+        self, row_id: str, step: str, remote_id: str | int, *, sent_at: float | None = None
+    ) -> None:
+        """Commit the id a paid POST returned (generation id, job id, ...).
+
+        ``sent_at``: when the POST cleared the rate gate and went out (epoch
+        seconds; None when unknown, e.g. an id found by a reconcile read).
+        """
         with self._tx():
             cur = self._db.execute(
-                "UPDATE steps SET remote_id = ?, remote_at = ?, status = 'submitted' "
+                "UPDATE steps SET remote_id = ?, remote_at = ?, status = 'submitted', "
+                "sent_at = ? "
                 "WHERE run_id = ? AND row_id = ? AND step = ? AND intent_at IS NOT NULL",
-                (str(remote_id), self._clock(), self.run_id, row_id, step),
+                (str(remote_id), self._clock(), sent_at, self.run_id, row_id, step),
             )
             if cur.rowcount != 1:
                 raise JournalError(f"no intent recorded for {row_id!r} {step!r}")
@@ -617,18 +732,30 @@ class Journal:
         result: Any = None,
         credits: float = 0.0,
         error_code: str | None = None,
+        done_after: float | None = None,
+        done_by: float | None = None,
+        done_at: float | None = None,
     ) -> None:
-        """Close a step.  ``credits`` adds to the step's total over attempts."""
+        """Close a step.  ``credits`` adds to the step's total over attempts.
+
+        For an async job, the bracket in which GEN finished it (epoch
+        seconds, None when unknown): ``done_after`` when the last poll that
+        saw it unfinished was sent, ``done_by`` when the poll that saw it
+        finished was answered, ``done_at`` the completion time the API gave.
+        """
         if status not in _STEP_DONE:
             raise JournalError(f"{status!r} is not a final step status")
         with self._tx():
             self._status(row_id)
             self._db.execute(
                 "INSERT INTO steps (run_id, row_id, step, status, finished_at, credits, "
-                "error_code, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "error_code, result, done_after, done_by, done_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (run_id, row_id, step) DO UPDATE SET status = excluded.status, "
                 "finished_at = excluded.finished_at, credits = credits + excluded.credits, "
-                "error_code = excluded.error_code, result = excluded.result",
+                "error_code = excluded.error_code, result = excluded.result, "
+                "done_after = excluded.done_after, done_by = excluded.done_by, "
+                "done_at = excluded.done_at",
                 (
                     self.run_id,
                     row_id,
@@ -638,12 +765,16 @@ class Journal:
                     credits,
                     error_code,
                     json.dumps(result, default=str) if result is not None else None,
+                    done_after,
+                    done_by,
+                    done_at,
                 ),
             )
 
     def step(self, row_id: str, step: str) -> StepRecord | None:
         found = self._db.execute(
-            f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? AND row_id = ? AND step = ?",  # noqa: S608
+            f"SELECT {self._step_select} FROM steps "  # noqa: S608
+            "WHERE run_id = ? AND row_id = ? AND step = ?",
             (self.run_id, row_id, step),
         ).fetchone()
         return _step(found) if found else None
@@ -655,7 +786,7 @@ class Journal:
             for rec in map(
                 _step,
                 self._db.execute(
-                    f"SELECT {_STEP_COLUMNS} FROM steps WHERE run_id = ? AND row_id = ? "  # noqa: S608
+                    f"SELECT {self._step_select} FROM steps WHERE run_id = ? AND row_id = ? "  # noqa: S608
                     "ORDER BY COALESCE(started_at, intent_at, finished_at)",
                     (self.run_id, row_id),
                 ),
