@@ -13,8 +13,8 @@ cannot be written) — raised, and said in one line by :func:`genbatch.cli.main`
 
 Where the API is: ``GEN_API_KEY`` / ``GEN_API_URL`` / ``GEN_AGENT_URL`` from
 the environment, ``--base-url``/``--agent-url``, or ``--sim`` (an in-process
-simulator with the demo key and agent; state ends with the command).
-``--sim-time-scale S`` tells the poll hub a simulator's time scale.
+simulator with the demo key and agent; state ends with the command;
+``--sim-time-scale S`` sets its speed).  Latencies and the rate are learned.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ async def _session(
             GenClient(
                 t.api_key, api_url=t.api_url, agent_url=t.agent_url, hooks=make_hooks(limits)
             ) as client,
-            PollHub(scale=t.time_scale, seeds=seeds) as hub,
+            PollHub(seeds=seeds) as hub,
         ):
             max_wait = getattr(args, "max_wait", ENGINE_RUN_MAX_WAIT)
             yield t, HubWatcher.for_runs(client, hub, max_wait)
@@ -325,7 +325,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------
 def _add_target_args(p: argparse.ArgumentParser) -> None:
     add_target_args(
-        p, rate_help="requests/s to each host", json_help="print a JSON report on stdout"
+        p,
+        rate_help="most requests/s to send to each host (default: discover the server's limit)",
+        json_help="print a JSON report on stdout",
     )
 
 

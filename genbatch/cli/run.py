@@ -8,9 +8,10 @@ with one line saying what to do.
 ``--sim`` runs an in-process simulator (the seeded demo key, workspace and
 agent) with a fast time scale (``--sim-time-scale``, default
 ``ENGINE_SIM_TIME_SCALE``: a 90 s video takes under a second), so a table
-can be rehearsed offline.  Against a separate ``genbatch sim --time-scale S``
-pass ``--base-url`` and the same ``--sim-time-scale S``: the poll hub then
-expects jobs to be that much faster.
+can be rehearsed offline.  Against any other server (``--base-url``, a
+separate ``genbatch sim``, GEN itself) nothing about it is passed: the run
+discovers the rate limit and learns each job kind's latency as it goes;
+``--rate`` only imposes a ceiling.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from genbatch.cli.target import (
 )
 from genbatch.client import GenClient
 from genbatch.engine.journal import Journal
-from genbatch.engine.limits import ENGINE_RATE_DEFAULT
+from genbatch.engine.limits import ENGINE_RATE_CEILING, ENGINE_RATE_DEFAULT
 from genbatch.engine.plan import plan_rows, prepare
 from genbatch.engine.recipe import default_recipe_slugs
 from genbatch.engine.runner import RunOptions, RunSummary, execute
@@ -90,7 +91,6 @@ def run_options(t: Target, **choices: Any) -> RunOptions:
         agent_url=t.agent_url,
         agent=t.agent,
         rate=t.rate,
-        time_scale=t.time_scale,
         **choices,
     )
 
@@ -116,6 +116,8 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
         f"{summary.seconds:.1f}",
     )
     console.print(table)
+    if summary.rate:
+        console.print(f"rate:    {summary.rate['text']}", highlight=False)
     out = summary.out_dir
     console.print(f"videos:  {out / 'videos'}", highlight=False)
     if summary.results is not None:
@@ -263,7 +265,8 @@ def register(subparsers: Any) -> None:
     _add_table_args(p)
     add_target_args(
         p,
-        rate_help="requests/s to the API (known limit)",
+        rate_help="a ceiling in requests/s per host, started at (default: discover the "
+        f"server's limit, never above {ENGINE_RATE_CEILING:g}/s)",
         json_help="print a JSON summary on stdout",
     )
     p.add_argument("--out", type=Path, metavar="DIR", help="output dir (default outputs/<table>/)")

@@ -20,7 +20,8 @@ from genbatch.settings import Settings
 #: Where `genbatch run TABLE` writes when --out is not given: outputs/<table stem>/.
 ENGINE_DEFAULT_OUT_ROOT: Final = "outputs"
 #: `--sim` defaults: time scale fast enough for a demo (a 90 s video takes
-#: ~0.9 s) and the in-process simulator's rate, which the run then also uses.
+#: ~0.9 s) and the in-process simulator's rate limit (which it publishes, so a
+#: run finds it without being told).
 ENGINE_SIM_TIME_SCALE: Final = 0.01
 ENGINE_SIM_RATE: Final = 50.0
 
@@ -35,7 +36,7 @@ _NO_KEY = (
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """The API one command talks to, and the rate and time scale to assume for it."""
+    """The API one command talks to, and the rate a user imposed on it (None: discover)."""
 
     api_key: str
     api_url: str
@@ -43,7 +44,6 @@ class Target:
     #: ``--agent`` when the command has it; with ``--sim``, else the demo agent.
     agent: str | None
     rate: float | None
-    time_scale: float
     sim: bool
 
 
@@ -81,8 +81,16 @@ async def open_target(
     both hosts at that URL (a server that serves both); ``agent_url``
     overrides the agent host.  Neither: the environment, then GEN's hosts.
 
+    ``sim_time_scale`` only sets the in-process simulator's speed: genbatch
+    learns any server's latencies itself, so there is nothing to tell it.
+
     Raises :class:`NoKey` without a key and :class:`GenError` for a bad URL.
     """
+    if sim_time_scale is not None and not sim:
+        raise InputError(
+            "--sim-time-scale sets the speed of --sim's built-in simulator only; "
+            "against another server genbatch learns its latencies itself"
+        )
     if sim:
         from genbatch.sim.config import SimConfig
         from genbatch.sim.serve import SimServer
@@ -98,8 +106,7 @@ async def open_target(
                 server.api_url,
                 server.agent_url,
                 agent or str(SIM_DEMO_AGENT_ID),
-                rate if rate is not None else ENGINE_SIM_RATE,
-                cfg.time_scale,
+                rate,
                 True,
             )
         return
@@ -116,13 +123,13 @@ async def open_target(
         settings.agent_url,
         agent,
         rate,
-        sim_time_scale if sim_time_scale is not None else 1.0,
         False,
     )
 
 
 def add_target_args(p: argparse.ArgumentParser, *, rate_help: str, json_help: str) -> None:
-    """``--sim | --base-url``, ``--agent-url``, ``--sim-time-scale``, ``--rate``, ``--json``."""
+    """``--sim | --base-url``, ``--agent-url``, ``--sim-time-scale`` (``--sim`` only),
+    ``--rate``, ``--json``."""
     where = p.add_mutually_exclusive_group()
     where.add_argument(
         "--sim", action="store_true", help="run against an in-process simulator (no key needed)"
@@ -143,8 +150,8 @@ def add_target_args(p: argparse.ArgumentParser, *, rate_help: str, json_help: st
         type=float,
         default=None,
         metavar="S",
-        help=f"simulator time scale: --sim runs at S (default {ENGINE_SIM_TIME_SCALE}); with "
-        "--base-url, the scale of that `genbatch sim --time-scale S` (for poll timing)",
+        help=f"speed of --sim's built-in simulator: job latencies x S (default "
+        f"{ENGINE_SIM_TIME_SCALE}); --sim only (genbatch learns any server's latencies)",
     )
     p.add_argument("--rate", type=float, default=None, metavar="R", help=rate_help)
     p.add_argument("--json", action="store_true", help=json_help)

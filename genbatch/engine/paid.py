@@ -42,8 +42,9 @@ from genbatch.engine.failures import (
 )
 from genbatch.engine.journal import Journal, StepRecord
 from genbatch.engine.limits import Priority
+from genbatch.engine.poller import Bracket
 from genbatch.engine.rowplan import RowPlan
-from genbatch.engine.services import PRIORITY, RowServices
+from genbatch.engine.services import PRIORITY, SENT_AT, RowServices
 from genbatch.errors import (
     APIConnectionError,
     APIResponseValidationError,
@@ -132,6 +133,9 @@ class PaidPosts:
         generation watched, or the cell read to learn whether it exists.
         """
         svc = self.svc
+        # Latency is learned per (generation type, model): veo_3_fast is not veo_3.
+        model = card.get("model")
+        watch_kind = f"{kind}:{model}" if model else kind
         gen_id: str | None = None
         resend_key: str | None = None
         elapsed = 0.0
@@ -163,13 +167,14 @@ class PaidPosts:
                     resend_key = intent.idempotency_key
                 await svc.reached(self.rid, f"{step}:intent")
                 try:
+                    SENT_AT.set(None)
                     gen_id = await self._send(step, cell_id, resend_key, post, priority)
                     # Accepted, id not yet journaled.
                     await svc.reached(self.rid, f"{step}:posted")
                 except BaseException:
                     reservation.release()
                     raise
-                self.journal.record_remote_id(self.rid, step, gen_id)
+                self.journal.record_remote_id(self.rid, step, gen_id, sent_at=SENT_AT.get())
                 await svc.reached(self.rid, f"{step}:submitted")
             else:
                 # Paid before a crash: account for it when it settles, but
@@ -177,11 +182,15 @@ class PaidPosts:
                 held = svc.ledger.try_reserve(0.0, f"{self.rid}/{step}")
                 assert held is not None  # a zero hold is always granted
                 reservation = held
+            brackets: list[Bracket] = []
             try:
-                done = await svc.watcher.generation(gen_id, kind, elapsed)
+                done = await svc.watcher.generation(
+                    gen_id, watch_kind, elapsed, on_bracket=brackets.append
+                )
             except BaseException:
                 reservation.release()
                 raise
+            seen = brackets[-1] if brackets else None
             if done.status == "completed":
                 estimate = svc.pricing.price(kind, card)
                 charged = reservation.settle(done.cost if done.cost is not None else estimate)
@@ -190,6 +199,9 @@ class PaidPosts:
                     step,
                     "completed",
                     credits=charged,
+                    done_after=seen.done_after if seen else None,
+                    done_by=seen.done_by if seen else None,
+                    done_at=seen.done_at if seen else None,
                     result={
                         "generation_id": done.id,
                         "resource_id": done.output_resources[0].id
@@ -203,7 +215,13 @@ class PaidPosts:
             reservation.release()
             self._remember_prior(step, gen_id)
             self.journal.finish_step(
-                self.rid, step, "failed", error_code=f"generation_{done.status}"
+                self.rid,
+                step,
+                "failed",
+                error_code=f"generation_{done.status}",
+                done_after=seen.done_after if seen else None,
+                done_by=seen.done_by if seen else None,
+                done_at=seen.done_at if seen else None,
             )
             tries += 1
             error = str(done.failure) if done.failure else done.status

@@ -56,6 +56,8 @@ class Snapshot:
     started: float
     now: float
     steps: Mapping[str, int] = field(default_factory=dict)
+    #: The API gate's rate and where it comes from ("58/s discovered").
+    rate: str = ""
 
     @property
     def done(self) -> int:
@@ -187,6 +189,7 @@ class Progress:
             f"[{format_eta(snap.now - snap.started)}] {snap.done}/{snap.total} rows  {rows}  "
             f"req/s={self._req_rate:.1f}  429s={snap.rate_limited}  "
             f"credits={snap.credits:g}  eta={format_eta(self.eta(snap))}"
+            + (f"  rate: {snap.rate}" if snap.rate else "")
         )
 
     def _render(self, snap: Snapshot) -> RichTable:
@@ -213,9 +216,12 @@ class Progress:
             format_eta(snap.now - snap.started),
             format_eta(self.eta(snap)),
         )
+        notes = [f"rate: {snap.rate}"] if snap.rate else []
         if snap.steps:
             busy = ", ".join(f"{k}: {v}" for k, v in sorted(snap.steps.items()) if v)
-            table.caption = f"in flight — {busy}" if busy else None
+            if busy:
+                notes.append(f"in flight — {busy}")
+        table.caption = "; ".join(notes) or None
         return table
 
 

@@ -52,7 +52,7 @@ from genbatch.engine.credits import (
     RowReservation,
 )
 from genbatch.engine.failures import RunAborted, believed_retry_after
-from genbatch.engine.journal import Journal, JournalError
+from genbatch.engine.journal import ENGINE_JOURNAL_BATCH_SECONDS, Journal, JournalError
 from genbatch.engine.limits import ENGINE_ROWS_IN_FLIGHT, Limits, Priority, RateGate
 from genbatch.engine.naming import NameAllocator, UnsafePathError
 from genbatch.engine.paid import remaining_credits
@@ -62,8 +62,9 @@ from genbatch.engine.poller import PollHub
 from genbatch.engine.progress import Progress, RunLog, Snapshot
 from genbatch.engine.results import ResultFiles, write_results
 from genbatch.engine.rowplan import RowPlan, RowPlanError
-from genbatch.engine.services import PRIORITY, RowServices
+from genbatch.engine.services import PRIORITY, SENT_AT, RowServices
 from genbatch.engine.table import InputRow, RowError, Table
+from genbatch.engine.tuning import ENGINE_TUNE_ROWS_MAX, Tuner
 from genbatch.engine.watch import HubWatcher
 from genbatch.errors import APIError, AuthenticationError
 
@@ -94,9 +95,6 @@ class RunOptions:
     pricing: Path | None = None
     fresh: bool = False
     limit: int | None = None
-    #: Time scale of the server's job latencies (a simulator's --time-scale);
-    #: scales the poll hub's first-poll estimates.  1.0 for GEN itself.
-    time_scale: float = 1.0
     progress: bool = True
     #: Test hook: awaited at journal milestones (crash tests time kills with it).
     milestone: Callable[[str, str], Awaitable[None]] | None = None
@@ -124,6 +122,8 @@ class RunSummary:
     polls: dict[str, dict[str, float]] = field(default_factory=dict)
     #: Rows left out by ``--limit``: not attempted, so they do not fail the run.
     not_attempted: int = 0
+    #: The API gate at the end: ``{"final", "source", "ceiling", "text"}``.
+    rate: dict[str, Any] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -153,6 +153,7 @@ class RunSummary:
             "aborted": self.aborted,
             "interrupted": self.interrupted,
             "polls": self.polls,
+            "rate": self.rate,
             "exit_code": self.exit_code,
         }
 
@@ -161,20 +162,25 @@ class RunSummary:
 # Wiring
 # --------------------------------------------------------------------------
 def make_limits(rate: float | None, rows_in_flight: int | None) -> Limits:
-    """The run's gates: ``Limits.create`` with the run's rows in flight."""
-    return Limits.create(rate=rate, rows_in_flight=rows_in_flight or ENGINE_ROWS_IN_FLIGHT)
+    """The run's gates: ``Limits.create``, rows in flight starting at the default
+    (or ``--max-concurrency`` when lower; the tuner moves it from there)."""
+    start = ENGINE_ROWS_IN_FLIGHT if rows_in_flight is None else rows_in_flight
+    return Limits.create(rate=rate, rows_in_flight=min(ENGINE_ROWS_IN_FLIGHT, start))
 
 
 def make_hooks(
     limits: Limits, observer: Callable[[str, Route, AttemptInfo | None], None] | None = None
 ) -> Hooks:
-    """Every attempt passes its host's rate gate; 429s and successes adapt it."""
+    """Every attempt passes its host's rate gate; what comes back adapts it: a
+    published limit, 429s, successes (with the time of light GETs: a server
+    slowing down is overloaded), 5xx and dropped connections."""
 
     def gate_of(route: Route) -> RateGate:
         return limits.agent if route.host == "agent" else limits.api
 
     async def before(route: Route) -> None:
         await gate_of(route).acquire(PRIORITY.get())
+        SENT_AT.set(time.time())
         if observer is not None:
             observer("send", route, None)
 
@@ -182,12 +188,26 @@ def make_hooks(
         if observer is not None:
             observer("done", info.route, info)
         gate = gate_of(info.route)
-        if info.status == 429:
+        if info.published_rate is not None:
+            gate.on_published(info.published_rate)
+        status = info.status
+        if status == 429:
             gate.on_rate_limited(believed_retry_after(info.retry_after), elapsed=info.elapsed)
-        elif info.status is not None and info.status < 500:
-            gate.on_success()
+        elif status is not None and status < 500:
+            gate.on_success(info.elapsed if info.route.method == "GET" else None)
+        elif info.failure is not None or (status is not None and status >= 500):
+            gate.on_error()
 
     return Hooks(before_attempt=before, after_attempt=after)
+
+
+def _rate_report(gate: RateGate) -> dict[str, Any]:
+    return {
+        "final": round(gate.rate, 3),
+        "source": gate.source,
+        "ceiling": gate.max_rate,
+        "text": gate.describe(),
+    }
 
 
 @dataclass(slots=True)
@@ -285,6 +305,7 @@ class _Run:
         self.aborted: str | None = None
         self.interrupted = False
         self.client: GenClient | None = None
+        self.tuner: Tuner | None = None
         #: Steps in flight by group, shared with the rows (progress view).
         self.busy: dict[str, int] = {}
 
@@ -300,7 +321,14 @@ class _Run:
             started=self.started,
             now=time.monotonic(),
             steps=dict(self.busy),
+            rate=self.limits.api.describe(),
         )
+
+    async def _flush_journal(self) -> None:
+        """Commit the journal's batched writes in quiet spells too (rows all waiting)."""
+        while True:
+            await asyncio.sleep(ENGINE_JOURNAL_BATCH_SECONDS)
+            self.journal.flush()
 
     # -- the run ----------------------------------------------------------------
     async def run(self) -> RunSummary:
@@ -327,7 +355,17 @@ class _Run:
             hooks=make_hooks(self.limits, opts.observer),
         ) as client:
             self.client = client
-            async with PollHub(scale=opts.time_scale, budget=self.limits.api) as hub:
+            async with PollHub(budget=self.limits.api) as hub:
+                self.tuner = Tuner(
+                    gate=self.limits.api,
+                    rows=self.limits.rows,
+                    generations=self.limits.generations,
+                    requests=lambda: client.stats.requests,
+                    census=hub.census,
+                    max_rows=opts.max_concurrency or ENGINE_TUNE_ROWS_MAX,
+                )
+                self.tuner.start()
+                flusher = asyncio.ensure_future(self._flush_journal())
                 svc = RowServices(
                     client=client,
                     journal=self.journal,
@@ -340,11 +378,16 @@ class _Run:
                     log=self.log,
                     milestone=opts.milestone,
                     busy=self.busy,
-                    time_scale=opts.time_scale,
                 )
-                async with Progress(self.snapshot, enabled=opts.progress):
-                    await self._preflight(client)
-                    await self._stream(svc)
+                try:
+                    async with Progress(self.snapshot, enabled=opts.progress):
+                        await self._preflight(client)
+                        await self._stream(svc)
+                finally:
+                    await self.tuner.stop()
+                    flusher.cancel()
+                    await asyncio.gather(flusher, return_exceptions=True)
+                    self.journal.flush()
                 polls = {
                     k: {
                         "jobs": s.resolved,
@@ -378,6 +421,7 @@ class _Run:
             interrupted=self.interrupted,
             polls=polls,
             not_attempted=sum(1 for r in self.journal.rows("skipped") if r.error_code == "limit"),
+            rate=_rate_report(self.limits.api),
         )
         self.log.event("summary", **summary.to_json())
         return summary
@@ -508,9 +552,12 @@ class _Run:
     async def _row(
         self, svc: RowServices, row: InputRow, plan: RowPlan, name: str, hold: RowReservation
     ) -> None:
+        began = time.monotonic()
         try:
             status = await run_row(svc, row, plan, name, hold)
             self.counts.add(status)
+            if self.tuner is not None and status == "completed":
+                self.tuner.row_finished(time.monotonic() - began)
         except RunAborted as exc:
             self._abort(f"the API key was refused (401): {exc}")
         except asyncio.CancelledError:

@@ -21,6 +21,7 @@ from genbatch.client.models import Generation, UserJob
 from genbatch.engine.credits import CreditLedger, Pricing
 from genbatch.engine.journal import Journal
 from genbatch.engine.limits import Limits, Priority
+from genbatch.engine.poller import Bracket
 from genbatch.engine.progress import RunLog
 
 #: Tries per generation/render when the job itself ends failed (each one a new
@@ -42,6 +43,7 @@ __all__ = [
     "ENGINE_PUBLISH_WAIT_MAX",
     "ENGINE_STEP_RETRY_DELAY",
     "PRIORITY",
+    "SENT_AT",
     "JobWatcher",
     "RowServices",
 ]
@@ -50,15 +52,28 @@ __all__ = [
 PRIORITY: contextvars.ContextVar[int] = contextvars.ContextVar(
     "genbatch_priority", default=Priority.CONTINUE
 )
+#: Wall-clock time the current task's last request cleared its rate gate (set by
+#: the hook): a paid POST's journal entry says when it really went out.
+SENT_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "genbatch_sent_at", default=None
+)
 
 
 class JobWatcher(Protocol):
     """Waits for jobs through the poll hub (no sleeping task per job)."""
 
-    async def generation(self, generation_id: str, kind: str, elapsed: float = 0.0) -> Generation:
+    async def generation(
+        self,
+        generation_id: str,
+        kind: str,
+        elapsed: float = 0.0,
+        *,
+        on_bracket: Callable[[Bracket], None] | None = None,
+    ) -> Generation:
         """The generation once it is completed, failed or stopped.
 
         ``elapsed``: seconds it has been running already (found after a restart).
+        ``on_bracket``: told when (and between which polls) GEN finished it.
         """
         ...
 
@@ -84,8 +99,6 @@ class RowServices:
     log: RunLog
     max_generation_attempts: int = ENGINE_MAX_GENERATION_ATTEMPTS
     max_step_attempts: int = ENGINE_MAX_STEP_ATTEMPTS
-    #: The server's time scale (a simulator's --time-scale; 1.0 for GEN).
-    time_scale: float = 1.0
     publish_wait_max: float = ENGINE_PUBLISH_WAIT_MAX
     step_retry_delay: float = ENGINE_STEP_RETRY_DELAY
     #: Steps in flight by group (for the progress view).

@@ -25,10 +25,9 @@ USER_JOBS = "POST /v1/user_jobs"
 
 
 def target(sim: SimServer) -> list[str]:
-    """CLI flags that point a journey command at ``sim`` (fast polls, no rate wait)."""
+    """CLI flags that point a journey command at ``sim`` (no rate wait; polls learn)."""
     return [
-        "--base-url", sim.api_url, "--agent-url", sim.agent_url,
-        "--sim-time-scale", str(SCALE), "--rate", "1000",
+        "--base-url", sim.api_url, "--agent-url", sim.agent_url, "--rate", "1000",
     ]  # fmt: skip
 
 

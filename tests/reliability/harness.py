@@ -298,7 +298,6 @@ def run_genbatch(
     cmd += [
         "run", str(table), "--out", str(out), "--base-url", base_url + "/v1",
         "--agent-url", agent_url or AGENT_HOSTS[base_url], "--agent", AGENT,
-        "--sim-time-scale", str(SCALE),
         "--rate", "200", "--json",
     ]  # fmt: skip
     if template:

@@ -102,7 +102,6 @@ async def run_table(sim: SimServer, table: Path, out: Path, **kw: Any) -> RunSum
         "agent_url": sim.agent_url,
         "agent": AGENT,
         "rate": 1000.0,
-        "time_scale": SCALE,
         "progress": False,
     }
     opts.update(kw)

@@ -27,6 +27,22 @@ def test_no_key_and_no_sim_says_how_in_one_line(
     assert not (tmp_path / "o").exists()
 
 
+def test_sim_time_scale_is_refused_without_sim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A time scale would be a fact about the server that only a rehearsal knows:
+    # against any --base-url genbatch learns latencies itself.
+    monkeypatch.setenv("GEN_API_KEY", SECRET_KEY)
+    table = vo_table(tmp_path / "t.csv", 1)
+    args = ["run", str(table), "--template", "tiktok-vo-broll", "--out", str(tmp_path / "o")]
+    code = main([*args, "--base-url", "http://127.0.0.1:9/v1", "--sim-time-scale", "0.01"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "--sim-time-scale" in err and "--sim" in err
+    assert SECRET_KEY not in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_sim_flag_runs_with_limit_and_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -63,8 +63,6 @@ def run_cmd(sim: SimProcess, table: Path, out: Path) -> list[str]:
         str(out),
         "--rate",
         RATE,
-        "--sim-time-scale",
-        SCALE,
         "--json",
     ]
 

@@ -1,0 +1,163 @@
+"""Work in flight sized by what the run measures, not by constants.
+
+Two caps decide how much a run keeps going at once, and neither has a right
+value that holds for every server:
+
+* **Rows in flight** (Little's law): to keep the rate gate saturated, the
+  rows started must supply ``rate x row duration / requests per row``
+  requests per second of work.  Rows that are too few leave the gate idle
+  while jobs run; too many only hold memory and credits.  The tuner measures
+  the three figures as the run goes (the gate's rate, the duration of rows
+  finished, requests per row) and sets the rows cap to that, times
+  ``ENGINE_TUNE_HEADROOM``, within ``[ENGINE_TUNE_ROWS_MIN, max_rows]``
+  (``--max-concurrency``, or ``ENGINE_TUNE_ROWS_MAX`` for memory).
+* **Generation jobs in flight** (the server's job capacity): a back end that
+  runs only so many jobs per workspace queues the rest as ``pending``.
+  Piling more jobs into that queue finishes nothing sooner — it pushes each
+  started row's next job (and its render) behind new rows' first ones.  When
+  the poll hub's census shows many of our jobs ``pending`` against few
+  ``processing`` for a while, the generations cap comes down to what the
+  server runs (plus a little, so it never idles); when the queue is gone and
+  callers wait at the cap, it climbs back.
+
+Told ``--max-concurrency``, the rows cap never exceeds it.  Every figure
+decays (an exponential average), so a server that changes pace is followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Callable
+from typing import Final, Protocol
+
+from genbatch.engine.limits import ConcurrencyCap, RateGate
+
+#: Seconds between two adjustments.
+ENGINE_TUNE_INTERVAL: Final = 1.0
+#: Rows in flight = HEADROOM x Little's law (durations vary; a row waits at
+#: the gate too), within [MIN, MAX] (MAX bounds memory; --max-concurrency lower).
+ENGINE_TUNE_HEADROOM: Final = 1.5
+ENGINE_TUNE_ROWS_MIN: Final = 32
+ENGINE_TUNE_ROWS_MAX: Final = 2048
+#: Rows finished before the law is trusted (until then the initial cap holds).
+ENGINE_TUNE_MIN_SAMPLES: Final = 4
+#: Weight of each new row duration in the running average.
+ENGINE_TUNE_SMOOTHING: Final = 0.05
+#: The server is queueing our jobs when at least this many (and this share of
+#: those running) read `pending`, for QUEUE_TICKS adjustments in a row.
+ENGINE_TUNE_QUEUE_MIN: Final = 8
+ENGINE_TUNE_QUEUE_SHARE: Final = 0.5
+ENGINE_TUNE_QUEUE_TICKS: Final = 2
+#: Then the generations cap is what the server runs x SLACK + EXTRA.
+ENGINE_TUNE_QUEUE_SLACK: Final = 1.1
+ENGINE_TUNE_QUEUE_EXTRA: Final = 2
+#: Without a queue, a cap callers wait at grows by this factor per adjustment.
+ENGINE_TUNE_GROWTH: Final = 1.25
+
+__all__ = ["Census", "Tuner"]
+
+
+class Census(Protocol):
+    """Our watched jobs by what their last poll said (the poll hub's census)."""
+
+    @property
+    def queued(self) -> int: ...
+
+    @property
+    def running(self) -> int: ...
+
+
+class Tuner:
+    """Adjusts the rows and generations caps once a second; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        gate: RateGate,
+        rows: ConcurrencyCap,
+        generations: ConcurrencyCap,
+        requests: Callable[[], int],
+        census: Callable[[], Census] | None = None,
+        max_rows: int = ENGINE_TUNE_ROWS_MAX,
+        max_generations: int | None = None,
+    ) -> None:
+        self._gate = gate
+        self._rows = rows
+        self._gens = generations
+        self._requests = requests
+        self._census = census
+        self.max_rows = max(1, max_rows)
+        self.max_generations = max_generations or generations.limit
+        self._duration: float | None = None
+        self._finished = 0
+        self._queue_ticks = 0
+        #: The server queues our jobs (the generations cap follows its capacity).
+        self.server_queue = False
+        self._task: asyncio.Task[None] | None = None
+
+    # -- what the run tells it ---------------------------------------------------
+    def row_finished(self, seconds: float) -> None:
+        """A row that ran (admitted to finished) for ``seconds``."""
+        self._finished += 1
+        a = max(ENGINE_TUNE_SMOOTHING, 1.0 / self._finished)  # a plain mean at first
+        d = self._duration
+        self._duration = seconds if d is None else (1 - a) * d + a * seconds
+
+    # -- the loop ------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop(), name="genbatch-tuner")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(ENGINE_TUNE_INTERVAL)
+            self.tick()
+
+    def tick(self) -> None:
+        """One adjustment of both caps."""
+        self._tune_generations()
+        target = self.rows_target()
+        if target is not None:
+            if self.server_queue:
+                # More rows would only wait for job slots: hold at what runs.
+                target = min(target, max(self._rows.in_use, ENGINE_TUNE_ROWS_MIN))
+            self._rows.set_limit(target)
+
+    def rows_target(self) -> int | None:
+        """Little's law, or None while too few rows have finished to measure."""
+        if self._finished < ENGINE_TUNE_MIN_SAMPLES or self._duration is None:
+            return None
+        started = self._finished + self._rows.in_use
+        per_row = self._requests() / max(1.0, self._finished + 0.5 * self._rows.in_use)
+        if per_row <= 0 or started <= 0:
+            return None
+        need = ENGINE_TUNE_HEADROOM * self._gate.rate * self._duration / per_row
+        return int(min(self.max_rows, max(ENGINE_TUNE_ROWS_MIN, math.ceil(need))))
+
+    def _tune_generations(self) -> None:
+        if self._census is None:
+            return
+        census = self._census()
+        queued, running = census.queued, census.running
+        if queued >= max(ENGINE_TUNE_QUEUE_MIN, ENGINE_TUNE_QUEUE_SHARE * running) and running:
+            self._queue_ticks += 1
+        else:
+            self._queue_ticks = 0
+        gens = self._gens
+        if self._queue_ticks >= ENGINE_TUNE_QUEUE_TICKS:
+            cap = max(1, math.ceil(running * ENGINE_TUNE_QUEUE_SLACK) + ENGINE_TUNE_QUEUE_EXTRA)
+            if cap < gens.limit:
+                gens.set_limit(cap)
+            self.server_queue = True
+        elif queued == 0 and gens.waiting and gens.limit < self.max_generations:
+            gens.set_limit(min(self.max_generations, math.ceil(gens.limit * ENGINE_TUNE_GROWTH)))
+            if gens.limit >= self.max_generations:
+                self.server_queue = False

@@ -1,0 +1,103 @@
+"""The tuner: rows in flight by Little's law, generation jobs by the server's queue."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from genbatch.engine.limits import ConcurrencyCap, RateGate
+from genbatch.engine.tuning import (
+    ENGINE_TUNE_HEADROOM,
+    ENGINE_TUNE_MIN_SAMPLES,
+    ENGINE_TUNE_ROWS_MIN,
+    Tuner,
+)
+
+
+@dataclass
+class Census:
+    queued: int = 0
+    running: int = 0
+
+
+class Requests:
+    n = 0
+
+    def __call__(self) -> int:
+        return self.n
+
+
+def tuner(
+    rate: float = 500.0, **kw: object
+) -> tuple[Tuner, ConcurrencyCap, ConcurrencyCap, Requests, Census]:
+    rows, gens = ConcurrencyCap(256, "rows"), ConcurrencyCap(512, "generations")
+    req, census = Requests(), Census()
+    t = Tuner(
+        gate=RateGate(rate), rows=rows, generations=gens, requests=req,
+        census=lambda: census, **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+    return t, rows, gens, req, census
+
+
+def test_rows_in_flight_follow_littles_law() -> None:
+    t, rows, _, req, _ = tuner(rate=500.0)
+    t.tick()
+    assert rows.limit == 256  # nothing measured yet: the initial cap holds
+    for _ in range(20):
+        t.row_finished(4.0)  # a row takes 4 s ...
+    req.n = 20 * 9  # ... and 9 requests
+    t.tick()
+    expected = ENGINE_TUNE_HEADROOM * 500.0 * 4.0 / 9
+    assert abs(rows.limit - expected) <= 1
+
+
+def test_slow_rows_at_a_fast_rate_need_more_rows_bounded_by_max() -> None:
+    t, rows, _, req, _ = tuner(rate=1000.0, max_rows=700)
+    for _ in range(ENGINE_TUNE_MIN_SAMPLES):
+        t.row_finished(180.0)  # GEN's real latencies: three minutes a row
+    req.n = 9 * ENGINE_TUNE_MIN_SAMPLES
+    t.tick()
+    assert rows.limit == 700  # --max-concurrency (or memory) bounds it
+
+
+def test_a_slow_rate_needs_few_rows_but_never_below_the_floor() -> None:
+    t, rows, _, req, _ = tuner(rate=2.0)
+    for _ in range(10):
+        t.row_finished(3.0)
+    req.n = 90
+    t.tick()
+    assert rows.limit == ENGINE_TUNE_ROWS_MIN
+
+
+def test_a_server_queue_brings_the_generations_cap_down_then_back() -> None:
+    t, _rows, gens, _, census = tuner()
+    census.queued, census.running = 250, 50  # a job cap of 50: the rest wait
+    t.tick()
+    assert gens.limit == 512  # one look could be a blip
+    t.tick()
+    assert t.server_queue and 50 <= gens.limit <= 60  # what the server runs, and a little
+    # The queue drains and callers wait at the cap: it climbs back.
+    census.queued, census.running = 0, 40
+
+    async def waiters() -> None:
+        import asyncio
+
+        for _ in range(gens.limit):
+            await gens.acquire()
+        task = asyncio.ensure_future(gens.acquire())
+        await asyncio.sleep(0)
+        before = gens.limit
+        t.tick()
+        assert gens.limit > before
+        task.cancel()
+
+    import asyncio
+
+    asyncio.run(waiters())
+
+
+def test_no_queue_no_change() -> None:
+    t, _, gens, _, census = tuner()
+    census.queued, census.running = 3, 200  # a few in their first moments: not a queue
+    for _ in range(5):
+        t.tick()
+    assert gens.limit == 512 and not t.server_queue
