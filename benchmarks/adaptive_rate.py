@@ -2,14 +2,15 @@
 
 The simulator runs as its own process with a 15 req/s token bucket (burst 15,
 its Retry-After in whole seconds as a real server's); ``genbatch run`` of a
-40-row ``tiktok-vo-broll`` table runs once with ``--rate 200`` (the limit is
-unknown: the gate must find it) and once with ``--rate 15`` (the limit is
-known).  From the simulator's ledger: API requests by status, the 429s, and
-the achieved rate — API requests the server accepted (not 429) per second of
-the run's wall time — against the 15 req/s limit.  Median of ``--runs``.
+40-row ``tiktok-vo-broll`` table runs once told nothing (``--rates none``:
+the gate must find the limit), once with ``--rate 200`` (a ceiling far
+above it) and once with ``--rate 15`` (the limit is known).  From the
+simulator's ledger: API requests by status, the 429s, and the achieved rate
+— API requests the server accepted (not 429) per second of the run's wall
+time — against the 15 req/s limit.  Median of ``--runs``.
 
     .venv/bin/python benchmarks/adaptive_rate.py [--rows 40] [--limit 15]
-        [--rates 200,15] [--runs 3] [--time-scale 0.01]
+        [--rates none,200,15] [--runs 3] [--time-scale 0.01]
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def write_table(path: Path, rows: int) -> None:
             w.writerow([f"r{i:03d}", f"Hook {i}: cold brew in 60s", f"Script {i}. Steep, strain."])
 
 
-def one_run(args: argparse.Namespace, rate: float) -> dict[str, Any]:
+def one_run(args: argparse.Namespace, rate: float | None) -> dict[str, Any]:
     spec = SimConfig(
         api_keys=(KEY,), rate=args.limit, burst=args.burst, time_scale=args.time_scale,
         credits=1_000_000, seed=1,
@@ -56,8 +57,10 @@ def one_run(args: argparse.Namespace, rate: float) -> dict[str, Any]:
             sys.executable, "-m", "genbatch", "run", str(table), "--template", args.template,
             "--base-url", sim.api_url, "--agent-url", sim.agent_url,
             "--agent", AGENT, "--out", str(Path(tmp) / "out"),
-            "--rate", str(rate), "--sim-time-scale", str(args.time_scale), "--json",
+            "--json",
         ]  # fmt: skip
+        if rate is not None:
+            cmd += ["--rate", f"{rate:g}"]
         env = dict(os.environ, GEN_API_KEY=KEY)
         started = time.monotonic()
         run = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -86,13 +89,15 @@ def main() -> int:
     ap.add_argument("--rows", type=int, default=40)
     ap.add_argument("--limit", type=float, default=15.0, help="the simulator's rate limit")
     ap.add_argument("--burst", type=int, default=15, help="the simulator's bucket size")
-    ap.add_argument("--rates", default="200,15", help="genbatch --rate values to compare")
+    ap.add_argument(
+        "--rates", default="none,200,15", help="genbatch --rate values to compare (none: untold)"
+    )
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--template", default="tiktok-vo-broll")
     ap.add_argument("--time-scale", type=float, default=0.01)
     args = ap.parse_args()
     out: dict[str, Any] = {}
-    for rate in (float(r) for r in args.rates.split(",")):
+    for rate in (None if r == "none" else float(r) for r in args.rates.split(",")):
         runs = [one_run(args, rate) for _ in range(args.runs)]
         for r in runs:
             print(json.dumps(r), file=sys.stderr)
@@ -100,7 +105,7 @@ def main() -> int:
             k: statistics.median(r[k] for r in runs)
             for k in ("seconds", "api_requests", "429", "achieved_rps", "of_limit")
         }
-        out[f"--rate {rate:g}"] = {"median": med, "runs": runs}
+        out["untold" if rate is None else f"--rate {rate:g}"] = {"median": med, "runs": runs}
     print(json.dumps(out, indent=2))
     return 0
 

@@ -12,14 +12,14 @@ Targets (issue 4), from one run:
 
 Both sides are subprocesses: ``python -m genbatch sim`` with ``--rate R``
 (burst: 2 s worth, the ratio of its CLI defaults) and ``python -m genbatch
-run ... --rate R``.  The makespan is the wall time of the run process, start
-to exit; its peak RSS comes from
+run ...`` told nothing (``--told`` passes ``--rate R``).  The makespan is
+the wall time of the run process, start to exit; its peak RSS comes from
 ``getrusage(RUSAGE_CHILDREN)`` taken after it exits and before the
 simulator does.  Afterwards the ledger is checked: every row completed,
 credits reported = credits charged, no cell paid twice.
 
     .venv/bin/python benchmarks/engine_10k.py [--rows 10000] [--rate 400]
-        [--burst-seconds 2] [--time-scale 0.01] [--max-concurrency 256] [--append-results]
+        [--burst-seconds 2] [--time-scale 0.01] [--max-concurrency 256] [--told] [--append-results]
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ def main() -> int:
     )
     ap.add_argument("--time-scale", type=float, default=0.01)
     ap.add_argument("--max-concurrency", type=int, default=None, help="rows in flight")
+    ap.add_argument("--told", action="store_true", help="tell genbatch the limit (--rate)")
     ap.add_argument("--append-results", action="store_true", help="append to RESULTS.md")
     args = ap.parse_args()
 
@@ -100,8 +101,10 @@ def main() -> int:
             sys.executable, "-m", "genbatch", "run", str(table), "--template", TEMPLATE,
             "--base-url", sim.api_url, "--agent-url", sim.agent_url,
             "--agent", AGENT, "--out", str(out),
-            "--rate", str(args.rate), "--sim-time-scale", str(args.time_scale), "--json",
+            "--json",
         ]  # fmt: skip
+        if args.told:
+            cmd += ["--rate", f"{args.rate:g}"]
         if args.max_concurrency:
             cmd += ["--max-concurrency", str(args.max_concurrency)]
         env = dict(os.environ, GEN_API_KEY=KEY)
