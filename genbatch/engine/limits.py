@@ -85,6 +85,10 @@ ENGINE_RATE_DECREASE: Final = 0.5
 #: Once the limit is pinned (successes between two 429s per second), restart
 #: at this fraction of it: just under, so the next 429 waits for a probe.
 ENGINE_RATE_MARGIN: Final = 0.95
+#: A limit the server publishes is held at this fraction of it: requests
+#: bunch on the wire, and a bucket run at exactly its rate empties by chance
+#: into a 429 whose Retry-After stops every request for a second.
+ENGINE_RATE_HEADER_SHARE: Final = 0.97
 #: Seconds for the rate to climb back to its anchor after a 429 (CUBIC's K);
 #: it then probes above: +ENGINE_RATE_PROBE of the anchor after another K.
 #: Each time a 429 pins the limit where the last one did (within
@@ -450,7 +454,7 @@ class RateGate:
         self._slow_start = False
         self._source = "header"
         self._event_at = None  # no congestion yet at this limit
-        self._set_rate(rate)
+        self._set_rate(ENGINE_RATE_HEADER_SHARE * rate)
 
     async def acquire(self, priority: int = Priority.CONTINUE) -> None:
         async with self._queue.slot(priority):
@@ -502,13 +506,14 @@ class RateGate:
     # -- adaptation ----------------------------------------------------------
     def _target(self, now: float) -> float:
         """CUBIC in rate units: concave up to the anchor, then a convex probe."""
+        top = self.max_rate * (ENGINE_RATE_HEADER_SHARE if self._source == "header" else 1.0)
         if self._event_at is None:
-            return self.max_rate
+            return top
         t = max(0.0, now - max(self._event_at, self._paused_until))
         k = self._recovery
         if t < k:
             return self._anchor - (self._anchor - self._restart) * (1.0 - t / k) ** 3
-        return self._anchor * (1.0 + self._probe * ((t - k) / k) ** 3)
+        return min(top, self._anchor * (1.0 + self._probe * ((t - k) / k) ** 3))
 
     def _grow(self) -> None:
         now = self._now()
@@ -622,6 +627,15 @@ class RateGate:
             self._paused_until = until
 
     def _decrease_at(self, now: float) -> None:
+        if self._source == "header":
+            # The server said its limit: a 429 at it is timing (requests
+            # bunch on the wire), not a wrong estimate.  Hold a margin under
+            # it, probe back towards it slowly; no halving.
+            self._anchor = self._restart = max(self._margin * self.max_rate, self.min_rate)
+            self._begin_event(now)
+            self._set_rate(self._restart)
+            self.stats.decreases += 1
+            return
         sent = self._send_rate(now)
         upper = min(self._rate, sent) if sent is not None else self._rate
         cut = self._decrease * upper

@@ -16,7 +16,14 @@ from typing import Any, TypeVar
 
 import pytest
 
-from genbatch.engine.limits import ConcurrencyCap, Limits, Priority, RateGate, through
+from genbatch.engine.limits import (
+    ENGINE_RATE_HEADER_SHARE,
+    ConcurrencyCap,
+    Limits,
+    Priority,
+    RateGate,
+    through,
+)
 
 T = TypeVar("T")
 
@@ -574,8 +581,9 @@ def test_a_published_limit_is_taken_at_once_up_to_the_ceiling() -> None:
         return first[0], first[1], gate.rate
 
     rate, source, capped = virtual(main())
-    assert rate == 60.0 and source == "header"
-    assert capped == untold().max_rate
+    # held a hair under it: a bucket run at exactly its rate empties by chance
+    assert rate == pytest.approx(ENGINE_RATE_HEADER_SHARE * 60.0) and source == "header"
+    assert capped == pytest.approx(ENGINE_RATE_HEADER_SHARE * untold().max_rate)
     told = Limits.create(rate=30.0).api
     told.on_published(60.0)  # told: the user's number stands
     assert told.rate == 30.0 and told.source == "told"
