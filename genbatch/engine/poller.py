@@ -125,6 +125,10 @@ ENGINE_POLL_WINDOW: Final = 128
 #: BACKOFF_FACTOR a poll, capped by MAX_INTERVAL seconds.
 ENGINE_POLL_STEP: Final = 0.1
 ENGINE_POLL_BACKOFF_FACTOR: Final = 1.6
+#: A job still ``pending`` past the first rung waits in the server's queue
+#: (a running job leaves ``pending`` early): the ladder, which models run
+#: time, says nothing about it, so its polls space out to this x elapsed.
+ENGINE_POLL_QUEUED_STEP: Final = 1.0
 ENGINE_POLL_MAX_INTERVAL: Final = 30.0
 #: Two polls of one job are at least MIN_STEP x its elapsed time apart, and
 #: never closer than MIN_INTERVAL seconds: a floor for sub-second jobs, low
@@ -586,6 +590,10 @@ class PollHub:
         if model.calibrated:
             j = ENGINE_POLL_RUNG_JITTER
             ladder = self._ladder()
+            if job.phase == _QUEUED and e >= model.quantile(ladder[0]):
+                job.rung = len(ladder)  # queued: its run has not begun
+                job.interval = min(self._max, max(gap, ENGINE_POLL_QUEUED_STEP * e))
+                return e + self._jittered(job.interval)
             while job.rung < len(ladder):
                 t = model.quantile(ladder[job.rung] + self._rng.uniform(-j, j))
                 job.rung += 1

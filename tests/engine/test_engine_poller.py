@@ -560,3 +560,44 @@ async def test_priors_are_bounds_keyed_by_type_or_kind() -> None:
         assert hub.estimate("video_from_text:veo_3") == 90.0  # the type's bound
         assert hub.estimate("video_from_text:veo_3_fast") == 20.0
         assert hub.estimate("never-heard-of-it") == 30.0
+
+
+def queue_run(report_pending: bool, *, cap: int = 10, n: int = 200) -> float:
+    """``n`` jobs of ~1 s posted at once to a server running ``cap`` at a time (FIFO);
+    mean polls per job.  ``report_pending``: queued jobs read ``pending`` (else
+    ``processing``, a server that hides its queue)."""
+
+    async def main(loop: asyncio.AbstractEventLoop) -> float:
+        rng = random.Random(3)
+        durations = [rng.uniform(0.8, 1.2) for _ in range(n)]
+        ends: list[float] = []
+        slots = [0.0] * cap  # when each server slot frees up
+        for d in durations:  # FIFO: each job takes the first free slot
+            i = min(range(cap), key=slots.__getitem__)
+            slots[i] += d
+            ends.append(slots[i])
+        starts = [e - d for e, d in zip(ends, durations, strict=True)]
+        polls = [0] * n
+
+        async def fetch(job_id: str) -> dict[str, str]:
+            i, now = int(job_id), loop.time()
+            polls[i] += 1
+            if now >= ends[i]:
+                return {"status": "completed"}
+            queued = now < starts[i] and report_pending
+            return {"status": "pending" if queued else "processing"}
+
+        async with PollHub(seed=2) as hub:
+            await asyncio.gather(*(hub.watch("video", str(i), fetch) for i in range(n)))
+        return sum(polls) / n
+
+    return run_virtual(main)
+
+
+def test_a_job_queued_at_the_server_is_polled_sparsely() -> None:
+    """Past the first rung a ``pending`` job waits in a queue: the ladder (run time)
+    says nothing about it, so its polls space out geometrically."""
+    told = queue_run(report_pending=True)
+    hidden = queue_run(report_pending=False)
+    assert told <= 6.0, told
+    assert told < 0.75 * hidden, (told, hidden)
