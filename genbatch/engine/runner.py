@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import time
@@ -324,11 +325,27 @@ class _Run:
             rate=self.limits.api.describe(),
         )
 
-    async def _flush_journal(self) -> None:
-        """Commit the journal's batched writes in quiet spells too (rows all waiting)."""
-        while True:
+    async def _flush_journal(self, hub: PollHub) -> None:
+        """Commit the journal's batched writes in quiet spells too (rows all waiting),
+        and once a second log the pace: what the gate and the caps are at."""
+        ticks = round(1.0 / ENGINE_JOURNAL_BATCH_SECONDS)
+        for n in itertools.count():
             await asyncio.sleep(ENGINE_JOURNAL_BATCH_SECONDS)
             self.journal.flush()
+            if n % ticks == 0 and self.client is not None:
+                api, census = self.limits.api, hub.census()
+                self.log.event(
+                    "pace",
+                    rate=round(api.rate, 1),
+                    rate_source=api.source,
+                    requests=self.client.stats.requests,
+                    rows=self.limits.rows.in_use,
+                    rows_cap=self.limits.rows.limit,
+                    generations=self.limits.generations.in_use,
+                    generations_cap=self.limits.generations.limit,
+                    queued=census.queued,
+                    running=census.running,
+                )
 
     # -- the run ----------------------------------------------------------------
     async def run(self) -> RunSummary:
@@ -365,7 +382,7 @@ class _Run:
                     max_rows=opts.max_concurrency or ENGINE_TUNE_ROWS_MAX,
                 )
                 self.tuner.start()
-                flusher = asyncio.ensure_future(self._flush_journal())
+                flusher = asyncio.ensure_future(self._flush_journal(hub))
                 svc = RowServices(
                     client=client,
                     journal=self.journal,

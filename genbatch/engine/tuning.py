@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
+from collections import deque
 from collections.abc import Callable
 from typing import Final, Protocol
 
@@ -36,6 +38,12 @@ from genbatch.engine.limits import ConcurrencyCap, RateGate
 
 #: Seconds between two adjustments.
 ENGINE_TUNE_INTERVAL: Final = 1.0
+#: The generations cap is adjusted this often (seconds): a queue builds fast.
+ENGINE_TUNE_GENERATIONS_INTERVAL: Final = 0.25
+#: ... and starts here, doubling while callers wait and no job reads pending
+#: (slow start: a back end with a job cap is not flooded before the first
+#: polls can show its queue).
+ENGINE_TUNE_GENERATIONS_START: Final = 64
 #: Rows in flight = HEADROOM x Little's law (durations vary; a row waits at
 #: the gate too), within [MIN, MAX] (MAX bounds memory; --max-concurrency lower).
 ENGINE_TUNE_HEADROOM: Final = 1.5
@@ -50,11 +58,15 @@ ENGINE_TUNE_SMOOTHING: Final = 0.05
 ENGINE_TUNE_QUEUE_MIN: Final = 8
 ENGINE_TUNE_QUEUE_SHARE: Final = 0.5
 ENGINE_TUNE_QUEUE_TICKS: Final = 2
+#: What the server runs is the peak census of this many adjustments.
+ENGINE_TUNE_PEAK_TICKS: Final = 8
 #: Then the generations cap is what the server runs x SLACK + EXTRA.
 ENGINE_TUNE_QUEUE_SLACK: Final = 1.1
 ENGINE_TUNE_QUEUE_EXTRA: Final = 2
-#: Without a queue, a cap callers wait at grows by this factor per adjustment.
-ENGINE_TUNE_GROWTH: Final = 1.25
+#: Without a queue, a cap callers wait at grows by this factor per adjustment
+#: (fast: a cap under the server's capacity leaves it idle; too high, the
+#: queue shows again within a tick or two and the cap comes down).
+ENGINE_TUNE_GROWTH: Final = 2.0
 
 __all__ = ["Census", "Tuner"]
 
@@ -93,9 +105,12 @@ class Tuner:
         self._duration: float | None = None
         self._finished = 0
         self._queue_ticks = 0
+        self._running_seen: deque[int] = deque(maxlen=ENGINE_TUNE_PEAK_TICKS)
         #: The server queues our jobs (the generations cap follows its capacity).
         self.server_queue = False
         self._task: asyncio.Task[None] | None = None
+        if census is not None:
+            generations.set_limit(min(generations.limit, ENGINE_TUNE_GENERATIONS_START))
 
     # -- what the run tells it ---------------------------------------------------
     def row_finished(self, seconds: float) -> None:
@@ -117,13 +132,20 @@ class Tuner:
             self._task = None
 
     async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(ENGINE_TUNE_INTERVAL)
-            self.tick()
+        every = max(1, round(ENGINE_TUNE_INTERVAL / ENGINE_TUNE_GENERATIONS_INTERVAL))
+        for n in itertools.count(1):
+            await asyncio.sleep(ENGINE_TUNE_GENERATIONS_INTERVAL)
+            if n % every:
+                self._tune_generations()
+            else:
+                self.tick()
 
     def tick(self) -> None:
         """One adjustment of both caps."""
         self._tune_generations()
+        self._tune_rows()
+
+    def _tune_rows(self) -> None:
         target = self.rows_target()
         if target is not None:
             if self.server_queue:
@@ -146,7 +168,11 @@ class Tuner:
         if self._census is None:
             return
         census = self._census()
-        queued, running = census.queued, census.running
+        queued = census.queued
+        # What the server runs: the census sees a job's status as of its last
+        # poll, so it undercounts; the peak of the last few ticks is closer.
+        self._running_seen.append(census.running)
+        running = max(self._running_seen)
         if queued >= max(ENGINE_TUNE_QUEUE_MIN, ENGINE_TUNE_QUEUE_SHARE * running) and running:
             self._queue_ticks += 1
         else:

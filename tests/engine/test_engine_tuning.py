@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from genbatch.engine.limits import ConcurrencyCap, RateGate
 from genbatch.engine.tuning import (
+    ENGINE_TUNE_GENERATIONS_START,
     ENGINE_TUNE_HEADROOM,
     ENGINE_TUNE_MIN_SAMPLES,
     ENGINE_TUNE_ROWS_MIN,
@@ -70,9 +71,10 @@ def test_a_slow_rate_needs_few_rows_but_never_below_the_floor() -> None:
 
 def test_a_server_queue_brings_the_generations_cap_down_then_back() -> None:
     t, _rows, gens, _, census = tuner()
+    assert gens.limit == ENGINE_TUNE_GENERATIONS_START  # slow start
     census.queued, census.running = 250, 50  # a job cap of 50: the rest wait
     t.tick()
-    assert gens.limit == 512  # one look could be a blip
+    assert gens.limit == ENGINE_TUNE_GENERATIONS_START  # one look could be a blip
     t.tick()
     assert t.server_queue and 50 <= gens.limit <= 60  # what the server runs, and a little
     # The queue drains and callers wait at the cap: it climbs back.
@@ -99,5 +101,28 @@ def test_no_queue_no_change() -> None:
     t, _, gens, _, census = tuner()
     census.queued, census.running = 3, 200  # a few in their first moments: not a queue
     for _ in range(5):
-        t.tick()
-    assert gens.limit == 512 and not t.server_queue
+        t.tick()  # nobody waits at the cap: nothing to grow for
+    assert gens.limit == ENGINE_TUNE_GENERATIONS_START and not t.server_queue
+
+
+def test_without_a_queue_the_generations_cap_doubles_up_to_its_maximum() -> None:
+    import asyncio
+
+    async def main() -> list[int]:
+        t, _, gens, _, census = tuner()
+        census.running = 10
+        seen = [gens.limit]
+        held = 0
+        while gens.limit < 512:
+            while held < gens.limit:  # callers use every slot, one more waits
+                await gens.acquire()
+                held += 1
+            task = asyncio.ensure_future(gens.acquire())
+            await asyncio.sleep(0)
+            t.tick()
+            task.cancel()
+            await asyncio.sleep(0)
+            seen.append(gens.limit)
+        return seen
+
+    assert asyncio.run(main()) == [64, 128, 256, 512]
