@@ -88,7 +88,7 @@ ENGINE_RATE_MARGIN: Final = 0.95
 #: A limit the server publishes is held at this fraction of it: requests
 #: bunch on the wire, and a bucket run at exactly its rate empties by chance
 #: into a 429 whose Retry-After stops every request for a second.
-ENGINE_RATE_HEADER_SHARE: Final = 0.97
+ENGINE_RATE_HEADER_SHARE: Final = 0.95
 #: Seconds for the rate to climb back to its anchor after a 429 (CUBIC's K);
 #: it then probes above: +ENGINE_RATE_PROBE of the anchor after another K.
 #: Each time a 429 pins the limit where the last one did (within
@@ -159,6 +159,8 @@ class ConcurrencyCap:
         self._in_use = 0
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
+        #: Slots given back so far (a tuner clocks growth by it).
+        self.released = 0
 
     @property
     def limit(self) -> int:
@@ -200,6 +202,7 @@ class ConcurrencyCap:
         if self._in_use <= 0:
             raise RuntimeError(f"cap {self.name!r} released more than acquired")
         self._in_use -= 1
+        self.released += 1
         self._wake()
 
     def _wake(self) -> None:
@@ -631,7 +634,8 @@ class RateGate:
             # The server said its limit: a 429 at it is timing (requests
             # bunch on the wire), not a wrong estimate.  Hold a margin under
             # it, probe back towards it slowly; no halving.
-            self._anchor = self._restart = max(self._margin * self.max_rate, self.min_rate)
+            top = ENGINE_RATE_HEADER_SHARE * self.max_rate
+            self._anchor = self._restart = max(self._margin * top, self.min_rate)
             self._begin_event(now)
             self._set_rate(self._restart)
             self.stats.decreases += 1

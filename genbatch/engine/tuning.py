@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import itertools
 import math
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Final, Protocol
@@ -51,6 +52,11 @@ ENGINE_TUNE_ROWS_MIN: Final = 32
 ENGINE_TUNE_ROWS_MAX: Final = 2048
 #: Rows finished before the law is trusted (until then the initial cap holds).
 ENGINE_TUNE_MIN_SAMPLES: Final = 4
+#: Until then -- and whenever every row slot is taken while the rate gate
+#: went under this share of its rate in the last second -- rows grow by
+#: ROWS_GROWTH a second: the rows are what holds the run back.
+ENGINE_TUNE_ROWS_UNDERUSED: Final = 0.9
+ENGINE_TUNE_ROWS_GROWTH: Final = 1.5
 #: Weight of each new row duration in the running average.
 ENGINE_TUNE_SMOOTHING: Final = 0.05
 #: The server is queueing our jobs when at least this many (and this share of
@@ -106,6 +112,8 @@ class Tuner:
         self._finished = 0
         self._queue_ticks = 0
         self._running_seen: deque[int] = deque(maxlen=ENGINE_TUNE_PEAK_TICKS)
+        self._use_mark: tuple[float, int] | None = None  # (loop time, gate acquisitions)
+        self._released_mark = generations.released
         #: The server queues our jobs (the generations cap follows its capacity).
         self.server_queue = False
         self._task: asyncio.Task[None] | None = None
@@ -147,6 +155,14 @@ class Tuner:
 
     def _tune_rows(self) -> None:
         target = self.rows_target()
+        rows, now = self._rows, time.monotonic()
+        acquired, mark = self._gate.stats.acquired, self._use_mark
+        self._use_mark = (now, acquired)
+        if mark is not None and now > mark[0] and not self.server_queue:
+            used = (acquired - mark[1]) / ((now - mark[0]) * self._gate.rate)
+            if used < ENGINE_TUNE_ROWS_UNDERUSED and rows.in_use >= rows.limit:
+                grown = min(self.max_rows, math.ceil(rows.limit * ENGINE_TUNE_ROWS_GROWTH))
+                target = max(target or 0, grown)
         if target is not None:
             if self.server_queue:
                 # More rows would only wait for job slots: hold at what runs.
@@ -178,12 +194,18 @@ class Tuner:
         else:
             self._queue_ticks = 0
         gens = self._gens
+        released, self._released_mark = self._released_mark, gens.released
         if self._queue_ticks >= ENGINE_TUNE_QUEUE_TICKS:
             cap = max(1, math.ceil(running * ENGINE_TUNE_QUEUE_SLACK) + ENGINE_TUNE_QUEUE_EXTRA)
             if cap < gens.limit:
                 gens.set_limit(cap)
             self.server_queue = True
         elif queued == 0 and gens.waiting and gens.limit < self.max_generations:
-            gens.set_limit(min(self.max_generations, math.ceil(gens.limit * ENGINE_TUNE_GROWTH)))
+            # Clocked by jobs that finished (TCP's slow start): a cap grows by
+            # what came back, at most doubling, so a server's queue shows in
+            # the census before the cap has run far past its capacity.
+            done = gens.released - released
+            grown = min(math.ceil(gens.limit * ENGINE_TUNE_GROWTH), gens.limit + done)
+            gens.set_limit(min(self.max_generations, max(gens.limit, grown)))
             if gens.limit >= self.max_generations:
                 self.server_queue = False

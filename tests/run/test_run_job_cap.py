@@ -1,0 +1,48 @@
+"""A back end that runs only so many jobs per workspace (issue 12: job capacity).
+
+The simulator's ``job_cap`` queues the rest FIFO as ``pending``.  Piling a
+run's hundreds of generations into that queue finishes nothing sooner; the
+engine notices the queue in its poll census and holds generations back, so
+the server's queue stays short while every row completes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from runhelp import SECRET_KEY, check_invariants, ledger, run_table, vo_table
+
+CAP = 50
+ROWS = 300
+
+
+def peak_queue(generations: list[dict[str, Any]]) -> int:
+    """Most generations waiting in the server's queue at once (created, not started)."""
+    edges = []
+    for g in generations:
+        if g.get("started_at") is not None and g["started_at"] > g["created_at"]:
+            edges += [(g["created_at"], 1), (g["started_at"], -1)]
+    depth = peak = 0
+    for _, step in sorted(edges):
+        depth += step
+        peak = max(peak, depth)
+    return peak
+
+
+async def test_a_job_cap_of_50_does_not_get_hundreds_of_jobs_queued(
+    sim_factory: Any, tmp_path: Path
+) -> None:
+    sim = await sim_factory(api_keys=(SECRET_KEY,), job_cap=CAP, time_scale=0.005, credits=1e9)
+    table = vo_table(tmp_path / "t.csv", ROWS)
+    out = tmp_path / "o"
+    summary = await run_table(sim, table, out, template="tiktok-vo-broll", rate=None)
+    assert summary.counts["completed"] == ROWS, summary.to_json()
+    book = await ledger(sim.url)
+    gens = [g for g in book["generations"] if g.get("kind", g.get("type")) != "render"]
+    capped = [g for g in gens if g.get("started_at") is not None]
+    assert len(capped) >= 2 * ROWS
+    # 256 rows start at once, two generations each: without the census the
+    # server's queue would hold ~460 of them.
+    assert peak_queue(capped) <= 2 * CAP, peak_queue(capped)
+    check_invariants(book, out, table)
