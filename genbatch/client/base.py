@@ -170,6 +170,8 @@ class BaseClient:
             if self.settings.auth == "bearer"
             else {"X-API-Key": key}
         )
+        #: The last rate-policy header seen and the rate it states.
+        self._policy_seen: tuple[str, float | None] | None = None
         self._bases: dict[str, str] = {
             "api": self.settings.api_url,
             "agent": self.settings.agent_url,
@@ -332,6 +334,15 @@ class BaseClient:
                 return await send(state.confirmed)
             return await self._detect(state, send)
 
+    def _published_rate(self, header: str | None) -> float | None:
+        """The rate a policy header states (parsed once per distinct header value)."""
+        if header is None:
+            return None
+        cached = self._policy_seen
+        if cached is None or cached[0] != header:
+            cached = self._policy_seen = (header, parse_rate_policy(header))
+        return cached[1]
+
     async def _detect(
         self, state: DialectState, send: Callable[[Dialect], Awaitable[Response]]
     ) -> Response:
@@ -429,8 +440,7 @@ class BaseClient:
                 self.stats.status_counts[status] += 1
                 if status == 429:
                     self.stats.rate_limited += 1
-            policy_header = resp_headers.get(A.RATE_POLICY_HEADER)
-            published = parse_rate_policy(policy_header) if policy_header else None
+            published = self._published_rate(resp_headers.get(A.RATE_POLICY_HEADER))
             if failure is None and status is not None and status < 300:
                 if self.hooks.after_attempt is not None:
                     self.hooks.after_attempt(

@@ -500,11 +500,16 @@ class RateGate:
 
     def _send_rate(self, now: float) -> float | None:
         """Requests sent per second over the last window, pauses excluded."""
+        sent = self._sent
         since = max(now - self._window, min(self._paused_until, now))
-        recent = [t for t in self._sent if t >= since]
-        if len(recent) < 2 or now <= recent[0]:
+        if sent and sent[0] >= since:  # the common case: no pause inside the window
+            n, first = len(sent), sent[0]
+        else:
+            recent = [t for t in sent if t >= since]
+            n, first = len(recent), (recent[0] if recent else now)
+        if n < 2 or now <= first:
             return None
-        return len(recent) / (now - recent[0])
+        return n / (now - first)
 
     # -- adaptation ----------------------------------------------------------
     def _target(self, now: float) -> float:

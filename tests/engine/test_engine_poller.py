@@ -356,14 +356,17 @@ def test_the_ladder_sees_jobs_within_a_tenth_of_their_duration_at_under_3_polls(
 @pytest.mark.parametrize("scale", [1.0, 0.02])
 @pytest.mark.parametrize("name", list(RANGES))
 def test_a_busy_budget_climbs_fewer_higher_rungs(name: str, scale: float) -> None:
-    """Every token used: fewer polls (<= 2 a job), a later look (~11-15 % of the job)."""
+    """Every token used: ~1.3 polls a job, a later look (~20 % of the job).
+
+    With the gate saturated an earlier look finishes no row sooner (its next
+    request queues at the gate) and each poll displaces new work."""
     low, high = (x * scale for x in RANGES[name])
     run = simulate(low, high, budget=Budget(0.95))
     jobs = run.after(0.25)
     median, polls = Run.median_delay(jobs), Run.polls_per_job(jobs)
     print(f"{name} x{scale} busy: median delay {median:.1%} of the job, {polls:.2f} polls/job")
-    assert polls <= 2.0
-    assert median <= 0.2
+    assert polls <= 1.5
+    assert median <= 0.25
 
 
 def test_a_round_trip_delays_detection_by_about_half_of_it() -> None:
@@ -386,7 +389,7 @@ def test_a_kind_20x_faster_than_its_prior_calibrates_from_a_few_scouts() -> None
     # Once calibrated, each job's first poll is in its learned window, not at the prior.
     assert all(j.polls[0] - j.start < 2 * 6.0 for j in run.jobs)
     fresh = [j.polls[0] - j.start for j in run.jobs if j.start > run.calibrated_at]
-    assert fresh and all(3.0 * 0.8 <= first <= 6.0 for first in fresh)
+    assert fresh and all(3.0 * 0.8 <= first <= 6.0 * 1.1 for first in fresh)
     assert max(j.delay for j in run.after(0.0)) < 6.0
     stats = run.stats["video_from_text"]
     assert stats.calibrated and stats.samples > 100
