@@ -114,8 +114,9 @@ ENGINE_POLL_SCOUT_FACTOR: Final = 1.5
 #: spread: ~8 % of its duration at ~2.6 polls); busy, two high ones (~20 %
 #: at ~1.3 polls: with every token used a poll displaces new work, and an
 #: earlier look finishes no row sooner -- its next request queues at the
-#: gate).  Equal length, blended by slack; repeated rungs count once.  The top rung is below 1 so it settles on its quantile (a
-#: rung above every job would learn nothing to bring it down).
+#: gate).  Equal length, blended by slack; repeated rungs count once.  The
+#: top rung is below 1 so it settles on its quantile (a rung above every job
+#: would learn nothing to bring it down).
 ENGINE_POLL_LADDER: Final = (0.25, 0.5, 0.75, 0.9)
 ENGINE_POLL_BUSY_LADDER: Final = (0.8, 0.93, 0.93, 0.93)
 #: Each rung's quantile is moved by up to +/- this, so cohorts spread out and
