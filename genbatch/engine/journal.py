@@ -17,9 +17,9 @@ Durability choice.  WAL mode, and ``synchronous`` per transaction:
 * intents commit with ``synchronous=FULL``: the WAL is fsynced before
   :meth:`record_intent` returns, so even a power cut cannot lose the record
   of money about to be spent;
-* everything else is written inside one open transaction (a savepoint per
-  call, so a call that fails leaves nothing behind) and committed with
-  ``NORMAL`` in batches: before the next intent, every
+* everything else is written inside one open transaction (each call checks
+  the row's state before it writes, so a refused call leaves nothing
+  behind) and committed with ``NORMAL`` in batches: before the next intent, every
   ``ENGINE_JOURNAL_BATCH_WRITES`` writes or ``ENGINE_JOURNAL_BATCH_SECONDS``,
   at :meth:`Journal.flush` (the runner calls it every tick) and at close.  A
   commit per call cost more CPU than the HTTP request it recorded.  A
@@ -359,6 +359,9 @@ class Journal:
         self._clock = clock
         self._step_select = _step_columns(conn)
         self._batch_writes = 0  # writes in the open batch (0: no batch open)
+        #: Rows running in this process, by id: read without a SELECT (memory
+        #: stays bounded by the rows in flight; an ended row is dropped).
+        self._statuses: dict[str, str] = {}
         self._batch_since = 0.0
 
     # -- lifecycle ---------------------------------------------------------
@@ -486,14 +489,9 @@ class Journal:
             conn.execute("BEGIN IMMEDIATE")
             self._batch_since = time.monotonic()
         self._batch_writes += 1
-        conn.execute("SAVEPOINT w")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK TO w")
-            conn.execute("RELEASE w")
-            raise
-        conn.execute("RELEASE w")
+        # No savepoint per call: every call checks its state before it writes
+        # and then writes what it must (a JournalError leaves nothing behind).
+        yield conn
         if (
             self._batch_writes >= ENGINE_JOURNAL_BATCH_WRITES
             or time.monotonic() - self._batch_since >= ENGINE_JOURNAL_BATCH_SECONDS
@@ -564,12 +562,19 @@ class Journal:
         return counts
 
     def _status(self, row_id: str) -> str:
+        """A row's status: from the rows this process is moving (it is the one
+        writer), else read once."""
+        status = self._statuses.get(row_id)
+        if status is not None:
+            return status
         found = self._db.execute(
             "SELECT status FROM rows WHERE run_id = ? AND row_id = ?", (self.run_id, row_id)
         ).fetchone()
         if found is None:
             raise JournalError(f"row {row_id!r} is not in the journal (add_rows first)")
-        status: str = found[0]
+        status = str(found[0])
+        if status == "running":
+            self._statuses[row_id] = status
         return status
 
     def start_row(self, row_id: str, step: str | None = None) -> None:
@@ -583,6 +588,7 @@ class Journal:
                 "started_at = COALESCE(started_at, ?) WHERE run_id = ? AND row_id = ?",
                 (step, self._clock(), self.run_id, row_id),
             )
+            self._statuses[row_id] = "running"
 
     def set_step(self, row_id: str, step: str) -> None:
         """Record which step a running row is in (``running(step)``)."""
@@ -613,6 +619,7 @@ class Journal:
                 "WHERE run_id = ? AND row_id = ?",
                 (status, reason, error_code, self._clock(), self.run_id, row_id),
             )
+            self._statuses.pop(row_id, None)
 
     def reopen_row(self, row_id: str) -> None:
         """``failed``/``skipped`` -> ``pending``, for a rerun after a fix or top-up.
@@ -629,6 +636,7 @@ class Journal:
                 "finished_at = NULL, step = NULL WHERE run_id = ? AND row_id = ?",
                 (self.run_id, row_id),
             )
+            self._statuses.pop(row_id, None)
 
     def update_row(self, row_id: str, fields: Mapping[str, Any]) -> None:
         """Set result fields; keys in :data:`ROW_FIELDS` are columns, others ``extra``."""
