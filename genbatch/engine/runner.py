@@ -53,15 +53,25 @@ from genbatch.engine.credits import (
     RowReservation,
 )
 from genbatch.engine.failures import RunAborted, believed_retry_after
-from genbatch.engine.journal import ENGINE_JOURNAL_BATCH_SECONDS, Journal, JournalError
+from genbatch.engine.journal import (
+    ENGINE_JOURNAL_BATCH_SECONDS,
+    ENGINE_JOURNAL_FILE,
+    Journal,
+    JournalError,
+)
 from genbatch.engine.limits import ENGINE_ROWS_IN_FLIGHT, Limits, Priority, RateGate
 from genbatch.engine.naming import NameAllocator, UnsafePathError
 from genbatch.engine.paid import remaining_credits
 from genbatch.engine.pipeline import ENGINE_VIDEOS_DIR, run_row
 from genbatch.engine.plan import RecipeBook, StartError, plan_row, prepare, row_key
 from genbatch.engine.poller import PollHub
-from genbatch.engine.progress import Progress, RunLog, Snapshot
-from genbatch.engine.results import ResultFiles, write_results
+from genbatch.engine.progress import ENGINE_RUN_LOG, Progress, RunLog, Snapshot
+from genbatch.engine.results import (
+    ENGINE_RESULTS_CSV,
+    ENGINE_RESULTS_PARQUET,
+    ResultFiles,
+    write_results,
+)
 from genbatch.engine.rowplan import RowPlan, RowPlanError
 from genbatch.engine.services import PRIORITY, SENT_AT, RowServices
 from genbatch.engine.table import InputRow, RowError, Table
@@ -250,6 +260,7 @@ async def execute(opts: RunOptions) -> RunSummary:
         agent=opts.agent,
         pricing=opts.pricing,
     )
+    _refuse_foreign_output(opts.out_dir)
     try:
         journal = Journal.open(
             opts.out_dir,
@@ -269,6 +280,24 @@ async def execute(opts: RunOptions) -> RunSummary:
     finally:
         log.close()
         journal.close()
+
+
+def _refuse_foreign_output(out_dir: Path) -> None:
+    """An output dir holding files by the names a run writes, but no journal, holds
+    someone else's work: refuse it rather than overwrite it (exit 2)."""
+    if not out_dir.is_dir() or (out_dir / ENGINE_JOURNAL_FILE).exists():
+        return
+    ours = (ENGINE_RESULTS_CSV, ENGINE_RESULTS_PARQUET, ENGINE_RUN_LOG)
+    taken = [name for name in ours if (out_dir / name).exists()]
+    videos = out_dir / ENGINE_VIDEOS_DIR
+    if videos.is_dir() and any(videos.iterdir()):
+        taken.append(f"{ENGINE_VIDEOS_DIR}/")
+    if taken:
+        raise StartError(
+            f"{out_dir} already holds {', '.join(taken)} but no {ENGINE_JOURNAL_FILE}: "
+            "genbatch did not write them and will not overwrite them; "
+            "pass an empty or new --out"
+        )
 
 
 def _videos_dir(out_dir: Path) -> Path:

@@ -194,3 +194,27 @@ def test_a_closed_pipe_ends_status_quietly(tmp_path: Path) -> None:
     status.wait(timeout=60)
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err
     assert status.returncode == 141  # the pipe did break (128 + SIGPIPE), and quietly
+
+
+def test_an_out_dir_holding_someone_elses_results_is_refused_untouched(tmp_path: Path) -> None:
+    # `--out unrelated/`, where unrelated/ holds the user's own results.csv and
+    # videos/a1.mp4: refused before anything is written, both left as they were.
+    table = vo_table(tmp_path / "t.csv", 1)
+    out = tmp_path / "unrelated"
+    (out / "videos").mkdir(parents=True)
+    mine = {out / "results.csv": b"row_id,verdict\na1,mine\n", out / "videos" / "a1.mp4": b"\0\1"}
+    for path, data in mine.items():
+        path.write_bytes(data)
+    run = [sys.executable, "-m", "genbatch", "run", str(table), "--template", "tiktok-vo-broll"]
+    done = subprocess.run(
+        [*run, "--sim", "--sim-time-scale", "0.002", "--out", str(out), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "results.csv" in done.stderr and "videos/" in done.stderr and "--out" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert {p: p.read_bytes() for p in mine} == mine
+    assert sorted(p.name for p in out.iterdir()) == ["results.csv", "videos"]
