@@ -19,6 +19,8 @@ import polars as pl
 import pytest
 from harness import Case, ProxyFactory, SimFactory, write_table
 
+from genbatch.engine.journal import Journal
+
 pytestmark = pytest.mark.reliability
 
 HEADER = ["row_id", "hook", "script", "publish_at"]
@@ -192,8 +194,12 @@ def test_hostile_names_write_nothing_outside_and_follow_no_symlink(
     ]
     table = write_table(case.work / "hostile.csv", HEADER, rows)
     out = case.out()
+    # A genbatch output dir (it has a journal: a run began there) in which
+    # someone planted a symlink; without a journal the run is refused outright.
+    out.mkdir(parents=True)
+    Journal.open(out).close()
     videos = out / "videos"
-    videos.mkdir(parents=True)
+    videos.mkdir()
     link = videos / "planted.mp4"
     link.symlink_to(victim)
     case.freeze(out)
