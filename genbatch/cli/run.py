@@ -36,7 +36,7 @@ from genbatch.cli.target import (
     target,
 )
 from genbatch.client import GenClient
-from genbatch.engine.journal import Journal
+from genbatch.engine.journal import Journal, live_holder
 from genbatch.engine.limits import ENGINE_RATE_CEILING, ENGINE_RATE_DEFAULT
 from genbatch.engine.plan import plan_rows, prepare
 from genbatch.engine.recipe import default_recipe_slugs
@@ -197,15 +197,31 @@ def cmd_status(args: argparse.Namespace) -> int:
             for r in journal.rows(status)
         ]
         run_id = journal.run_id
+    holder = live_holder(args.dir)
+    if holder is None:
+        # Nothing holds the lock: rows still "running" were cut off mid-way.
+        for p in problems:
+            if p["status"] == "running":
+                p["status"] = "interrupted"
     total = sum(counts.values())
+    state = "live" if holder is not None else ("interrupted" if counts.get("running") else "idle")
     if args.json:
-        print(
-            json.dumps(
-                {"run_id": run_id, "counts": counts, "credits": credits, "rows": problems}, indent=2
-            )
-        )
+        out = {
+            "run_id": run_id,
+            "state": state,
+            "pid": holder if holder and holder > 0 else None,
+            "counts": counts,
+            "credits": credits,
+            "rows": problems,
+        }
+        print(json.dumps(out, indent=2))
     else:
         print(f"run {run_id}: {total} rows, credits {credits:g}")
+        if holder is not None:
+            who = f"pid {holder}" if holder > 0 else "another process"
+            print(f"  live: {who} is running it; results.csv is written when it ends")
+        elif state == "interrupted":
+            print("  interrupted: no process is running it; rerun the same command to resume")
         print("  " + "  ".join(f"{k}={v}" for k, v in counts.items()))
         for p in problems[:20]:
             print(f"  {p['row_id']}: {p['status']} {p['reason'] or ('at ' + str(p['step']))}")

@@ -98,6 +98,7 @@ __all__ = [
     "StepRecord",
     "StepStatus",
     "idempotency_key",
+    "live_holder",
 ]
 
 RowStatus = Literal["pending", "running", "completed", "failed", "skipped"]
@@ -819,6 +820,31 @@ class Journal:
             "SELECT COALESCE(SUM(credits), 0) FROM steps WHERE run_id = ?", (self.run_id,)
         ).fetchone()
         return float(total)
+
+
+def live_holder(out_dir: Path | str) -> int | None:
+    """The pid of the genbatch process running ``out_dir`` now, or None when none is.
+
+    Asks the kernel, not a pid file: the lock dies with its holder, so a run
+    killed mid-way reads as interrupted, never as live.
+    """
+    try:
+        path = safe_join(Path(out_dir), ENGINE_LOCK_FILE, companions=())
+        fd = open_nofollow(path, os.O_RDONLY)
+    except (UnsafePathError, OSError):
+        return None  # never locked: nothing runs here
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in {errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES}:
+                raise
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
 
 
 def _lock(out: Path) -> int:

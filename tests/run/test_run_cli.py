@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -218,3 +219,30 @@ def test_an_out_dir_holding_someone_elses_results_is_refused_untouched(tmp_path:
     assert "Traceback" not in done.stderr
     assert {p: p.read_bytes() for p in mine} == mine
     assert sorted(p.name for p in out.iterdir()) == ["results.csv", "videos"]
+
+
+def test_status_tells_a_live_run_from_an_interrupted_one(tmp_path: Path) -> None:
+    from genbatch.engine.journal import Journal
+
+    out = tmp_path / "o"
+    status = [sys.executable, "-m", "genbatch", "status", str(out)]
+
+    def ask(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*status, *extra], capture_output=True, text=True, timeout=60, check=False
+        )
+
+    journal = Journal.open(out)  # this process holds the run's lock, as a live run does
+    journal.add_rows(["a", "b"])
+    journal.start_row("a")
+    journal.flush()
+    live = json.loads(ask("--json").stdout)
+    assert live["state"] == "live" and live["pid"] == os.getpid()
+    assert [r["status"] for r in live["rows"]] == ["running"]
+    journal.close()  # the process is gone: its lock with it
+
+    after = json.loads(ask("--json").stdout)
+    assert after["state"] == "interrupted" and after["pid"] is None
+    assert [(r["row_id"], r["status"]) for r in after["rows"]] == [("a", "interrupted")]
+    text = ask().stdout
+    assert "interrupted" in text and "rerun" in text and "live" not in text
