@@ -49,6 +49,8 @@ from genbatch.engine.watch import ENGINE_RUN_MAX_WAIT, HubWatcher
 
 #: Result table of `genbatch agents apply` (<stem>.parquet + <stem>.csv in --out).
 ENGINE_AGENTS_RESULTS_STEM: Final = "agents_results"
+#: A dry run's report: never the results file the next step (ideas) reads.
+ENGINE_AGENTS_PLAN_STEM: Final = "agents_plan"
 #: Idea run message when neither --message nor the table gives one (the reference's).
 ENGINE_IDEAS_DEFAULT_MESSAGE: Final = "Generate 5 content ideas grounded in this week trends"
 #: Output files of `genbatch ideas` (ideas table), its per-run report, research, train.
@@ -120,9 +122,8 @@ def cmd_agents_apply(args: argparse.Namespace) -> int:
     report = asyncio.run(go())
     out_dir = _out_dir(args, Path(args.table).stem or "agents")
     frame = report.to_frame()
-    parquet, csv_path = TableData(frame, frame.to_dicts()).write(
-        out_dir, ENGINE_AGENTS_RESULTS_STEM
-    )
+    stem = ENGINE_AGENTS_PLAN_STEM if report.dry_run else ENGINE_AGENTS_RESULTS_STEM
+    parquet, csv_path = TableData(frame, frame.to_dicts()).write(out_dir, stem)
     counts = report.counts()
     if args.json:
         _print_json(
@@ -144,7 +145,8 @@ def cmd_agents_apply(args: argparse.Namespace) -> int:
         summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
         mode = " (dry run: nothing was sent)" if report.dry_run else ""
         print(f"{len(report.outcomes)} agents: {summary}{mode}")
-        print(f"results: {csv_path}  ({parquet.name})")
+        label = "plan" if report.dry_run else "results"
+        print(f"{label}: {csv_path}  ({parquet.name})")
     return 1 if report.failed else 0
 
 

@@ -27,8 +27,8 @@ def core(sim: SimServer, agent_id: str | int) -> dict[str, Any]:
     return dict(sim.world.agents[int(agent_id)].core)
 
 
-def results(out: Path) -> list[dict[str, Any]]:
-    return pl.read_parquet(out / "agents_results.parquet").to_dicts()
+def results(out: Path, stem: str = "agents_results") -> list[dict[str, Any]]:
+    return pl.read_parquet(out / f"{stem}.parquet").to_dicts()
 
 
 async def test_unknown_column_refuses_the_table_before_any_request(
@@ -148,25 +148,34 @@ async def test_dry_run_prints_the_diff_and_sends_nothing(
     ]
     table = write_csv(tmp_path / "a.csv", rows)
     out = tmp_path / "o"
+    # The real results of an earlier apply (another agent): the next step's input.
+    other = await new_agent(gen, "Other")
+    real = write_csv(tmp_path / "r.csv", [{"agent_id": other, "description": "Other words."}])
+    assert await cli("agents", "apply", real, "--out", out, *target(sim)) == 0
+    capsys.readouterr()
+    kept = (out / "agents_results.csv").read_bytes()
     code = await cli("agents", "apply", table, "--dry-run", "--out", out, *target(sim))
     text = capsys.readouterr().out
     assert code == 0
     assert 'description: "" -> "Plain-words skincare."' in text
     assert 'target_platforms: [] -> ["tiktok"]' in text and "nothing was sent" in text
-    assert results(out)[0]["action"] == "would_update"
-    assert results(out)[0]["status"] == "planned"
-    assert await count(sim, CORE_PATCH) == 0
+    assert "agents_plan.csv" in text
+    assert results(out, "agents_plan")[0]["action"] == "would_update"
+    assert results(out, "agents_plan")[0]["status"] == "planned"
+    # A dry run writes nothing a later step reads: agents_results is as it was.
+    assert (out / "agents_results.csv").read_bytes() == kept
+    assert await count(sim, CORE_PATCH) == 1  # the other agent's, before
     assert core(sim, agent)["description"] == ""
-    # dry-run create: no POST either (the one POST so far made `agent` above)
+    # dry-run create: no POST either (the two so far made `agent` and `other` above)
     new = write_csv(tmp_path / "n.csv", [{"brand_name": "Brand New"}])
     assert (
         await cli("agents", "apply", new, "--create", "--dry-run", "--out", out, *target(sim)) == 0
     )
-    assert results(out)[0]["action"] == "would_create"
-    assert await count(sim, AGENT_CREATE) == 1
+    assert results(out, "agents_plan")[0]["action"] == "would_create"
+    assert await count(sim, AGENT_CREATE) == 2
 
     assert await cli("agents", "apply", table, "--out", out, *target(sim)) == 0
-    assert await count(sim, CORE_PATCH) == 1
+    assert await count(sim, CORE_PATCH) == 2
     assert core(sim, agent)["description"] == "Plain-words skincare."
 
 
