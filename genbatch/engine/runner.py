@@ -77,7 +77,13 @@ from genbatch.engine.services import PRIORITY, SENT_AT, RowServices
 from genbatch.engine.table import InputRow, RowError, Table
 from genbatch.engine.tuning import ENGINE_TUNE_ROWS_MAX, Tuner
 from genbatch.engine.watch import HubWatcher
-from genbatch.errors import APIError, AuthenticationError
+from genbatch.errors import (
+    AgentNotFoundError,
+    APIError,
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+)
 
 __all__ = [
     "RunOptions",
@@ -487,6 +493,13 @@ class _Run:
         except AuthenticationError as exc:
             raise StartError(
                 f"the API key was refused (401): {exc}; check {CLIENT_ENV_API_KEY}"
+            ) from None
+        except (NotFoundError, PermissionDeniedError, AgentNotFoundError) as exc:
+            # Every row would fail on it, one paid attempt at a time: stop now.
+            self.log.event("preflight", error=str(exc))
+            raise StartError(
+                f"agent {agent} is not one this key can use ({exc.status}): check --agent "
+                "(the agent id GEN shows, or agents_results.csv from genbatch agents apply)"
             ) from None
         except APIError as exc:
             self.log.event("preflight", error=str(exc))

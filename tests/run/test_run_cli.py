@@ -246,3 +246,33 @@ def test_status_tells_a_live_run_from_an_interrupted_one(tmp_path: Path) -> None
     assert [(r["row_id"], r["status"]) for r in after["rows"]] == [("a", "interrupted")]
     text = ask().stdout
     assert "interrupted" in text and "rerun" in text and "live" not in text
+
+
+@pytest.mark.slow  # a simulator process and a CLI subprocess
+def test_a_wrong_agent_stops_the_run_before_any_paid_call(tmp_path: Path) -> None:
+    from genbatch.sim.config import SimConfig
+    from genbatch.sim.launch import SimProcess
+
+    table = vo_table(tmp_path / "t.csv", 3)
+    out = tmp_path / "o"
+    spec = SimConfig(time_scale=0.002, rate=500.0, burst=500, api_keys=(SECRET_KEY,), seed=5)
+    with SimProcess(spec, log=tmp_path / "sim.log") as sim:
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "genbatch", "run", str(table)),
+                *("--template", "tiktok-vo-broll", "--agent", "999999", "--out", str(out)),
+                *("--base-url", sim.api_url, "--agent-url", sim.agent_url, "--quiet"),
+            ],
+            env={**os.environ, "GEN_API_KEY": SECRET_KEY},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        book = sim.ledger()
+    assert done.returncode == 2, done.stderr
+    assert "999999" in done.stderr and "--agent" in done.stderr
+    assert "Traceback" not in done.stderr and SECRET_KEY not in done.stderr
+    routes = book["requests"]["by_route"]
+    assert not [r for r in routes if r.startswith("POST")], routes  # nothing cloned or bought
+    assert book["generations"] == []
