@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -36,7 +37,7 @@ from genbatch.cli.target import (
     target,
 )
 from genbatch.client import GenClient
-from genbatch.engine.journal import Journal, live_holder
+from genbatch.engine.journal import Journal, journal_table, live_holder
 from genbatch.engine.limits import ENGINE_RATE_CEILING, ENGINE_RATE_DEFAULT
 from genbatch.engine.plan import plan_rows, prepare
 from genbatch.engine.recipe import default_recipe_slugs
@@ -61,7 +62,16 @@ def _add_table_args(p: argparse.ArgumentParser) -> None:
 # run
 # --------------------------------------------------------------------------
 def default_out(table: Path) -> Path:
-    return Path(ENGINE_DEFAULT_OUT_ROOT) / (table.stem or "run")
+    """``outputs/<table name>/``, unless another table's run is there (two
+    ``ideas.csv`` in different folders): then ``outputs/<name>-<path hash>/``."""
+    stem = table.stem or "run"
+    base = Path(ENGINE_DEFAULT_OUT_ROOT) / stem
+    owner = journal_table(base)
+    resolved = table.resolve()
+    if owner is None or owner == resolved:
+        return base
+    digest = hashlib.sha256(str(resolved).encode()).hexdigest()[:8]
+    return Path(ENGINE_DEFAULT_OUT_ROOT) / f"{stem}-{digest}"
 
 
 async def _run(args: argparse.Namespace) -> RunSummary:

@@ -98,6 +98,7 @@ __all__ = [
     "StepRecord",
     "StepStatus",
     "idempotency_key",
+    "journal_table",
     "live_holder",
 ]
 
@@ -820,6 +821,17 @@ class Journal:
             "SELECT COALESCE(SUM(credits), 0) FROM steps WHERE run_id = ?", (self.run_id,)
         ).fetchone()
         return float(total)
+
+
+def journal_table(out_dir: Path | str) -> Path | None:
+    """The table (resolved path) whose run ``out_dir`` holds, or None (no journal,
+    or one that does not say)."""
+    try:
+        with Journal.open(out_dir, read_only=True) as journal:
+            table = journal.meta.get("table")
+    except (JournalError, sqlite3.Error, ValueError):
+        return None
+    return Path(table).resolve() if isinstance(table, str) and table else None
 
 
 def live_holder(out_dir: Path | str) -> int | None:

@@ -266,15 +266,7 @@ async def execute(opts: RunOptions) -> RunSummary:
         agent=opts.agent,
         pricing=opts.pricing,
     )
-    _refuse_foreign_output(opts.out_dir)
-    try:
-        journal = Journal.open(
-            opts.out_dir,
-            fresh=opts.fresh,
-            meta={"table": str(opts.table), "recipe": str(opts.recipe or opts.template or "")},
-        )
-    except (JournalError, OSError) as exc:
-        raise StartError(str(exc)) from None
+    journal = _open_journal(opts)
     try:
         _videos_dir(opts.out_dir)
         log = RunLog(opts.out_dir)
@@ -286,6 +278,29 @@ async def execute(opts: RunOptions) -> RunSummary:
     finally:
         log.close()
         journal.close()
+
+
+def _open_journal(opts: RunOptions) -> Journal:
+    """The output dir's journal, refused when it is not this table's to resume."""
+    _refuse_foreign_output(opts.out_dir)
+    table_path = Path(os.path.realpath(opts.table))
+    try:
+        journal = Journal.open(
+            opts.out_dir,
+            fresh=opts.fresh,
+            meta={"table": str(table_path), "recipe": str(opts.recipe or opts.template or "")},
+        )
+    except (JournalError, OSError) as exc:
+        raise StartError(str(exc)) from None
+    owner = journal.meta.get("table") if journal.resumed else None
+    if isinstance(owner, str) and owner and Path(os.path.realpath(owner)) != table_path:
+        journal.close()
+        raise StartError(
+            f"{opts.out_dir} holds the run of {owner}, not of {table_path}: resuming "
+            "would mix the two tables' rows; pass another --out (or --fresh to start "
+            "a new run there)"
+        )
+    return journal
 
 
 def _refuse_foreign_output(out_dir: Path) -> None:

@@ -12,6 +12,7 @@ import pytest
 from runhelp import SECRET_KEY, check_invariants, ledger, results, run_table, vo_table, write_csv
 
 from genbatch.cli import main
+from genbatch.engine.journal import Journal
 from genbatch.engine.plan import StartError
 
 
@@ -222,8 +223,6 @@ def test_an_out_dir_holding_someone_elses_results_is_refused_untouched(tmp_path:
 
 
 def test_status_tells_a_live_run_from_an_interrupted_one(tmp_path: Path) -> None:
-    from genbatch.engine.journal import Journal
-
     out = tmp_path / "o"
     status = [sys.executable, "-m", "genbatch", "status", str(out)]
 
@@ -276,3 +275,41 @@ def test_a_wrong_agent_stops_the_run_before_any_paid_call(tmp_path: Path) -> Non
     routes = book["requests"]["by_route"]
     assert not [r for r in routes if r.startswith("POST")], routes  # nothing cloned or bought
     assert book["generations"] == []
+
+
+@pytest.mark.slow  # three CLI subprocesses
+def test_two_tables_with_one_name_never_share_a_run(tmp_path: Path) -> None:
+    # week1/ideas.csv, then week2/ideas.csv (row a1 with a new hook), default --out.
+    def table(folder: str, hook: str) -> Path:
+        return write_csv(
+            tmp_path / folder / "ideas.csv", ["row_id", "hook", "script"], [["a1", hook, "S."]]
+        )
+
+    first, second = table("week1", "Old hook"), table("week2", "New hook")
+
+    def run(t: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                *(sys.executable, "-m", "genbatch", "run", str(t), "--template"),
+                *("tiktok-vo-broll", "--sim", "--sim-time-scale", "0.002", "--quiet", *extra),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    assert run(first).returncode == 0
+    assert run(second).returncode == 0  # its own output dir, not week1's resumed
+    outs = sorted(p.name for p in (tmp_path / "outputs").iterdir())
+    assert len(outs) == 2 and outs[0] == "ideas" and outs[1].startswith("ideas-"), outs
+    for name, t in zip(outs, (first, second), strict=True):
+        rows = results(tmp_path / "outputs" / name)
+        assert [(r["row_id"], r["status"]) for r in rows] == [("a1", "completed")]
+        with Journal.open(tmp_path / "outputs" / name, read_only=True) as j:
+            assert j.meta["table"] == str(t.resolve())
+    # Told to resume week1's dir with week2's table: refused, nothing mixed.
+    mixed = run(second, "--out", str(tmp_path / "outputs" / "ideas"))
+    assert mixed.returncode == 2
+    assert "holds the run of" in mixed.stderr and "--out" in mixed.stderr
