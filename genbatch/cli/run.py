@@ -128,6 +128,16 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
     console.print(table)
     if summary.rate:
         console.print(f"rate:    {summary.rate['text']}", highlight=False)
+    ident = summary.identity
+    if ident.get("kept") or ident.get("redone") or ident.get("resumed"):
+        parts = [f"{ident.get(k, 0):,} {k}" for k in ("kept", "redone", "resumed", "new")]
+        console.print(
+            f"rows:    {', '.join(parts)} (redone: input or recipe changed; "
+            "earlier videos kept as NAME.vN.mp4)"
+            if ident.get("redone")
+            else f"rows:    {', '.join(parts)}",
+            highlight=False,
+        )
     out = summary.out_dir
     console.print(f"videos:  {out / 'videos'}", highlight=False)
     if summary.results is not None:

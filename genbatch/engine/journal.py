@@ -640,6 +640,34 @@ class Journal:
             )
             self._statuses.pop(row_id, None)
 
+    def redo_row(self, row_id: str) -> RowRecord:
+        """A row whose input changed since it ran: ``pending`` again, with none of
+        its results, and every step ended (``input_changed``, no remote id) so
+        each one runs again as a new attempt with a new idempotency key -- a
+        new engine, new generations, a new video.  Returns the record as it was.
+        """
+        before = self.row(row_id)
+        if before is None:
+            raise JournalError(f"row {row_id!r} is not in the journal (add_rows first)")
+        with self._tx():
+            now = self._clock()
+            self._db.execute(
+                "UPDATE steps SET status = 'failed', error_code = 'input_changed', "
+                "remote_id = NULL, result = NULL, finished_at = COALESCE(finished_at, ?) "
+                "WHERE run_id = ? AND row_id = ?",
+                (now, self.run_id, row_id),
+            )
+            extra = {k: v for k, v in before.extra.items() if k != "prior"}
+            self._db.execute(
+                "UPDATE rows SET status = 'pending', step = NULL, reason = NULL, "
+                "error_code = NULL, finished_at = NULL, engine_id = NULL, render_url = NULL, "
+                "mp4_path = NULL, bytes = NULL, sha256 = NULL, post_id = NULL, extra = ? "
+                "WHERE run_id = ? AND row_id = ?",
+                (json.dumps(extra, default=str), self.run_id, row_id),
+            )
+            self._statuses.pop(row_id, None)
+        return before
+
     def update_row(self, row_id: str, fields: Mapping[str, Any]) -> None:
         """Set result fields; keys in :data:`ROW_FIELDS` are columns, others ``extra``."""
         known = {k: v for k, v in fields.items() if k in ROW_FIELDS}

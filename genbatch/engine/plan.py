@@ -9,6 +9,9 @@ and a bad input stops everything with :class:`StartError` before any spend.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +102,18 @@ class RecipeBook:
 def plan_row(book: RecipeBook, row: InputRow) -> RowPlan:
     """The row's plan (raises RowPlanError with the reason)."""
     return book.for_row(row).plan_row(row.placeholders())
+
+
+def row_fingerprint(row: InputRow, plan: RowPlan) -> str:
+    """What a row asks for: its values and the plan its recipe made of them.
+
+    Equal on a rerun when nothing the row's video depends on changed (a
+    changed hook, model or template changes it); stable across processes
+    (sorted JSON, no set or hash order).
+    """
+    doc = {"row": row.model_dump(mode="json"), "plan": dataclasses.asdict(plan)}
+    text = json.dumps(doc, sort_keys=True, default=str, ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def row_key(item: InputRow | RowError) -> str:

@@ -60,10 +60,17 @@ from genbatch.engine.journal import (
     JournalError,
 )
 from genbatch.engine.limits import ENGINE_ROWS_IN_FLIGHT, Limits, Priority, RateGate
-from genbatch.engine.naming import NameAllocator, UnsafePathError
+from genbatch.engine.naming import NameAllocator, UnsafePathError, safe_join
 from genbatch.engine.paid import remaining_credits
 from genbatch.engine.pipeline import ENGINE_VIDEOS_DIR, run_row
-from genbatch.engine.plan import RecipeBook, StartError, plan_row, prepare, row_key
+from genbatch.engine.plan import (
+    RecipeBook,
+    StartError,
+    plan_row,
+    prepare,
+    row_fingerprint,
+    row_key,
+)
 from genbatch.engine.poller import PollHub
 from genbatch.engine.progress import ENGINE_RUN_LOG, Progress, RunLog, Snapshot
 from genbatch.engine.results import (
@@ -141,6 +148,9 @@ class RunSummary:
     not_attempted: int = 0
     #: The API gate at the end: ``{"final", "source", "ceiling", "text"}``.
     rate: dict[str, Any] = field(default_factory=dict)
+    #: Rows kept (completed, unchanged), redone (input or recipe changed),
+    #: resumed (cut off earlier) and new.
+    identity: dict[str, int] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -171,6 +181,7 @@ class RunSummary:
             "interrupted": self.interrupted,
             "polls": self.polls,
             "rate": self.rate,
+            "identity": self.identity,
             "exit_code": self.exit_code,
         }
 
@@ -359,6 +370,9 @@ class _Run:
         self.tuner: Tuner | None = None
         #: Steps in flight by group, shared with the rows (progress view).
         self.busy: dict[str, int] = {}
+        #: Rows by what this run does with them: kept (completed, unchanged),
+        #: redone (input or recipe changed), resumed, new.
+        self.identity: dict[str, int] = {"kept": 0, "redone": 0, "resumed": 0, "new": 0}
 
     # -- progress --------------------------------------------------------------
     def snapshot(self) -> Snapshot:
@@ -489,6 +503,7 @@ class _Run:
             polls=polls,
             not_attempted=sum(1 for r in self.journal.rows("skipped") if r.error_code == "limit"),
             rate=_rate_report(self.limits.api),
+            identity=dict(self.identity),
         )
         self.log.event("summary", **summary.to_json())
         return summary
@@ -561,19 +576,32 @@ class _Run:
         key = row_key(item)
         journal = self.journal
         record = journal.row(key)
-        if record is not None and record.status == "completed":
+        plan: RowPlan | None = None
+        fingerprint: str | None = None
+        if isinstance(item, InputRow):
+            with contextlib.suppress(RowPlanError):
+                plan = plan_row(self.book, item)
+                fingerprint = row_fingerprint(item, plan)
+        ran = record.extra.get("fingerprint") if record is not None else None
+        changed = ran is not None and fingerprint is not None and ran != fingerprint
+        if record is not None and record.status == "completed" and not changed:
             self.counts.add("completed")
-            if isinstance(item, InputRow):
-                with contextlib.suppress(RowPlanError, UnsafePathError, PricingError):
-                    self.names.assign(key, plan_row(self.book, item).output_name)
+            self.identity["kept"] += 1
+            if plan is not None:
+                with contextlib.suppress(UnsafePathError):
+                    self.names.assign(key, plan.output_name)
             return
-        if record is not None and record.status in ("failed", "skipped"):
+        if record is not None and changed and record.status != "pending":
+            self._redo(key)
+        elif record is not None and record.status in ("failed", "skipped"):
             journal.reopen_row(key)
+        fresh = record is None or (record.status == "pending" and not record.attempts)
+        self.identity["new" if fresh else ("redone" if changed else "resumed")] += 1
         if isinstance(item, RowError):
             self._end(key, "failed", item.reason, "invalid_row")
             return
         try:
-            plan = plan_row(self.book, item)
+            plan = plan if plan is not None else plan_row(self.book, item)
             name = self.names.assign(key, plan.output_name)
         except RowPlanError as exc:
             self._end(key, "failed", str(exc), "invalid_row")
@@ -593,9 +621,29 @@ class _Run:
             self.limits.rows.release()
             return
         self.counts.running += 1
+        if fingerprint is not None and fingerprint != ran:
+            journal.update_row(key, {"fingerprint": fingerprint})
         task = asyncio.create_task(self._row(svc, item, plan, name, hold), name=f"row-{key}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _redo(self, key: str) -> None:
+        """The row's input or recipe changed since it ran: run it again from the
+        start; its earlier video is kept under a versioned name, never replaced."""
+        before = self.journal.redo_row(key)
+        old = before.fields.get("mp4_path")
+        if not old:
+            return
+        try:
+            path = safe_join(self.opts.out_dir, *str(old).split("/"))
+            if path.is_file() and not path.is_symlink():
+                n = 1
+                while (kept := path.with_name(f"{path.stem}.v{n}{path.suffix}")).exists():
+                    n += 1
+                path.rename(kept)
+                self.log.event("row_redone", row_id=key, previous=str(kept.name))
+        except (OSError, UnsafePathError) as exc:
+            self.log.event("row_redone", row_id=key, error=str(exc))
 
     async def _credits_for(self, key: str, plan: RowPlan) -> RowReservation | None:
         """Admission: hold the row's whole remaining estimate before it starts.

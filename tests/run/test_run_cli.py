@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from runhelp import SECRET_KEY, check_invariants, ledger, results, run_table, vo_table, write_csv
@@ -313,3 +315,56 @@ def test_two_tables_with_one_name_never_share_a_run(tmp_path: Path) -> None:
     mixed = run(second, "--out", str(tmp_path / "outputs" / "ideas"))
     assert mixed.returncode == 2
     assert "holds the run of" in mixed.stderr and "--out" in mixed.stderr
+
+
+@pytest.mark.slow  # four CLI subprocesses
+def test_a_changed_row_or_template_is_redone_and_the_old_video_kept(tmp_path: Path) -> None:
+    table = tmp_path / "t.csv"
+    out = tmp_path / "o"
+
+    def write(hook_a1: str) -> None:
+        write_csv(table, ["row_id", "hook", "script"], [["a1", hook_a1, "S."], ["a2", "Two", "S."]])
+
+    def run(template: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "genbatch", "run", str(table), "--template", template),
+                *("--sim", "--sim-time-scale", "0.002", "--out", str(out), "--json"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        summary: dict[str, Any] = json.loads(done.stdout)
+        return summary
+
+    def shas() -> dict[str, str]:
+        return {r["row_id"]: r["sha256"] for r in results(out)}
+
+    write("Old hook")
+    assert run("tiktok-vo-broll")["identity"] == {"kept": 0, "redone": 0, "resumed": 0, "new": 2}
+    first = shas()
+    assert run("tiktok-vo-broll")["identity"]["kept"] == 2  # unchanged: nothing redone
+
+    write("New hook")  # a1 changed
+    again = run("tiktok-vo-broll")
+    assert again["identity"] == {"kept": 1, "redone": 1, "resumed": 0, "new": 0}
+    second = shas()
+    assert second["a2"] == first["a2"] and second["a1"] != first["a1"]
+    videos = out / "videos"
+    kept = videos / "a1.v1.mp4"  # the earlier video, under a versioned name
+    assert hashlib.sha256(kept.read_bytes()).hexdigest() == first["a1"]
+    assert hashlib.sha256((videos / "a1.mp4").read_bytes()).hexdigest() == second["a1"]
+
+    # Another template for the same table: every row's recipe changed.
+    other = run("tiktok-text-driven")
+    assert other["identity"]["redone"] == 2 and other["identity"]["kept"] == 0
+    assert sorted(p.name for p in videos.iterdir()) == [
+        "a1.mp4",
+        "a1.v1.mp4",
+        "a1.v2.mp4",
+        "a2.mp4",
+        "a2.v1.mp4",
+    ]
