@@ -244,3 +244,19 @@ def open_nofollow(path: Path, flags: int = os.O_WRONLY | os.O_CREAT, mode: int =
         if stat.S_ISLNK(getattr(_lstat_or_none(path), "st_mode", 0)):
             raise UnsafePathError(f"refusing to follow a symlink at {path}") from exc
         raise
+
+
+def keep_earlier(path: Path) -> Path | None:
+    """Move an earlier file at ``path`` aside as ``NAME.vN.SUFFIX`` (the first N
+    free) so a new one can take its name; the moved path, or None if none was there.
+
+    genbatch never overwrites a video it is about to replace: the earlier one
+    may be a user's or an earlier run's.
+    """
+    if not path.is_file() or path.is_symlink():
+        return None
+    n = 1
+    while (kept := path.with_name(f"{path.stem}.v{n}{path.suffix}")).exists():
+        n += 1
+    path.rename(kept)
+    return kept

@@ -44,7 +44,7 @@ from genbatch.engine.failures import (
 from genbatch.engine.idea_status import IDEA_STATUS_ON, advance_idea
 from genbatch.engine.journal import Journal, StepRecord
 from genbatch.engine.limits import Priority
-from genbatch.engine.naming import UnsafePathError, resolve_inside, safe_join
+from genbatch.engine.naming import UnsafePathError, keep_earlier, resolve_inside, safe_join
 from genbatch.engine.paid import PaidPosts
 from genbatch.engine.rowplan import (
     STEP_CLONE,
@@ -457,6 +457,12 @@ class _Row:
         if url is None:
             raise RowEnd("failed", "no render URL to download", "no_output")
         target = safe_join(self.svc.out_dir, ENGINE_VIDEOS_DIR, self.output_name)
+        try:
+            kept = keep_earlier(target)  # an earlier run's (--fresh) or someone's: never lost
+        except OSError as exc:
+            raise self._fail_step(STEP_DOWNLOAD, exc) from None
+        if kept is not None:
+            self.svc.log.event("video_kept", row_id=self.rid, previous=kept.name)
         client = self.svc.client
         async with self._busy("download"), self.svc.limits.downloads.slot(Priority.FINISH):
             await self.svc.reached(self.rid, "download:start")

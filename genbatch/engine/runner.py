@@ -60,7 +60,7 @@ from genbatch.engine.journal import (
     JournalError,
 )
 from genbatch.engine.limits import ENGINE_ROWS_IN_FLIGHT, Limits, Priority, RateGate
-from genbatch.engine.naming import NameAllocator, UnsafePathError, safe_join
+from genbatch.engine.naming import NameAllocator, UnsafePathError, keep_earlier, safe_join
 from genbatch.engine.paid import remaining_credits
 from genbatch.engine.pipeline import ENGINE_VIDEOS_DIR, run_row
 from genbatch.engine.plan import (
@@ -635,13 +635,9 @@ class _Run:
         if not old:
             return
         try:
-            path = safe_join(self.opts.out_dir, *str(old).split("/"))
-            if path.is_file() and not path.is_symlink():
-                n = 1
-                while (kept := path.with_name(f"{path.stem}.v{n}{path.suffix}")).exists():
-                    n += 1
-                path.rename(kept)
-                self.log.event("row_redone", row_id=key, previous=str(kept.name))
+            kept = keep_earlier(safe_join(self.opts.out_dir, *str(old).split("/")))
+            if kept is not None:
+                self.log.event("row_redone", row_id=key, previous=kept.name)
         except (OSError, UnsafePathError) as exc:
             self.log.event("row_redone", row_id=key, error=str(exc))
 

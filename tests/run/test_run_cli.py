@@ -368,3 +368,21 @@ def test_a_changed_row_or_template_is_redone_and_the_old_video_kept(tmp_path: Pa
         "a2.mp4",
         "a2.v1.mp4",
     ]
+
+
+@pytest.mark.slow  # two CLI subprocesses
+def test_fresh_never_overwrites_an_earlier_runs_video(tmp_path: Path) -> None:
+    table = vo_table(tmp_path / "t.csv", 1)
+    out = tmp_path / "o"
+    cmd = [
+        *(sys.executable, "-m", "genbatch", "run", str(table), "--template", "tiktok-vo-broll"),
+        *("--sim", "--sim-time-scale", "0.002", "--out", str(out), "--quiet"),
+    ]
+    assert subprocess.run(cmd, capture_output=True, timeout=120, check=False).returncode == 0
+    video = out / "videos" / "r00.mp4"
+    earlier = video.read_bytes()
+    again = subprocess.run([*cmd, "--fresh"], capture_output=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr
+    assert (out / "videos" / "r00.v1.mp4").read_bytes() == earlier  # kept, renamed
+    row = results(out)[0]
+    assert hashlib.sha256(video.read_bytes()).hexdigest() == row["sha256"]  # the new one
