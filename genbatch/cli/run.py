@@ -21,8 +21,9 @@ import asyncio
 import hashlib
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from rich.console import Console
 from rich.table import Table as RichTable
@@ -150,7 +151,41 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
     elif summary.interrupted:
         console.print("interrupted: rerun the same command to resume")
     elif summary.exit_code:
-        console.print("some rows did not complete: see the reason column; rerun to retry them")
+        console.print("some rows did not complete (the reason column says why):")
+        for line in hints(summary.reasons):
+            console.print(f"  {line}", highlight=False)
+
+
+#: What to do about rows that ended with these error codes: a rerun alone fixes
+#: only the transient ones.
+_FIXES: Final = (
+    (("max_credits",), "raise --max-credits, then rerun"),
+    (
+        ("insufficient_credits_for_job", "no_active_credits"),
+        "top up the workspace's credits, then rerun",
+    ),
+    (
+        ("invalid_row", "pricing", "unsafe_path", "request_validation", "validation_error"),
+        "fix those rows or the recipe (a rerun alone will not change them)",
+    ),
+    (
+        ("agent_not_found", "http_403", "http_404", "not_found"),
+        "check the agent or template the reason names, then rerun",
+    ),
+)
+
+
+def hints(reasons: Mapping[str, int]) -> list[str]:
+    """One line per kind of fix, with how many rows it concerns."""
+    lines, left = [], dict(reasons)
+    for codes, fix in _FIXES:
+        n = sum(left.pop(c, 0) for c in codes)
+        if n:
+            lines.append(f"{n:,} row{'s' if n != 1 else ''}: {fix}")
+    n = sum(left.values())
+    if n:
+        lines.append(f"{n:,} row{'s' if n != 1 else ''}: rerun the same command to retry them")
+    return lines or ["rerun the same command to retry them"]
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -151,6 +151,8 @@ class RunSummary:
     #: Rows kept (completed, unchanged), redone (input or recipe changed),
     #: resumed (cut off earlier) and new.
     identity: dict[str, int] = field(default_factory=dict)
+    #: Rows that did not complete, by error code (``--limit`` ones aside).
+    reasons: dict[str, int] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -182,6 +184,7 @@ class RunSummary:
             "polls": self.polls,
             "rate": self.rate,
             "identity": self.identity,
+            "reasons": self.reasons,
             "exit_code": self.exit_code,
         }
 
@@ -289,6 +292,17 @@ async def execute(opts: RunOptions) -> RunSummary:
     finally:
         log.close()
         journal.close()
+
+
+def _reasons(journal: Journal) -> dict[str, int]:
+    """Error codes of the rows that failed or were skipped (``--limit`` aside)."""
+    found: dict[str, int] = {}
+    for status in ("failed", "skipped"):
+        for r in journal.rows(status):
+            if r.error_code != "limit":
+                code = r.error_code or "unknown"
+                found[code] = found.get(code, 0) + 1
+    return found
 
 
 def _open_journal(opts: RunOptions) -> Journal:
@@ -504,6 +518,7 @@ class _Run:
             not_attempted=sum(1 for r in self.journal.rows("skipped") if r.error_code == "limit"),
             rate=_rate_report(self.limits.api),
             identity=dict(self.identity),
+            reasons=_reasons(self.journal),
         )
         self.log.event("summary", **summary.to_json())
         return summary

@@ -386,3 +386,31 @@ def test_fresh_never_overwrites_an_earlier_runs_video(tmp_path: Path) -> None:
     assert (out / "videos" / "r00.v1.mp4").read_bytes() == earlier  # kept, renamed
     row = results(out)[0]
     assert hashlib.sha256(video.read_bytes()).hexdigest() == row["sha256"]  # the new one
+
+
+def test_the_hint_after_a_run_names_the_fix_per_reason() -> None:
+    from genbatch.cli.run import hints
+
+    assert hints({"max_credits": 3, "http_503": 1, "invalid_row": 1, "agent_not_found": 2}) == [
+        "3 rows: raise --max-credits, then rerun",
+        "1 row: fix those rows or the recipe (a rerun alone will not change them)",
+        "2 rows: check the agent or template the reason names, then rerun",
+        "1 row: rerun the same command to retry them",
+    ]
+
+
+def test_a_budget_too_small_says_raise_max_credits_not_rerun(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GEN_API_KEY", raising=False)
+    table = vo_table(tmp_path / "t.csv", 2)
+    code = main(
+        [
+            *("run", str(table), "--template", "tiktok-vo-broll", "--sim"),
+            *("--sim-time-scale", "0.002", "--out", str(tmp_path / "o"), "--max-credits", "1"),
+        ]
+    )
+    text = capsys.readouterr().out
+    assert code == 1
+    assert "2 rows: raise --max-credits, then rerun" in text
+    assert "retry" not in text
