@@ -39,7 +39,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from genbatch._constants import CLIENT_ENV_API_KEY
 from genbatch.client import GenClient, Hooks
@@ -92,7 +92,11 @@ from genbatch.errors import (
     PermissionDeniedError,
 )
 
+#: Distinct agents and templates a run checks before its first row, at most.
+ENGINE_PREFLIGHT_MAX: Final = 50
+
 __all__ = [
+    "ENGINE_PREFLIGHT_MAX",
     "RunOptions",
     "RunSummary",
     "execute",
@@ -524,27 +528,40 @@ class _Run:
         return summary
 
     async def _preflight(self, client: GenClient) -> None:
-        """One cheap call that proves the key, and the balance for the ledger."""
-        agent = self.opts.agent
+        """Before the first row, one read each: the key, every agent and template
+        the table names (a wrong one would fail each of its rows in turn) and the
+        workspace balance for the ledger."""
+        agents = self.table.distinct("agent_id", ENGINE_PREFLIGHT_MAX)
+        templates = self.table.distinct("template", ENGINE_PREFLIGHT_MAX)
         try:
-            if agent is None:
+            if not agents:
                 await client.agents.me()
-                return
-            found = await client.agents.get(agent)
-            if found.workspace_id is not None:
-                org = await client.organizations.get(found.workspace_id)
-                if org.balance is not None:
-                    self.ledger.set_balance(org.balance)
+            for agent in agents:
+                try:
+                    found = await client.agents.get(agent)
+                except (NotFoundError, PermissionDeniedError, AgentNotFoundError) as exc:
+                    self.log.event("preflight", error=str(exc))
+                    raise StartError(
+                        f"agent {agent} is not one this key can use ({exc.status}): check "
+                        "--agent or the agent_id column (the id GEN shows, or "
+                        "agents_results.csv from genbatch agents apply)"
+                    ) from None
+                if self.ledger.balance_left() is None and found.workspace_id is not None:
+                    org = await client.organizations.get(found.workspace_id)
+                    if org.balance is not None:
+                        self.ledger.set_balance(org.balance)
+            for slug in templates:
+                try:
+                    await client.templates.get(slug)
+                except (NotFoundError, PermissionDeniedError) as exc:
+                    self.log.event("preflight", error=str(exc))
+                    raise StartError(
+                        f"template {slug!r} is not on this GEN ({exc.status}): check "
+                        "--template or the template column (genbatch templates lists them)"
+                    ) from None
         except AuthenticationError as exc:
             raise StartError(
                 f"the API key was refused (401): {exc}; check {CLIENT_ENV_API_KEY}"
-            ) from None
-        except (NotFoundError, PermissionDeniedError, AgentNotFoundError) as exc:
-            # Every row would fail on it, one paid attempt at a time: stop now.
-            self.log.event("preflight", error=str(exc))
-            raise StartError(
-                f"agent {agent} is not one this key can use ({exc.status}): check --agent "
-                "(the agent id GEN shows, or agents_results.csv from genbatch agents apply)"
             ) from None
         except APIError as exc:
             self.log.event("preflight", error=str(exc))

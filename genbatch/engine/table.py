@@ -257,6 +257,30 @@ class Table:
         self._defaults = defaults
         self._batch_rows = batch_rows
 
+    def distinct(self, column: str, limit: int) -> list[str]:
+        """Up to ``limit`` distinct non-empty values of ``column`` (``agent_id``,
+        ``template``: the run's default counts for rows that leave it empty), sorted;
+        read by polars, no Python rows."""
+        default = {"agent_id": self._defaults.agent_id, "template": self._defaults.template}
+        found: set[str] = set()
+        if default.get(column):
+            found.add(str(default[column]))
+        if column in self.columns:
+            values = pl.col(column).cast(pl.String).str.strip_chars()
+            try:
+                frame = (
+                    _scan(self.path, self.format)
+                    .select(values.alias("v"))
+                    .filter(pl.col("v").is_not_null() & (pl.col("v") != ""))
+                    .unique()
+                    .head(limit)
+                    .collect()
+                )
+            except (pl.exceptions.PolarsError, OSError) as exc:
+                raise TableError(f"{self.path}: cannot read {column!r}: {exc}") from None
+            found.update(frame["v"].to_list())
+        return sorted(found)[:limit]
+
     @property
     def variable_columns(self) -> tuple[str, ...]:
         """Columns a recipe may use as ``{placeholders}`` besides reserved ones."""

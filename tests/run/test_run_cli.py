@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from runhelp import SECRET_KEY, check_invariants, ledger, results, run_table, vo_table, write_csv
+from runhelp import (
+    AGENT,
+    SECRET_KEY,
+    check_invariants,
+    ledger,
+    results,
+    run_table,
+    vo_table,
+    write_csv,
+)
 
 from genbatch.cli import main
 from genbatch.engine.journal import Journal
@@ -414,3 +423,16 @@ def test_a_budget_too_small_says_raise_max_credits_not_rerun(
     assert code == 1
     assert "2 rows: raise --max-credits, then rerun" in text
     assert "retry" not in text
+
+
+async def test_an_unknown_agent_in_the_agent_id_column_stops_the_run_first(
+    sim_factory: Any, tmp_path: Path
+) -> None:
+    sim = await sim_factory(api_keys=(SECRET_KEY,))
+    rows = [["a1", AGENT, "Hook", "S."], ["a2", "424242", "Hook", "S."]]
+    table = write_csv(tmp_path / "t.csv", ["row_id", "agent_id", "hook", "script"], rows)
+    with pytest.raises(StartError, match=r"agent 424242 .*agent_id column"):
+        await run_table(sim, table, tmp_path / "o", template="tiktok-vo-broll", agent=None)
+    book = await ledger(sim.url)
+    assert not [r for r in book["requests"]["by_route"] if r.startswith("POST")]
+    assert book["generations"] == []
