@@ -342,7 +342,9 @@ def _add_wait_args(p: argparse.ArgumentParser) -> None:
         help=f"give up waiting on one run after S seconds (default {ENGINE_RUN_MAX_WAIT:g})",
     )
     p.add_argument(
+        "--max-concurrency",
         "--concurrency",
+        dest="concurrency",
         type=int,
         default=ENGINE_IDEAS_CONCURRENCY,
         metavar="N",
@@ -374,7 +376,9 @@ def register(subparsers: Any) -> None:
     a.add_argument("--dry-run", action="store_true", help="show the diff; send no POST/PATCH")
     a.add_argument("--out", type=Path, metavar="DIR", help="result dir (default outputs/<table>/)")
     a.add_argument(
+        "--max-concurrency",
         "--concurrency",
+        dest="concurrency",
         type=int,
         default=ENGINE_AGENTS_CONCURRENCY,
         metavar="N",

@@ -211,6 +211,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         template=args.template,
         agent=args.agent or (str(SIM_DEMO_AGENT_ID) if args.sim else None),
         pricing=args.pricing,
+        require_agent=False,  # plan sends nothing: the agent is the run's business
     )
     report = plan_rows(table, book, pricing, args.limit)
     rate = args.rate or (ENGINE_SIM_RATE if args.sim else ENGINE_RATE_DEFAULT)

@@ -179,8 +179,12 @@ def prepare(
     template: str | None,
     agent: str | None,
     pricing: Path | None,
+    require_agent: bool = True,
 ) -> tuple[Table, RecipeBook, Pricing]:
-    """Open the table, load and check the recipe(s) and prices (raises StartError)."""
+    """Open the table, load and check the recipe(s) and prices (raises StartError).
+
+    ``require_agent=False`` (``plan``, which sends nothing): a table with no
+    agent yet is planned all the same."""
     try:
         fixed = Recipe.load(recipe) if recipe is not None else None
         table = Table.open(
@@ -188,6 +192,7 @@ def prepare(
             default_agent=agent,
             default_template=fixed.template if fixed is not None else template,
             known_templates=RecipeBook.known_templates(recipe),
+            require_agent=require_agent,
         )
         book = RecipeBook.create(fixed, template, table)
         prices = Pricing.load(pricing)

@@ -236,6 +236,7 @@ class _Defaults:
     template: str | None
     known_templates: frozenset[str] | None
     now: Callable[[], datetime]
+    require_agent: bool = True
 
 
 class Table:
@@ -306,6 +307,7 @@ class Table:
         known_templates: Collection[str] | None = None,
         batch_rows: int = ENGINE_TABLE_BATCH_ROWS,
         now: Callable[[], datetime] | None = None,
+        require_agent: bool = True,
     ) -> Table:
         """Check the table's shape and row ids; rows are validated lazily.
 
@@ -328,7 +330,7 @@ class Table:
                 f"{path}: no 'row_id' column (found: {', '.join(columns) or 'none'}); "
                 "add a unique id per row so runs can resume"
             )
-        if "agent_id" not in columns and default_agent is None:
+        if require_agent and "agent_id" not in columns and default_agent is None:
             raise TableError(f"{path}: no 'agent_id' column; add one or pass --agent ID")
         if "template" not in columns and "engine_id" not in columns and default_template is None:
             raise TableError(
@@ -341,6 +343,7 @@ class Table:
             template=default_template,
             known_templates=frozenset(known_templates) if known_templates is not None else None,
             now=now or (lambda: datetime.now(UTC)),
+            require_agent=require_agent,
         )
         return cls(path, fmt, columns, row_count, defaults, batch_rows)
 
@@ -388,7 +391,11 @@ class Table:
             problems.append(("row_id", "is empty"))
         if data.get("agent_id") is None:
             data["agent_id"] = self._defaults.agent_id
-            if data["agent_id"] is None and "agent_id" not in dict(problems):
+            if (
+                data["agent_id"] is None
+                and self._defaults.require_agent
+                and "agent_id" not in dict(problems)
+            ):
                 problems.append(("agent_id", "is empty and no --agent default was given"))
         if data.get("template") is None and data.get("engine_id") is None:
             data["template"] = self._defaults.template

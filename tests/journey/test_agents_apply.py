@@ -299,3 +299,14 @@ async def test_a_refused_key_is_exit_2_without_traceback(
     monkeypatch.delenv("GEN_API_KEY")
     assert await cli("agents", "apply", table, "--out", tmp_path / "o", *target(sim)) == 2
     assert "no API key" in capsys.readouterr().err
+
+
+async def test_max_concurrency_is_the_option_name_here_too(
+    sim: SimServer, gen: GenClient, tmp_path: Path
+) -> None:
+    # One name across commands (run, bench and agents): --concurrency stays an alias.
+    agent = await new_agent(gen, "Named")
+    table = write_csv(tmp_path / "a.csv", [{"agent_id": agent, "description": "D."}])
+    for flag in ("--max-concurrency", "--concurrency"):
+        args = ("agents", "apply", table, "--dry-run", flag, "2", "--out", tmp_path / "o")
+        assert await cli(*args, *target(sim)) == 0

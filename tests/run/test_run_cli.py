@@ -436,3 +436,12 @@ async def test_an_unknown_agent_in_the_agent_id_column_stops_the_run_first(
     book = await ledger(sim.url)
     assert not [r for r in book["requests"]["by_route"] if r.startswith("POST")]
     assert book["generations"] == []
+
+
+def test_plan_needs_no_agent_it_sends_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = vo_table(tmp_path / "t.csv", 3)  # no agent_id column, no --agent
+    assert main(["plan", str(table), "--template", "tiktok-vo-broll", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["valid"] == 3 and report["invalid"] == [] and report["credits"] > 0
