@@ -66,9 +66,27 @@ def fail(exc: BaseException) -> int:
     return exc.exit_code if isinstance(exc, GenError) else 2
 
 
+def _command_parser(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> argparse.ArgumentParser:
+    """The (sub)command's own parser for ``argv``: its usage is the one to show."""
+    words = list(argv)
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        chosen = next((w for w in words if subs and w in subs[0].choices), None)
+        if chosen is None:
+            return parser
+        parser = subs[0].choices[chosen]
+        words = words[words.index(chosen) + 1 :]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    args, extras = parser.parse_known_args(words)
+    if extras:
+        # An unknown option: say it with the usage of the command it was given to.
+        _command_parser(parser, words).error(f"unrecognized arguments: {' '.join(extras)}")
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help(sys.stderr)

@@ -445,3 +445,17 @@ def test_plan_needs_no_agent_it_sends_nothing(
     assert main(["plan", str(table), "--template", "tiktok-vo-broll", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["valid"] == 3 and report["invalid"] == [] and report["credits"] > 0
+
+
+def test_an_unknown_option_shows_the_commands_own_usage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv, usage in (
+        (["plan", "t.csv", "--bogus"], "usage: genbatch plan"),
+        (["agents", "apply", "a.csv", "--bogus"], "usage: genbatch agents apply"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            main(argv)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2
+        assert err.startswith(usage) and "unrecognized arguments: --bogus" in err
