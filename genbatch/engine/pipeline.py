@@ -457,12 +457,18 @@ class _Row:
         if url is None:
             raise RowEnd("failed", "no render URL to download", "no_output")
         target = safe_join(self.svc.out_dir, ENGINE_VIDEOS_DIR, self.output_name)
-        try:
-            kept = keep_earlier(target)  # an earlier run's (--fresh) or someone's: never lost
-        except OSError as exc:
-            raise self._fail_step(STEP_DOWNLOAD, exc) from None
-        if kept is not None:
-            self.svc.log.event("video_kept", row_id=self.rid, previous=kept.name)
+        if rec is None:
+            # The step never began in this journal, so a file there is an
+            # earlier run's (--fresh) or someone's: keep it under NAME.vN.
+            try:
+                kept = keep_earlier(target)
+            except OSError as exc:
+                raise self._fail_step(STEP_DOWNLOAD, exc) from None
+            if kept is not None:
+                self.svc.log.event("video_kept", row_id=self.rid, previous=kept.name)
+        # Committed before the file can appear: a crash after its rename then
+        # finds this step begun, and the file is known to be this row's own.
+        self.journal.flush()
         client = self.svc.client
         async with self._busy("download"), self.svc.limits.downloads.slot(Priority.FINISH):
             await self.svc.reached(self.rid, "download:start")
