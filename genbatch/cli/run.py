@@ -175,16 +175,32 @@ _FIXES: Final = (
 )
 
 
+def count(n: int, noun: str) -> str:
+    """``1 row``, ``1,000 rows``: how a person reads a count."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3 h 20 min``: how a person reads a duration."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} min"
+    h, m = divmod(minutes, 60)
+    return f"{h:,} h {m} min" if m else f"{h:,} h"
+
+
 def hints(reasons: Mapping[str, int]) -> list[str]:
     """One line per kind of fix, with how many rows it concerns."""
     lines, left = [], dict(reasons)
     for codes, fix in _FIXES:
         n = sum(left.pop(c, 0) for c in codes)
         if n:
-            lines.append(f"{n:,} row{'s' if n != 1 else ''}: {fix}")
+            lines.append(f"{count(n, 'row')}: {fix}")
     n = sum(left.values())
     if n:
-        lines.append(f"{n:,} row{'s' if n != 1 else ''}: rerun the same command to retry them")
+        lines.append(f"{count(n, 'row')}: rerun the same command to retry them")
     return lines or ["rerun the same command to retry them"]
 
 
@@ -227,15 +243,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
     else:
-        print(f"{report.rows} rows: {report.valid} valid, {len(report.invalid)} invalid")
+        print(
+            f"{count(report.rows, 'row')}: {report.valid:,} valid, {len(report.invalid):,} invalid"
+        )
         for row_id, why in report.invalid[:20]:
             print(f"  {row_id}: {why}")
         if len(report.invalid) > 20:
             print(f"  ... and {len(report.invalid) - 20} more")
-        print(f"credits (estimate): {report.credits:g}")
+        print(f"credits (estimate): {report.credits:,.0f}")
         print(
-            f"requests (at least): {report.requests}; at {rate:g}/s that is "
-            f">= {report.lower_bound(rate):.0f} s"
+            f"requests (at least): {report.requests:,}; at {rate:g}/s that is "
+            f"at least {duration(report.lower_bound(rate))}"
         )
     return 0 if not report.invalid else 1
 
@@ -272,7 +290,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         }
         print(json.dumps(out, indent=2))
     else:
-        print(f"run {run_id}: {total} rows, credits {credits:g}")
+        print(f"run {run_id}: {count(total, 'row')}, credits {credits:,.0f}")
         if holder is not None:
             who = f"pid {holder}" if holder > 0 else "another process"
             print(f"  live: {who} is running it; results.csv is written when it ends")

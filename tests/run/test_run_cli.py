@@ -459,3 +459,29 @@ def test_an_unknown_option_shows_the_commands_own_usage(
         err = capsys.readouterr().err
         assert stop.value.code == 2
         assert err.startswith(usage) and "unrecognized arguments: --bogus" in err
+
+
+def test_counts_and_durations_read_as_a_person_reads_them() -> None:
+    from genbatch.cli.run import count, duration
+
+    assert [count(1, "row"), count(0, "row"), count(160000, "row")] == [
+        "1 row",
+        "0 rows",
+        "160,000 rows",
+    ]
+    assert [duration(45), duration(720), duration(160000), duration(7200)] == [
+        "45 s",
+        "12 min",
+        "44 h 27 min",
+        "2 h",
+    ]
+
+
+def test_plan_prints_one_row_and_big_numbers_readably(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = vo_table(tmp_path / "t.csv", 1)
+    assert main(["plan", str(table), "--template", "tiktok-vo-broll"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("1 row: 1 valid, 0 invalid")
+    assert "e+" not in text and "at least" in text
