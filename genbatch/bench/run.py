@@ -110,19 +110,10 @@ class BenchOptions:
 # --------------------------------------------------------------------------
 # Synthetic table
 # --------------------------------------------------------------------------
-def _variables(recipe: Recipe) -> list[str]:
-    names: dict[str, None] = {}
-    for used in recipe.placeholders().values():
-        for name in used:
-            if name not in {"row_id", "publish_at"}:
-                names[name] = None
-    return list(names)
-
-
 def synthetic_table(path: Path, rows: int, template: str) -> Path:
     """``rows`` distinct rows with every column the template's default recipe uses."""
     recipe = Recipe.default(template)
-    columns = _variables(recipe)
+    columns = recipe.columns()
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["row_id", *columns])

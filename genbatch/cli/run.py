@@ -41,7 +41,7 @@ from genbatch.client import GenClient
 from genbatch.engine.journal import Journal, journal_table, live_holder
 from genbatch.engine.limits import ENGINE_RATE_CEILING, ENGINE_RATE_DEFAULT
 from genbatch.engine.plan import plan_rows, prepare
-from genbatch.engine.recipe import default_recipe_slugs
+from genbatch.engine.recipe import Recipe, default_recipe_slugs
 from genbatch.engine.runner import RunOptions, RunSummary, execute
 
 __all__ = ["register"]
@@ -320,6 +320,7 @@ async def _templates(args: argparse.Namespace) -> list[dict[str, Any]]:
             "title": tpl.title,
             "tags": tpl.tags,
             "default_recipe": tpl.slug in recipes,
+            "columns": Recipe.default(tpl.slug).columns() if tpl.slug in recipes else None,
         }
         for tpl in found
     ]
@@ -330,14 +331,16 @@ def cmd_templates(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    table = RichTable(title="GEN templates")
-    for name in ("slug", "title", "tags", "default recipe"):
-        table.add_column(name)
+    # Plain lines, never cut: a slug is what a person copies into --template.
     for r in rows:
-        table.add_row(
-            r["slug"], r["title"] or "", ", ".join(r["tags"]), "yes" if r["default_recipe"] else ""
-        )
-    Console().print(table)
+        title = f"  {r['title']}" if r["title"] else ""
+        print(f"{r['slug']}{title}")
+        if r["columns"] is not None:
+            print(f"    columns: row_id, {', '.join(r['columns'])}")
+        else:
+            print("    no default recipe: pass --recipe FILE")
+        if r["tags"]:
+            print(f"    tags: {', '.join(r['tags'])}")
     return 0
 
 

@@ -328,6 +328,16 @@ class Recipe(_Model):
         """Required columns per recipe field (assets are optional)."""
         return {f: _parse(t, f).names for f, t in self._fields() if _parse(t, f).names}
 
+    def columns(self) -> list[str]:
+        """The table columns this recipe fills its cards from, in recipe order
+        (``row_id`` and ``publish_at`` aside: every table has or may have them)."""
+        names: dict[str, None] = {}
+        for used in self.placeholders().values():
+            for name in used:
+                if name not in {"row_id", "publish_at"}:
+                    names[name] = None
+        return list(names)
+
     def check_columns(self, columns: Collection[str]) -> None:
         """Raise :class:`RecipeError` if a placeholder names no column.
 

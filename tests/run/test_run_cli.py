@@ -139,6 +139,24 @@ def test_templates_lists_the_starters_with_their_recipes(
     assert len(found) == 7
     assert all(t["default_recipe"] for t in found.values())
     assert "narrated_vo" in found["tiktok-vo-broll"]["tags"]
+    assert found["tiktok-vo-broll"]["columns"] == ["hook", "script"]
+
+
+@pytest.mark.slow  # a CLI subprocess
+def test_templates_piped_shows_whole_slugs_and_their_columns() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "genbatch", "templates", "--sim"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "tiktok-talking-avatar" in {line.split()[0] for line in lines if line[:1] != " "}
+    assert "…" not in done.stdout
+    assert "    columns: row_id, hook, script" in lines
+    assert all(len(line) <= 80 for line in lines)
 
 
 async def test_refused_key_at_start_is_exit_2(sim_factory, tmp_path: Path) -> None:
