@@ -654,7 +654,10 @@ class _Run:
             return
         self.counts.running += 1
         if fingerprint is not None and fingerprint != ran:
-            journal.update_row(key, {"fingerprint": fingerprint})
+            recipe = str(self.opts.recipe) if self.opts.recipe else "default"
+            journal.update_row(
+                key, {"fingerprint": fingerprint, "template": plan.template, "recipe": recipe}
+            )
         task = asyncio.create_task(self._row(svc, item, plan, name, hold), name=f"row-{key}")
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

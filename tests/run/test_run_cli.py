@@ -84,6 +84,8 @@ def test_sim_flag_runs_with_limit_and_json(
     rows = results(out)
     assert [r["status"] for r in rows] == ["completed", "completed", "skipped", "skipped"]
     assert rows[3]["reason"] == "not attempted (--limit 2)"
+    # which template and recipe made each video
+    assert (rows[0]["template"], rows[0]["recipe"]) == ("tiktok-vo-broll", "default")
 
     assert main(["status", str(out), "--json"]) == 1
     status = json.loads(capsys.readouterr().out)
