@@ -54,7 +54,10 @@ def _demo(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add ``genbatch demo``."""
     p = subparsers.add_parser(
-        "demo", help="run the bundled demo table against the built-in simulator"
+        "demo",
+        help="run the bundled demo table against the built-in simulator",
+        description="Run the bundled demo table against an in-process simulator (no key, "
+        "nothing spent) and print where the videos are: what `make demo` does.",
     )
     p.add_argument("--table", default=ENGINE_DEMO_TABLE, help="default %(default)s")
     p.add_argument("--out", default=ENGINE_DEMO_OUT, help="default %(default)s")

@@ -372,6 +372,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "plan",
         help="validate a table and estimate credits, requests and time (spends nothing)",
+        description="Validate every row of a table against its recipe and estimate the "
+        "credits (GEN's published typical costs) and the requests and time a run takes. "
+        "Sends nothing and needs no key or agent.",
     )
     _add_table_args(p)
     p.add_argument("--sim", action="store_true", help="assume the simulator's agent and rate")
@@ -379,11 +382,22 @@ def register(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     p.set_defaults(func=cmd_plan)
 
-    p = subparsers.add_parser("status", help="rows by state of a run's output dir")
+    p = subparsers.add_parser(
+        "status",
+        help="rows by state of a run's output dir",
+        description="Rows by state of a run's output dir, read from its journal (also "
+        "during a run), and whether a process is running it now (live) or it was cut "
+        "off (interrupted: rerun the same command). Exit 0 when every row completed.",
+    )
     p.add_argument("dir", type=Path, help="the run's output dir")
     p.add_argument("--json", action="store_true", help="JSON on stdout")
     p.set_defaults(func=cmd_status)
 
-    p = subparsers.add_parser("templates", help="list the templates you can clone")
+    p = subparsers.add_parser(
+        "templates",
+        help="list the templates you can clone",
+        description="The templates your key can clone, each with the table columns its "
+        "default recipe needs (--template SLUG); GEN_API_KEY, or --sim.",
+    )
     add_target_args(p, rate_help=argparse.SUPPRESS, json_help="JSON on stdout")
     p.set_defaults(func=cmd_templates)

@@ -132,7 +132,10 @@ def add_target_args(p: argparse.ArgumentParser, *, rate_help: str, json_help: st
     ``--rate``, ``--json``."""
     where = p.add_mutually_exclusive_group()
     where.add_argument(
-        "--sim", action="store_true", help="run against an in-process simulator (no key needed)"
+        "--sim",
+        action="store_true",
+        help="run against an in-process simulator (no key needed); otherwise the API key "
+        "comes from GEN_API_KEY (never a flag: flags show in ps and shell history)",
     )
     where.add_argument(
         "--base-url",

@@ -505,3 +505,24 @@ def test_plan_prints_one_row_and_big_numbers_readably(
     text = capsys.readouterr().out
     assert text.startswith("1 row: 1 valid, 0 invalid")
     assert "e+" not in text and "at least" in text
+
+
+def test_every_command_says_what_it_does_and_where_the_key_comes_from() -> None:
+    import argparse
+
+    from genbatch.cli import build_parser
+
+    seen: dict[str, argparse.ArgumentParser] = {}
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    seen[f"{name} {sub}"] = child
+                    walk(child, f"{name} {sub}")
+
+    walk(build_parser(), "genbatch")
+    assert len(seen) >= 12
+    assert [n for n, p in seen.items() if not p.description] == []
+    for name in ("genbatch run", "genbatch templates", "genbatch agents apply"):
+        assert "GEN_API_KEY" in seen[name].format_help(), name
