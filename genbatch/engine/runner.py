@@ -480,7 +480,12 @@ class _Run:
                 )
                 try:
                     async with Progress(self.snapshot, enabled=opts.progress):
-                        await self._preflight(client)
+                        try:
+                            await self._preflight(client)
+                        except StartError as exc:
+                            # run.log says why the run never started, not only "start".
+                            self.log.event("refused", reason=str(exc))
+                            raise
                         await self._stream(svc)
                 finally:
                     await self.tuner.stop()

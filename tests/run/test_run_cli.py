@@ -173,6 +173,11 @@ async def test_refused_key_at_start_is_exit_2(sim_factory, tmp_path: Path) -> No
             api_key="gb-wrong-key-0000000000",
         )
     assert (await ledger(sim.url))["generations"] == []
+    # run.log says why the run never started (and never the key)
+    log = (tmp_path / "o" / "run.log").read_text()
+    events = [json.loads(line)["event"] for line in log.splitlines()]
+    assert events[:2] == ["start", "refused"] and "401" in log
+    assert "gb-wrong-key-0000000000" not in log
 
 
 async def test_key_revoked_mid_run_aborts_with_rows_pending_then_resumes(
