@@ -28,6 +28,9 @@ __all__ = ["EXIT_INTERRUPTED", "UsageError", "build_parser", "fail", "main"]
 COMMAND_MODULES: tuple[str, ...] = (
     "genbatch.cli.sim",
     "genbatch.cli.run",
+    "genbatch.cli.plan",
+    "genbatch.cli.status",
+    "genbatch.cli.templates",
     "genbatch.cli.demo",
     "genbatch.cli.journey",
     "genbatch.cli.bench",

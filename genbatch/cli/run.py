@@ -1,4 +1,4 @@
-"""``genbatch run | plan | status | templates`` — the batch engine's command line.
+"""``genbatch run TABLE`` — every row of a table to a video, resumable.
 
 Exit codes (docs/design.md §6): 0 every row completed; 1 some rows failed, were
 skipped or are still pending (the result table says why); 2 the run could
@@ -28,26 +28,23 @@ from typing import Any, Final
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from genbatch._constants import CLIENT_ENV_API_KEY, SIM_DEMO_AGENT_ID
+from genbatch._constants import CLIENT_ENV_API_KEY
 from genbatch.cli import UsageError
 from genbatch.cli.target import (
     ENGINE_DEFAULT_OUT_ROOT,
-    ENGINE_SIM_RATE,
     Target,
     add_target_args,
     target,
 )
-from genbatch.client import GenClient
-from genbatch.engine.journal import Journal, journal_table, live_holder
-from genbatch.engine.limits import ENGINE_RATE_CEILING, ENGINE_RATE_DEFAULT
-from genbatch.engine.plan import plan_rows, prepare
-from genbatch.engine.recipe import Recipe, default_recipe_slugs
+from genbatch.cli.text import count
+from genbatch.engine.journal import journal_table
+from genbatch.engine.limits import ENGINE_RATE_CEILING
 from genbatch.engine.runner import RunOptions, RunSummary, execute
 
-__all__ = ["register"]
+__all__ = ["add_table_args", "print_summary", "register", "run_options"]
 
 
-def _add_table_args(p: argparse.ArgumentParser) -> None:
+def add_table_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("table", type=Path, help="input table (.csv or .parquet)")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--recipe", type=Path, metavar="F", help="recipe TOML for every row")
@@ -175,22 +172,6 @@ _FIXES: Final = (
 )
 
 
-def count(n: int, noun: str) -> str:
-    """``1 row``, ``1,000 rows``: how a person reads a count."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def duration(seconds: float) -> str:
-    """``45 s``, ``12 min``, ``3 h 20 min``: how a person reads a duration."""
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    if minutes < 90:
-        return f"{minutes} min"
-    h, m = divmod(minutes, 60)
-    return f"{h:,} h {m} min" if m else f"{h:,} h"
-
-
 def hints(reasons: Mapping[str, int]) -> list[str]:
     """One line per kind of fix, with how many rows it concerns."""
     lines, left = [], dict(reasons)
@@ -218,144 +199,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------
-# plan
-# --------------------------------------------------------------------------
-def cmd_plan(args: argparse.Namespace) -> int:
-    table, book, pricing = prepare(
-        args.table,
-        recipe=args.recipe,
-        template=args.template,
-        agent=args.agent or (str(SIM_DEMO_AGENT_ID) if args.sim else None),
-        pricing=args.pricing,
-        require_agent=False,  # plan sends nothing: the agent is the run's business
-    )
-    report = plan_rows(table, book, pricing, args.limit)
-    rate = args.rate or (ENGINE_SIM_RATE if args.sim else ENGINE_RATE_DEFAULT)
-    data: dict[str, Any] = {
-        "rows": report.rows,
-        "valid": report.valid,
-        "invalid": [{"row_id": r, "reason": why} for r, why in report.invalid],
-        "credits": report.credits,
-        "requests": report.requests,
-        "rate": rate,
-        "lower_bound_seconds": round(report.lower_bound(rate), 1),
-    }
-    if args.json:
-        print(json.dumps(data, indent=2))
-    else:
-        print(
-            f"{count(report.rows, 'row')}: {report.valid:,} valid, {len(report.invalid):,} invalid"
-        )
-        for row_id, why in report.invalid[:20]:
-            print(f"  {row_id}: {why}")
-        if len(report.invalid) > 20:
-            print(f"  ... and {len(report.invalid) - 20} more")
-        print(f"credits (estimate): {report.credits:,.0f}")
-        print(
-            f"requests (at least): {report.requests:,}; at {rate:g}/s that is "
-            f"at least {duration(report.lower_bound(rate))}"
-        )
-    return 0 if not report.invalid else 1
-
-
-# --------------------------------------------------------------------------
-# status
-# --------------------------------------------------------------------------
-def cmd_status(args: argparse.Namespace) -> int:
-    with Journal.open(args.dir, read_only=True) as journal:
-        counts = journal.counts()
-        credits = journal.credits_total()
-        problems = [
-            {"row_id": r.row_id, "status": r.status, "reason": r.reason, "step": r.step}
-            for status in ("failed", "skipped", "running")
-            for r in journal.rows(status)
-        ]
-        run_id = journal.run_id
-    holder = live_holder(args.dir)
-    if holder is None:
-        # Nothing holds the lock: rows still "running" were cut off mid-way.
-        for p in problems:
-            if p["status"] == "running":
-                p["status"] = "interrupted"
-    total = sum(counts.values())
-    state = "live" if holder is not None else ("interrupted" if counts.get("running") else "idle")
-    if args.json:
-        out = {
-            "run_id": run_id,
-            "state": state,
-            "pid": holder if holder and holder > 0 else None,
-            "counts": counts,
-            "credits": credits,
-            "rows": problems,
-        }
-        print(json.dumps(out, indent=2))
-    else:
-        print(f"run {run_id}: {count(total, 'row')}, credits {credits:,.0f}")
-        if holder is not None:
-            who = f"pid {holder}" if holder > 0 else "another process"
-            print(f"  live: {who} is running it; results.csv is written when it ends")
-        elif state == "interrupted":
-            print("  interrupted: no process is running it; rerun the same command to resume")
-        print("  " + "  ".join(f"{k}={v}" for k, v in counts.items()))
-        for p in problems[:20]:
-            print(f"  {p['row_id']}: {p['status']} {p['reason'] or ('at ' + str(p['step']))}")
-        if len(problems) > 20:
-            print(f"  ... and {len(problems) - 20} more (see results.csv)")
-    return 0 if counts.get("completed", 0) == total else 1
-
-
-# --------------------------------------------------------------------------
-# templates
-# --------------------------------------------------------------------------
-async def _templates(args: argparse.Namespace) -> list[dict[str, Any]]:
-    async with (
-        target(args) as t,
-        GenClient(t.api_key, api_url=t.api_url, agent_url=t.agent_url) as client,
-    ):
-        found = await client.templates.list()
-    recipes = set(default_recipe_slugs())
-    return [
-        {
-            "slug": tpl.slug,
-            "title": tpl.title,
-            "tags": tpl.tags,
-            "default_recipe": tpl.slug in recipes,
-            "columns": Recipe.default(tpl.slug).columns() if tpl.slug in recipes else None,
-        }
-        for tpl in found
-    ]
-
-
-def cmd_templates(args: argparse.Namespace) -> int:
-    rows = asyncio.run(_templates(args))
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    # Plain lines, never cut: a slug is what a person copies into --template.
-    for r in rows:
-        title = f"  {r['title']}" if r["title"] else ""
-        print(f"{r['slug']}{title}")
-        if r["columns"] is not None:
-            print(f"    columns: row_id, {', '.join(r['columns'])}")
-        else:
-            print("    no default recipe: pass --recipe FILE")
-        if r["tags"]:
-            print(f"    tags: {', '.join(r['tags'])}")
-    return 0
-
-
-# --------------------------------------------------------------------------
 # registration
 # --------------------------------------------------------------------------
 def register(subparsers: Any) -> None:
-    """Add ``run``, ``plan``, ``status`` and ``templates`` to the CLI."""
+    """Add ``run`` to the CLI."""
     p = subparsers.add_parser(
         "run",
         help="turn every row of a table into a video (resumable)",
         description="Clone, fill, generate, render, download (and publish) one video per row. "
         "Rerunning the same command resumes; --fresh starts over.",
     )
-    _add_table_args(p)
+    add_table_args(p)
     add_target_args(
         p,
         rate_help="a ceiling in requests/s per host, started at (default: discover the "
@@ -368,36 +222,3 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fresh", action="store_true", help="start a new run instead of resuming")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=cmd_run)
-
-    p = subparsers.add_parser(
-        "plan",
-        help="validate a table and estimate credits, requests and time (spends nothing)",
-        description="Validate every row of a table against its recipe and estimate the "
-        "credits (GEN's published typical costs) and the requests and time a run takes. "
-        "Sends nothing and needs no key or agent.",
-    )
-    _add_table_args(p)
-    p.add_argument("--sim", action="store_true", help="assume the simulator's agent and rate")
-    p.add_argument("--rate", type=float, metavar="R", help="requests/s for the time bound")
-    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
-    p.set_defaults(func=cmd_plan)
-
-    p = subparsers.add_parser(
-        "status",
-        help="rows by state of a run's output dir",
-        description="Rows by state of a run's output dir, read from its journal (also "
-        "during a run), and whether a process is running it now (live) or it was cut "
-        "off (interrupted: rerun the same command). Exit 0 when every row completed.",
-    )
-    p.add_argument("dir", type=Path, help="the run's output dir")
-    p.add_argument("--json", action="store_true", help="JSON on stdout")
-    p.set_defaults(func=cmd_status)
-
-    p = subparsers.add_parser(
-        "templates",
-        help="list the templates you can clone",
-        description="The templates your key can clone, each with the table columns its "
-        "default recipe needs (--template SLUG); GEN_API_KEY, or --sim.",
-    )
-    add_target_args(p, rate_help=argparse.SUPPRESS, json_help="JSON on stdout")
-    p.set_defaults(func=cmd_templates)

@@ -487,7 +487,7 @@ def test_an_unknown_option_shows_the_commands_own_usage(
 
 
 def test_counts_and_durations_read_as_a_person_reads_them() -> None:
-    from genbatch.cli.run import count, duration
+    from genbatch.cli.text import count, duration
 
     assert [count(1, "row"), count(0, "row"), count(160000, "row")] == [
         "1 row",
