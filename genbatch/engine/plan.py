@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genbatch.engine.credits import Pricing, PricingError
+from genbatch.engine.poller import ENGINE_POLL_SEED_DEFAULT, ENGINE_POLL_SEED_SECONDS
 from genbatch.engine.recipe import Recipe, RecipeError, default_recipe_slugs
 from genbatch.engine.rowplan import RowPlan, RowPlanError
 from genbatch.engine.table import InputRow, RowError, Table, TableError
@@ -30,6 +31,7 @@ __all__ = [
     "plan_rows",
     "prepare",
     "row_key",
+    "row_seconds",
 ]
 
 
@@ -134,6 +136,22 @@ def estimate_requests(plan: RowPlan) -> int:
     return n
 
 
+def _typical(kind: str) -> float:
+    return ENGINE_POLL_SEED_SECONDS.get(kind, ENGINE_POLL_SEED_DEFAULT)
+
+
+def row_seconds(plan: RowPlan) -> float:
+    """A row's own duration at GEN's typical latencies: its generation waves one
+    after another (the slowest job of each), then its render and publish.
+
+    No rate limit makes a run shorter than its longest row, and the last row
+    admitted still has all of it to go when the requests are spent."""
+    total = sum(max(_typical(g.generation_type) for g in wave) for wave in plan.waves())
+    total += _typical("render") if plan.render is not None else 0.0
+    total += _typical("publish_content") if plan.publish is not None else 0.0
+    return total
+
+
 @dataclass(slots=True)
 class PlanReport:
     """What ``genbatch plan`` shows: rows checked, and the cost of the valid ones."""
@@ -143,10 +161,17 @@ class PlanReport:
     invalid: list[tuple[str, str]]
     credits: float
     requests: int
+    #: The longest valid row's own duration (:func:`row_seconds`), in GEN seconds.
+    row_seconds: float = 0.0
 
     def lower_bound(self, rate: float) -> float:
         """Seconds the requests take at best at ``rate`` requests per second."""
         return self.requests / rate if rate > 0 else float("inf")
+
+    def estimate(self, rate: float, time_scale: float = 1.0) -> float:
+        """Seconds a run takes, about: the requests at ``rate`` plus the last
+        rows' own jobs (latencies x ``time_scale``: a simulator's speed)."""
+        return self.lower_bound(rate) + self.row_seconds * time_scale
 
 
 def plan_rows(
@@ -169,6 +194,7 @@ def plan_rows(
             continue
         report.valid += 1
         report.requests += estimate_requests(plan)
+        report.row_seconds = max(report.row_seconds, row_seconds(plan))
     return report
 
 

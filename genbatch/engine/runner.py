@@ -21,7 +21,7 @@ Stops, and what they leave behind:
   POST goes out, rows not yet admitted end ``skipped`` with the reason.
 * 401: the key is wrong for everything — cancel everything at once and exit
   2; rows stay ``pending``/``running`` in the journal, a rerun resumes them.
-* SIGINT: the same cancellation, exit 1; a second SIGINT kills as usual.
+* SIGINT: the same cancellation, exit 130; a second SIGINT kills as usual.
 
 Cancelling a row task is safe at any point: paid POSTs are journaled as
 intents first and reconciled on the next run, downloads only ever rename a
@@ -39,9 +39,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-from genbatch._constants import CLIENT_ENV_API_KEY
 from genbatch.client import GenClient, Hooks
 from genbatch.client.base import AttemptInfo
 from genbatch.client.routes import Route
@@ -72,6 +71,7 @@ from genbatch.engine.plan import (
     row_key,
 )
 from genbatch.engine.poller import PollHub
+from genbatch.engine.preflight import preflight
 from genbatch.engine.progress import ENGINE_RUN_LOG, Progress, RunLog, Snapshot
 from genbatch.engine.results import (
     ENGINE_RESULTS_CSV,
@@ -84,19 +84,8 @@ from genbatch.engine.services import PRIORITY, SENT_AT, RowServices
 from genbatch.engine.table import InputRow, RowError, Table
 from genbatch.engine.tuning import ENGINE_TUNE_ROWS_MAX, Tuner
 from genbatch.engine.watch import HubWatcher
-from genbatch.errors import (
-    AgentNotFoundError,
-    APIError,
-    AuthenticationError,
-    NotFoundError,
-    PermissionDeniedError,
-)
-
-#: Distinct agents and templates a run checks before its first row, at most.
-ENGINE_PREFLIGHT_MAX: Final = 50
 
 __all__ = [
-    "ENGINE_PREFLIGHT_MAX",
     "RunOptions",
     "RunSummary",
     "execute",
@@ -533,43 +522,13 @@ class _Run:
         return summary
 
     async def _preflight(self, client: GenClient) -> None:
-        """Before the first row, one read each: the key, every agent and template
-        the table names (a wrong one would fail each of its rows in turn) and the
-        workspace balance for the ledger."""
-        agents = self.table.distinct("agent_id", ENGINE_PREFLIGHT_MAX)
-        templates = self.table.distinct("template", ENGINE_PREFLIGHT_MAX)
-        try:
-            if not agents:
-                await client.agents.me()
-            for agent in agents:
-                try:
-                    found = await client.agents.get(agent)
-                except (NotFoundError, PermissionDeniedError, AgentNotFoundError) as exc:
-                    self.log.event("preflight", error=str(exc))
-                    raise StartError(
-                        f"agent {agent} is not one this key can use ({exc.status}): check "
-                        "--agent or the agent_id column (the id GEN shows, or "
-                        "agents_results.csv from genbatch agents apply)"
-                    ) from None
-                if self.ledger.balance_left() is None and found.workspace_id is not None:
-                    org = await client.organizations.get(found.workspace_id)
-                    if org.balance is not None:
-                        self.ledger.set_balance(org.balance)
-            for slug in templates:
-                try:
-                    await client.templates.get(slug)
-                except (NotFoundError, PermissionDeniedError) as exc:
-                    self.log.event("preflight", error=str(exc))
-                    raise StartError(
-                        f"template {slug!r} is not on this GEN ({exc.status}): check "
-                        "--template or the template column (genbatch templates lists them)"
-                    ) from None
-        except AuthenticationError as exc:
-            raise StartError(
-                f"the API key was refused (401): {exc}; check {CLIENT_ENV_API_KEY}"
-            ) from None
-        except APIError as exc:
-            self.log.event("preflight", error=str(exc))
+        """The key, every agent, template and workspace the table names, one read
+        each (:mod:`genbatch.engine.preflight`); the balance feeds the ledger."""
+        found = await preflight(
+            client, self.table, on_error=lambda e: self.log.event("preflight", error=e)
+        )
+        if self.ledger.balance_left() is None and found.balance is not None:
+            self.ledger.set_balance(found.balance)
 
     def _rows(self) -> Iterator[tuple[InputRow | RowError, int]]:
         n = 0
