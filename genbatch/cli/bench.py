@@ -98,7 +98,13 @@ def register(subparsers: Any) -> None:
         metavar="OUT_DIR",
         help="analyse this finished run's output dir instead of running a bench",
     )
-    p.add_argument("--rows", type=_positive(int), default=ENGINE_BENCH_ROWS, metavar="N")
+    p.add_argument(
+        "--rows",
+        type=_positive(int),
+        default=ENGINE_BENCH_ROWS,
+        metavar="N",
+        help=f"rows of the synthetic table (default {ENGINE_BENCH_ROWS:,})",
+    )
     p.add_argument(
         "--rate",
         type=_sim_rate,
@@ -122,14 +128,17 @@ def register(subparsers: Any) -> None:
         help=f"job latency multiplier (default {ENGINE_BENCH_TIME_SCALE:g}: a 90 s video "
         "takes 0.9 s)",
     )
-    p.add_argument("--faults", default="", metavar="SPEC", help="simulator fault mix")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="simulator seed")
+    p.add_argument(
+        "--faults", default="", metavar="SPEC", help="simulator fault mix (default: none)"
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="simulator seed (default 0)")
     p.add_argument(
         "--template",
         default=ENGINE_BENCH_TEMPLATE,
         choices=default_recipe_slugs(),
+        metavar="SLUG",
         help=f"starter template whose default recipe every row runs "
-        f"(default {ENGINE_BENCH_TEMPLATE})",
+        f"(default {ENGINE_BENCH_TEMPLATE}; `genbatch templates --sim` lists them)",
     )
     p.add_argument(
         "--told",
@@ -144,7 +153,13 @@ def register(subparsers: Any) -> None:
         metavar="R",
         help="tell genbatch run --rate R instead (implies --told)",
     )
-    p.add_argument("--max-concurrency", type=_positive(int), default=None, metavar="N")
+    p.add_argument(
+        "--max-concurrency",
+        type=_positive(int),
+        default=None,
+        metavar="N",
+        help="rows in flight at once (default: sized from the measured rate and row time)",
+    )
     p.add_argument("--out", type=Path, metavar="DIR", help="output dir (default outputs/bench/…)")
     p.add_argument("--json", action="store_true", help="JSON on stdout")
     p.set_defaults(func=cmd_bench)

@@ -444,7 +444,12 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--topic", action="append", required=True, metavar="TEXT", help="topic (repeatable)"
     )
-    p.add_argument("--depth", choices=("quick", "default", "deep"), default="default")
+    p.add_argument(
+        "--depth",
+        choices=("quick", "default", "deep"),
+        default="default",
+        help="how far the research goes (default: GEN's default depth)",
+    )
     p.add_argument("--agents", action="append", metavar="IDS", help="agent ids, comma-separated")
     p.add_argument("--out", type=Path, metavar="DIR", help="output dir (default outputs/research/)")
     _add_wait_args(p)

@@ -33,7 +33,15 @@ def register(subparsers: Any) -> None:
     """Add ``genbatch sim`` to the CLI."""
     names = profile_names()
     width = max(len(n) for n in names) + 2
-    profiles = "\n".join(f"  {n:<{width}}{profile_description(n)}" for n in names)
+    profiles = "\n".join(
+        textwrap.fill(
+            profile_description(n),
+            width=79,
+            initial_indent=f"  {n:<{width}}",
+            subsequent_indent=" " * (width + 2),
+        )
+        for n in names
+    )
     p: argparse.ArgumentParser = subparsers.add_parser(
         "sim",
         help="run the offline GEN simulator (API host and agent host on two ports)",
@@ -41,10 +49,10 @@ def register(subparsers: Any) -> None:
         description=textwrap.fill(
             "Serve a stateful GEN API simulator: the API host (with CDN, storage and the "
             "/_sim admin) on --port and the agent host on --agent-port, sharing one state.",
-            width=88,
+            width=79,
         ),
-        epilog="named profiles (--profile NAME; or a TOML file of your own, see "
-        "genbatch/sim/profile.py):\n" + profiles,
+        epilog="named profiles (--profile NAME; or a TOML file of your own,\n"
+        "see genbatch/sim/profile.py):\n" + profiles,
     )
     p.add_argument("--host", default=SIM_DEFAULT_HOST, help="bind address (default %(default)s)")
     p.add_argument(
@@ -130,15 +138,29 @@ def register(subparsers: Any) -> None:
         help="latency range in seconds at time scale 1 for a model, a generation type or "
         "render (repeatable; a model's beats its type's; e.g. --latency render=100:200)",
     )
-    p.add_argument("--credits", type=float, default=SIM_DEFAULT_CREDITS, help="starting balance")
+    p.add_argument(
+        "--credits",
+        type=float,
+        default=SIM_DEFAULT_CREDITS,
+        help=f"starting balance of each workspace (default {SIM_DEFAULT_CREDITS:,.0f})",
+    )
     p.add_argument(
         "--time-scale",
         type=float,
         default=None,
         help=f"multiply every job latency (default {SIM_DEFAULT_TIME_SCALE:g}; 0.01 = 100x faster)",
     )
-    p.add_argument("--faults", default="", help="e.g. 500:0.02,reset_after:0.01,slow:0.05@2")
-    p.add_argument("--seed", type=int, default=SIM_DEFAULT_SEED, help="RNG seed (reproducible)")
+    p.add_argument(
+        "--faults",
+        default="",
+        help="fault mix, e.g. 500:0.02,reset_after:0.01,slow:0.05@2 (default: none)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=SIM_DEFAULT_SEED,
+        help=f"RNG seed (reproducible; default {SIM_DEFAULT_SEED})",
+    )
     p.add_argument("--admin-key", default=None, help="require X-Sim-Admin-Key on /_sim/")
     p.add_argument(
         "--legacy-paths",
