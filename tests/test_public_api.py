@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import subprocess
+import sys
 
 import genbatch
 
@@ -35,3 +37,24 @@ def test_every_module_imports() -> None:
         if info.name in {"genbatch.__main__"}:
             continue
         importlib.import_module(info.name)
+
+
+def test_run_frame_loads_lazily() -> None:
+    """``import genbatch`` (the client alone) pulls in neither polars nor the engine;
+    asking for ``run_frame`` does, and it is the notebook's."""
+    code = (
+        "import sys, genbatch\n"
+        "print(sorted(m for m in ('polars', 'genbatch.engine', 'genbatch.notebook') "
+        "if m in sys.modules))\n"
+        "f = genbatch.run_frame\n"
+        "print(f.__module__, genbatch.arun_frame.__module__, 'polars' in sys.modules)\n"
+        "print('run_frame' in dir(genbatch))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.splitlines() == [
+        "[]",
+        "genbatch.notebook genbatch.notebook True",
+        "True",
+    ]

@@ -20,7 +20,7 @@ from genbatch.engine.poller import ENGINE_POLL_SEED_DEFAULT, ENGINE_POLL_SEED_SE
 from genbatch.engine.recipe import Recipe, RecipeError, default_recipe_slugs
 from genbatch.engine.rowplan import RowPlan, RowPlanError
 from genbatch.engine.table import InputRow, RowError, Table, TableError
-from genbatch.errors import GenError
+from genbatch.errors import InputError
 
 __all__ = [
     "PlanReport",
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 
-class StartError(GenError):
+class StartError(InputError):
     """The run cannot start (bad table/recipe, journal locked, key refused): exit 2."""
 
 
