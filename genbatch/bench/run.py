@@ -26,14 +26,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from genbatch._constants import CLIENT_ENV_API_KEY, SIM_DEMO_AGENT_ID, SIM_DEMO_API_KEY
 from genbatch.bench.analysis import ENGINE_BENCH_LEDGER_FILE, BenchError, trim_ledger
-from genbatch.bench.report import BenchReport, build_report
-from genbatch.engine.recipe import Recipe
 from genbatch.sim.config import SIM_DEFAULT_BURST, SIM_DEFAULT_RATE, SimConfig
 from genbatch.sim.launch import SimLaunchError, SimProcess
+
+if TYPE_CHECKING:
+    from genbatch.bench.report import BenchReport
 
 #: `genbatch bench` defaults: a synthetic table of this many rows through this
 #: starter template's default recipe, against a simulator process with the
@@ -112,6 +113,8 @@ class BenchOptions:
 # --------------------------------------------------------------------------
 def synthetic_table(path: Path, rows: int, template: str) -> Path:
     """``rows`` distinct rows with every column the template's default recipe uses."""
+    from genbatch.engine.recipe import Recipe  # pydantic and polars: not for --help
+
     recipe = Recipe.default(template)
     columns = recipe.columns()
     with path.open("w", newline="", encoding="utf-8") as f:
@@ -199,6 +202,8 @@ def client_argv(
 
 def run_bench(opts: BenchOptions, log: IO[str] | None = None) -> BenchReport:
     """Run one bench end to end (blocking); see the module docstring."""
+    from genbatch.bench.report import build_report  # the engine's planner: not for --help
+
     spec = opts.sim
     client_rate = opts.run_rate()
     out = (opts.out_dir or _default_out()).resolve()

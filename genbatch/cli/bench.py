@@ -29,7 +29,7 @@ from genbatch.bench.run import (
     bench_sim,
     run_bench,
 )
-from genbatch.engine.recipe import default_recipe_slugs
+from genbatch.engine.templates import default_recipe_slugs
 
 __all__ = ["register"]
 

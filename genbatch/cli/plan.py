@@ -13,22 +13,26 @@ import argparse
 import asyncio
 import json
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from genbatch._constants import SIM_DEMO_AGENT_ID
-from genbatch.cli.run import add_table_args
+from genbatch.cli.options import add_table_args
 from genbatch.cli.target import ENGINE_SIM_RATE, ENGINE_SIM_TIME_SCALE, add_target_args, target
 from genbatch.cli.text import count, duration
-from genbatch.client import GenClient
 from genbatch.engine.limits import ENGINE_RATE_DEFAULT
-from genbatch.engine.plan import PlanReport, plan_rows, prepare
-from genbatch.engine.preflight import Preflight, preflight
-from genbatch.engine.table import Table
+
+if TYPE_CHECKING:
+    from genbatch.engine.plan import PlanReport
+    from genbatch.engine.preflight import Preflight
+    from genbatch.engine.table import Table
 
 __all__ = ["register"]
 
 
 async def _check(args: argparse.Namespace, table: Table) -> Preflight:
+    from genbatch.client import GenClient
+    from genbatch.engine.preflight import preflight
+
     async with (
         target(args) as t,
         GenClient(t.api_key, api_url=t.api_url, agent_url=t.agent_url) as client,
@@ -62,6 +66,8 @@ def _print(report: PlanReport, rate: float, scale: float, checked: Preflight | N
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from genbatch.engine.plan import plan_rows, prepare  # polars, pydantic: not for --help
+
     table, book, pricing = prepare(
         args.table,
         recipe=args.recipe,

@@ -24,7 +24,6 @@ from genbatch.sim.profile import (
     profile_description,
     profile_names,
 )
-from genbatch.sim.serve import serve_forever
 
 __all__ = ["register"]
 
@@ -233,6 +232,8 @@ def _config(args: argparse.Namespace, agent_port: int) -> SimConfig:
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
+    from genbatch.sim.serve import serve_forever  # aiohttp: not for --help
+
     agent_port = args.agent_port
     if agent_port is None:
         agent_port = args.port + 1 if args.port else 0

@@ -8,13 +8,15 @@ import json
 from typing import Any
 
 from genbatch.cli.target import add_target_args, target
-from genbatch.client import GenClient
-from genbatch.engine.recipe import Recipe, default_recipe_slugs
+from genbatch.engine.templates import default_recipe_slugs
 
 __all__ = ["register"]
 
 
 async def _templates(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from genbatch.client import GenClient
+    from genbatch.engine.recipe import Recipe
+
     async with (
         target(args) as t,
         GenClient(t.api_key, api_url=t.api_url, agent_url=t.agent_url) as client,

@@ -46,7 +46,12 @@ from genbatch.engine.rowplan import (
     RowPlan,
     RowPlanError,
 )
-from genbatch.engine.templates import ENGINE_FINAL_VIDEO_CELL, STARTER_TEMPLATES, TemplateSpec
+from genbatch.engine.templates import (
+    ENGINE_FINAL_VIDEO_CELL,
+    STARTER_TEMPLATES,
+    TemplateSpec,
+    default_recipe_slugs,
+)
 from genbatch.errors import InputError
 
 #: Default download name pattern; `{column}` placeholders from the row.
@@ -487,15 +492,3 @@ def _check_card(kind: str, data: Mapping[str, Any], field: str, *, row: bool = F
         raise RecipeError(f"{field}.{key}: {message}")
 
     check_card(kind, data, fail)
-
-
-def default_recipe_slugs() -> tuple[str, ...]:
-    """Templates with a packaged default recipe."""
-    folder = resources.files("genbatch") / "recipes"
-    return tuple(
-        sorted(
-            entry.name.removesuffix(".toml")
-            for entry in folder.iterdir()
-            if entry.name.endswith(".toml") and entry.name != "pricing.toml"
-        )
-    )

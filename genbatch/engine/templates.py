@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import resources
 from typing import Final, Literal
 
 #: The template cell that carries the layer stack and gets rendered.
@@ -21,6 +22,7 @@ __all__ = [
     "ColumnSpec",
     "ColumnType",
     "TemplateSpec",
+    "default_recipe_slugs",
 ]
 
 ColumnType = Literal["text", "image", "video", "audio"]
@@ -124,3 +126,15 @@ STARTER_TEMPLATES: Mapping[str, TemplateSpec] = {
         ),
     )
 }
+
+
+def default_recipe_slugs() -> tuple[str, ...]:
+    """Templates with a packaged default recipe (a file listing: no recipe is parsed)."""
+    folder = resources.files("genbatch") / "recipes"
+    return tuple(
+        sorted(
+            entry.name.removesuffix(".toml")
+            for entry in folder.iterdir()
+            if entry.name.endswith(".toml") and entry.name != "pricing.toml"
+        )
+    )
