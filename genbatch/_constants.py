@@ -20,6 +20,10 @@ CLIENT_ENV_AUTH: Final = "GEN_AUTH"
 #: settings model's default and the retry policy's.
 CLIENT_MAX_RETRIES: Final = 4
 
+#: Give up waiting on one agent run or user job after this long (deep research
+#: takes ~90 s): the engine's watcher's default and what the agent commands' help says.
+ENGINE_RUN_MAX_WAIT: Final = 900.0
+
 #: Seeded simulator identity: the demo key, workspace and agent every fresh
 #: simulator knows, so `genbatch run --sim` works with no setup.
 SIM_DEMO_API_KEY: Final = "gen_demo_key_0123456789"

@@ -33,12 +33,11 @@ from typing import Any, Final, Literal
 import polars as pl
 
 from genbatch.agents.agents_table import CORE_FIELDS, AgentSpec
+from genbatch.agents.defaults import ENGINE_AGENTS_CONCURRENCY
 from genbatch.client import GenClient
 from genbatch.engine.limits import ConcurrencyCap
 from genbatch.errors import APIStatusError, AuthenticationError, GenError
 
-#: Agents read/compared/written at once (every call still passes the rate gate).
-ENGINE_AGENTS_CONCURRENCY: Final = 8
 #: Characters of an old/new value shown per field in a printed diff.
 ENGINE_DIFF_VALUE_CHARS: Final = 72
 

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from genbatch.agents.runs import ENGINE_IDEAS_CONCURRENCY, RunKind, RunOutcome, run_message
+from genbatch.agents.defaults import ENGINE_IDEAS_CONCURRENCY
+from genbatch.agents.runs import RunKind, RunOutcome, run_message
 from genbatch.agents.tables import TableData, cell_text
 from genbatch.agents.video_types import template_for
 from genbatch.client import GenClient

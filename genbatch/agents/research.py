@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from genbatch.agents.runs import ENGINE_IDEAS_CONCURRENCY, RunOutcome
+from genbatch.agents.defaults import ENGINE_IDEAS_CONCURRENCY
+from genbatch.agents.runs import RunOutcome
 from genbatch.agents.tables import TableData
 from genbatch.engine.limits import ConcurrencyCap
 from genbatch.engine.watch import HubWatcher

@@ -23,8 +23,6 @@ from genbatch.client.models import AgentRun
 from genbatch.engine.watch import HubWatcher
 from genbatch.errors import APIStatusError, AuthenticationError, GenError
 
-#: Agents whose runs are in flight at once in `genbatch ideas|research`.
-ENGINE_IDEAS_CONCURRENCY: Final = 16
 #: Times one run may ask for approval again after --approve answered it.
 ENGINE_RUN_MAX_APPROVALS: Final = 3
 

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import pydantic
 
-from genbatch.agents.runs import ENGINE_IDEAS_CONCURRENCY
+from genbatch.agents.defaults import ENGINE_IDEAS_CONCURRENCY
 from genbatch.agents.tables import TableData, cell_text, validation_problems
 from genbatch.client import assumptions as A
 from genbatch.client.models import TrainSocialData, UserJob

@@ -26,26 +26,19 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from genbatch._constants import SIM_DEMO_AGENT_ID
-from genbatch.agents import apply as AA
-from genbatch.agents import ideas as IB
-from genbatch.agents import research as RS
-from genbatch.agents import runs as AR
-from genbatch.agents import train as TR
-from genbatch.agents.agents_table import read_agents_table
-from genbatch.agents.apply import ENGINE_AGENTS_CONCURRENCY
-from genbatch.agents.runs import ENGINE_IDEAS_CONCURRENCY
-from genbatch.agents.tables import TableData
-from genbatch.agents.video_types import parse_overrides
+from genbatch._constants import ENGINE_RUN_MAX_WAIT, SIM_DEMO_AGENT_ID
+from genbatch.agents.defaults import ENGINE_AGENTS_CONCURRENCY, ENGINE_IDEAS_CONCURRENCY
 from genbatch.cli import UsageError
 from genbatch.cli.target import ENGINE_DEFAULT_OUT_ROOT, Target, add_target_args, target
-from genbatch.client import GenClient
-from genbatch.engine.limits import Limits
-from genbatch.engine.poller import PollHub
-from genbatch.engine.runner import make_hooks
-from genbatch.engine.watch import ENGINE_RUN_MAX_WAIT, HubWatcher
+
+if TYPE_CHECKING:
+    from genbatch.agents import apply as AA
+    from genbatch.agents import ideas as IB
+    from genbatch.agents import research as RS
+    from genbatch.agents import train as TR
+    from genbatch.engine.watch import HubWatcher
 
 #: Result table of `genbatch agents apply` (<stem>.parquet + <stem>.csv in --out).
 ENGINE_AGENTS_RESULTS_STEM: Final = "agents_results"
@@ -70,6 +63,12 @@ async def _session(
     args: argparse.Namespace, seeds: Mapping[str, float] | None = None
 ) -> AsyncIterator[tuple[Target, HubWatcher]]:
     """The target, a rate-gated client and the poll hub, for one command."""
+    from genbatch.client import GenClient
+    from genbatch.engine.limits import Limits
+    from genbatch.engine.poller import PollHub
+    from genbatch.engine.runner import make_hooks
+    from genbatch.engine.watch import HubWatcher
+
     async with target(args) as t:
         limits = Limits.create(rate=t.rate)
         async with (
@@ -108,6 +107,10 @@ def _ids(values: Sequence[str] | None) -> list[str]:
 # agents apply
 # --------------------------------------------------------------------------
 def cmd_agents_apply(args: argparse.Namespace) -> int:
+    from genbatch.agents import apply as AA
+    from genbatch.agents.agents_table import read_agents_table
+    from genbatch.agents.tables import TableData
+
     async def go() -> AA.ApplyReport:
         specs = read_agents_table(args.table)  # validated before any connection
         async with _session(args) as (_t, waiter):
@@ -178,6 +181,8 @@ def _check_publish_at(value: str | None) -> str | None:
 
 
 def _idea_requests(args: argparse.Namespace, sim: bool) -> list[IB.IdeaRequest]:
+    from genbatch.agents import ideas as IB
+
     message = args.refine or args.message or ENGINE_IDEAS_DEFAULT_MESSAGE
     conversations = _ids(args.conversation)
     agents = _ids(args.agents)
@@ -201,6 +206,10 @@ def _idea_requests(args: argparse.Namespace, sim: bool) -> list[IB.IdeaRequest]:
 
 
 def cmd_ideas(args: argparse.Namespace) -> int:
+    from genbatch.agents import ideas as IB
+    from genbatch.agents import runs as AR
+    from genbatch.agents.video_types import parse_overrides
+
     try:
         overrides = parse_overrides(args.template_map)
     except ValueError as exc:
@@ -265,6 +274,8 @@ def cmd_ideas(args: argparse.Namespace) -> int:
 # research
 # --------------------------------------------------------------------------
 def cmd_research(args: argparse.Namespace) -> int:
+    from genbatch.agents import research as RS
+
     async def go() -> list[RS.ResearchOutcome]:
         async with _session(args, seeds=RS.research_seeds()) as (t, waiter):
             agents = _ids(args.agents) or ([str(SIM_DEMO_AGENT_ID)] if t.sim else [])
@@ -293,6 +304,8 @@ def cmd_research(args: argparse.Namespace) -> int:
 # train
 # --------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> int:
+    from genbatch.agents import train as TR
+
     async def go() -> list[TR.TrainOutcome]:
         default_agent = args.agent
         if default_agent is None and args.sim:

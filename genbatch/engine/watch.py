@@ -31,19 +31,20 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
-from genbatch.client import GenClient
+from genbatch._constants import ENGINE_RUN_MAX_WAIT
 from genbatch.client import assumptions as A
-from genbatch.client.models import AgentRun, Generation, UserJob
 from genbatch.engine.failures import through_outage
 from genbatch.engine.limits import Priority
 from genbatch.engine.poller import TERMINAL_STATUSES, Bracket, PollHub, is_terminal
 from genbatch.engine.services import PRIORITY
 from genbatch.errors import APIError, AuthenticationError, GenError
 
-#: Give up waiting on one run/job after this long (deep research takes ~90 s).
-ENGINE_RUN_MAX_WAIT: Final = 900.0
+if TYPE_CHECKING:  # types only: the client's models load with the client
+    from genbatch.client import GenClient
+    from genbatch.client.models import AgentRun, Generation, UserJob
+
 #: A poll of a run or job that failed after the client's retries is watched
 #: again this many times before the run/job is reported failed.
 ENGINE_RUN_WATCH_ATTEMPTS: Final = 3
