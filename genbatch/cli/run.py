@@ -12,6 +12,11 @@ can be rehearsed offline.  Against any other server (``--base-url``, a
 separate ``genbatch sim``, GEN itself) nothing about it is passed: the run
 discovers the rate limit and learns each job kind's latency as it goes;
 ``--rate`` only imposes a ceiling.
+
+``--videos-to URL`` streams each video (and thumbnail) to object storage
+right after its download (:mod:`genbatch.engine.objectstore`); the store is
+proved writable before anything is sent to GEN, so a wrong bucket or missing
+credentials cost nothing (exit 2).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from rich.table import Table as RichTable
 
 from genbatch._constants import CLIENT_ENV_API_KEY
 from genbatch.cli import UsageError
+from genbatch.cli.options import add_table_args
 from genbatch.cli.target import (
     ENGINE_DEFAULT_OUT_ROOT,
     Target,
@@ -39,21 +45,10 @@ from genbatch.cli.target import (
 from genbatch.cli.text import count
 from genbatch.engine.journal import journal_table
 from genbatch.engine.limits import ENGINE_RATE_CEILING
+from genbatch.engine.objectstore import VideoStore
 from genbatch.engine.runner import RunOptions, RunSummary, execute
 
 __all__ = ["add_table_args", "print_summary", "register", "run_options"]
-
-
-def add_table_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("table", type=Path, help="input table (.csv or .parquet)")
-    which = p.add_mutually_exclusive_group()
-    which.add_argument("--recipe", type=Path, metavar="F", help="recipe TOML for every row")
-    which.add_argument(
-        "--template", metavar="SLUG", help="template (default recipe) for rows without one"
-    )
-    p.add_argument("--agent", metavar="ID", help="agent id for rows without an agent_id")
-    p.add_argument("--pricing", type=Path, metavar="F", help="pricing TOML (credits per type)")
-    p.add_argument("--limit", type=int, metavar="N", help="run only the first N rows")
 
 
 # --------------------------------------------------------------------------
@@ -72,7 +67,19 @@ def default_out(table: Path) -> Path:
     return Path(ENGINE_DEFAULT_OUT_ROOT) / f"{stem}-{digest}"
 
 
-async def _run(args: argparse.Namespace) -> RunSummary:
+def video_store(args: argparse.Namespace) -> VideoStore | None:
+    """``--videos-to`` as a store (None: videos stay in OUT/videos/); a URL that
+    cannot work, or the storage extra missing, is refused here."""
+    if args.videos_to is None:
+        if args.keep_local:
+            raise UsageError("--keep-local goes with --videos-to (videos are local anyway)")
+        return None
+    return VideoStore(args.videos_to, keep_local=args.keep_local)
+
+
+async def _run(args: argparse.Namespace, store: VideoStore | None) -> RunSummary:
+    if store is not None:
+        await store.acheck()  # before any call to GEN: a bad bucket costs nothing
     async with target(args) as t:
         return await execute(
             run_options(
@@ -87,6 +94,7 @@ async def _run(args: argparse.Namespace) -> RunSummary:
                 fresh=args.fresh,
                 limit=args.limit,
                 progress=not args.json and not args.quiet,
+                videos_to=store,
             )
         )
 
@@ -103,8 +111,10 @@ def run_options(t: Target, **choices: Any) -> RunOptions:
     )
 
 
-def print_summary(summary: RunSummary, console: Console | None = None) -> None:
-    """The end-of-run table and where everything is."""
+def print_summary(
+    summary: RunSummary, console: Console | None = None, store: VideoStore | None = None
+) -> None:
+    """The end-of-run table and where everything is (``store``: ``--videos-to``)."""
     console = console or Console()
     table = RichTable(
         title=f"genbatch run {summary.run_id}" + (" (resumed)" if summary.resumed else "")
@@ -137,7 +147,11 @@ def print_summary(summary: RunSummary, console: Console | None = None) -> None:
             highlight=False,
         )
     out = summary.out_dir
-    console.print(f"videos:  {out / 'videos'}", highlight=False)
+    if store is None:
+        console.print(f"videos:  {out / 'videos'}", highlight=False)
+    else:
+        local = f" (local copies kept in {out / 'videos'})" if store.keep_local else ""
+        console.print(f"videos:  {store.url}{local}", highlight=False)
     if summary.results is not None:
         console.print(
             f"results: {out / summary.results.csv.name}  ({summary.results.parquet.name})",
@@ -169,6 +183,7 @@ _FIXES: Final = (
         ("agent_not_found", "http_403", "http_404", "not_found"),
         "check the agent or template the reason names, then rerun",
     ),
+    (("store_refused",), "check --videos-to and the storage credentials, then rerun"),
 )
 
 
@@ -188,11 +203,12 @@ def hints(reasons: Mapping[str, int]) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be >= 0")
-    summary = asyncio.run(_run(args))
+    store = video_store(args)
+    summary = asyncio.run(_run(args, store))
     if args.json:
         print(json.dumps(summary.to_json(), indent=2))
     else:
-        print_summary(summary)
+        print_summary(summary, store=store)
     if summary.aborted:
         print(f"genbatch: {summary.aborted}; check {CLIENT_ENV_API_KEY}", file=sys.stderr)
     return summary.exit_code
@@ -220,5 +236,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-concurrency", type=int, metavar="N", help="rows in flight at once")
     p.add_argument("--max-credits", type=float, metavar="C", help="never spend more than C credits")
     p.add_argument("--fresh", action="store_true", help="start a new run instead of resuming")
+    p.add_argument(
+        "--videos-to",
+        metavar="URL",
+        help="put each video and thumbnail in object storage once downloaded: "
+        "s3://bucket/prefix/ (credentials and AWS_ENDPOINT_URL from the environment) or "
+        "another fsspec URL; needs pip install 'genbatch[storage]' "
+        "(default: none, videos stay in OUT/videos/)",
+    )
+    p.add_argument(
+        "--keep-local",
+        action="store_true",
+        help="with --videos-to: keep the local copy too (default: removed once the "
+        "upload is verified)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=cmd_run)

@@ -12,7 +12,9 @@ Two layers:
   appended, so two different inputs that clean to the same text still get
   different names.  :class:`NameAllocator` adds case-insensitive uniqueness
   across a whole table (patterns like ``{hook}.mp4`` repeat; macOS and
-  Windows file systems fold case).
+  Windows file systems fold case), counting each video's thumbnail name
+  (:func:`thumbnail_name`) as taken too, so a thumbnail never lands on
+  another row's video.
 * :func:`safe_join` re-checks a component and walks the directory chain with
   ``lstat`` so no symlink is followed; :func:`open_nofollow` opens the final
   file with ``O_NOFOLLOW`` to close the check-then-open race.
@@ -35,8 +37,11 @@ from genbatch.errors import InputError
 ENGINE_NAME_MAX_BYTES: Final = 120
 #: Hex chars of the sha256 suffix that keeps sanitised names distinct.
 ENGINE_NAME_HASH_CHARS: Final = 10
+#: The render's thumbnail is kept beside its video as ``<video stem>.jpg``.
+ENGINE_THUMBNAIL_EXT: Final = ".jpg"
 
 __all__ = [
+    "ENGINE_THUMBNAIL_EXT",
     "NameAllocator",
     "UnsafePathError",
     "open_nofollow",
@@ -45,6 +50,7 @@ __all__ = [
     "safe_join",
     "sanitize",
     "split_ext",
+    "thumbnail_name",
 ]
 
 
@@ -132,32 +138,52 @@ def split_ext(name: str) -> tuple[str, str]:
     return name, ""
 
 
+def thumbnail_name(video: str) -> str:
+    """The thumbnail's file name beside ``video`` (a safe name): ``<stem>.jpg``.
+
+    A video itself named ``x.jpg`` gets ``x.thumb.jpg``, never its own name.
+    """
+    stem, _ = split_ext(video)
+    name = stem + ENGINE_THUMBNAIL_EXT
+    if name.casefold() == video.casefold():
+        name = f"{stem}.thumb{ENGINE_THUMBNAIL_EXT}"
+    return name
+
+
 class NameAllocator:
     """Hands out names unique across a table, case-insensitively.
 
     Deterministic for a given table order: the first holder of a name keeps
-    it, later ones get ``-<hash of their key>``.  Memory is one short string
-    per row, which the duplicate-``row_id`` check already pays for.
+    it, later ones get ``-<hash of their key>``.  A video's thumbnail name is
+    reserved with it: ``x.mp4`` then a video named ``x.jpg`` would otherwise
+    share a file.  Memory is two short strings per row, which the
+    duplicate-``row_id`` check already pays for.
     """
 
     def __init__(self) -> None:
         self._taken: set[str] = set()
+        self._count = 0
+
+    def _clashes(self, name: str) -> bool:
+        return name.casefold() in self._taken or thumbnail_name(name).casefold() in self._taken
 
     def assign(self, key: str, raw_name: str) -> str:
         """Return a safe unique name for ``raw_name`` (e.g. ``"{row_id}.mp4"``)."""
         stem, ext = split_ext(raw_name)
         name = safe_filename(stem, ext=ext)
-        if name.casefold() in self._taken:
+        if self._clashes(name):
             name = safe_filename(f"{sanitize(stem)}-{_short_hash(key)}", ext=ext)
             # A second clash would need a sha256 prefix collision *and* a
             # crafted raw name; refuse rather than loop.
-            if name.casefold() in self._taken:
+            if self._clashes(name):
                 raise UnsafePathError(f"cannot derive a unique file name for {key!r}")
         self._taken.add(name.casefold())
+        self._taken.add(thumbnail_name(name).casefold())
+        self._count += 1
         return name
 
     def __len__(self) -> int:
-        return len(self._taken)
+        return self._count
 
 
 def _check_component(name: str) -> None:

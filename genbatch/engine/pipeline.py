@@ -1,4 +1,5 @@
-"""One row, start to finish: clone → fill → upload → generate → render → download → publish.
+"""One row, start to finish: clone → fill → upload → generate → render → download
+(→ store) → publish.
 
 Every step is journaled, so a rerun of the same command picks each row up
 where it stopped.  The paid steps (generate, render) follow the money rule
@@ -14,20 +15,28 @@ retries through ``_retrying`` and ends the row through the same
 ``RowEnd``/``_finish`` path.  Split by step, each piece would need the whole
 row passed in; only the paid-POST guard, which needs just the row's id,
 agent, engine and credit hold, lives apart (``paid``).  The failure
-vocabulary is ``failures``; what a row needs from the run is ``services``.
+vocabulary is ``failures``; what a row needs from the run is ``services``;
+where ``--videos-to`` puts videos is ``objectstore``.
+
+The download keeps the render's thumbnail beside the MP4 (``<stem>.jpg``):
+a nice-to-have, so its failure is logged and never fails the row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Final, Literal
 
-from genbatch.client.models import Engine, GenerationStarted
+from genbatch.client import DownloadResult
+from genbatch.client.models import Engine, Generation, GenerationStarted
 from genbatch.engine.credits import RowReservation
 from genbatch.engine.failures import (
     REASON_NO_CREDITS,
@@ -44,7 +53,20 @@ from genbatch.engine.failures import (
 from genbatch.engine.idea_status import IDEA_STATUS_ON, advance_idea
 from genbatch.engine.journal import Journal, StepRecord
 from genbatch.engine.limits import Priority
-from genbatch.engine.naming import UnsafePathError, keep_earlier, resolve_inside, safe_join
+from genbatch.engine.naming import (
+    UnsafePathError,
+    keep_earlier,
+    resolve_inside,
+    safe_join,
+    thumbnail_name,
+)
+from genbatch.engine.objectstore import (
+    STEP_STORE,
+    LocalCopyMissing,
+    Placed,
+    StoreUnusable,
+    VideoStore,
+)
 from genbatch.engine.paid import PaidPosts
 from genbatch.engine.rowplan import (
     STEP_CLONE,
@@ -114,6 +136,7 @@ class _Row:
         plan: RowPlan,
         output_name: str,
         credits: RowReservation | None = None,
+        store: VideoStore | None = None,
     ) -> None:
         self.svc = svc
         self.row = row
@@ -127,6 +150,8 @@ class _Row:
         #: "output:<cell>" / "upload:<cell>" -> resource id, for card refs.
         self.resources: dict[str, object] = {}
         self.render_url: str | None = None
+        #: Where ``--videos-to`` puts the video (None: it stays in videos/).
+        self.store = store
 
     # -- small helpers -----------------------------------------------------
     @property
@@ -446,17 +471,31 @@ class _Row:
         if not done.video_url:
             raise RowEnd("failed", "render completed without an output URL", "no_output")
         self.render_url = done.video_url
-        self.journal.update_row(self.rid, {"render_url": done.video_url})
+        self.journal.update_row(
+            self.rid,
+            {
+                "render_url": done.video_url,
+                # Which render the thumbnail is of: a redone row's earlier one is stale.
+                "thumbnail_src": _thumbnail_url(done),
+                "thumbnail_of": str(done.id),
+            },
+        )
 
     # -- download ----------------------------------------------------------------
     async def _download(self) -> None:
         rec = self._begin(STEP_DOWNLOAD)
-        if rec is not None and rec.status == "completed":
-            return
+        if rec is None or rec.status != "completed":
+            await self._fetch(rec)
+        if self.store is not None:
+            await self._store(self.store)
+
+    async def _fetch(self, rec: StepRecord | None) -> None:
+        """The MP4 (and its thumbnail) into videos/, journaled."""
         url = self.render_url
         if url is None:
             raise RowEnd("failed", "no render URL to download", "no_output")
         target = safe_join(self.svc.out_dir, ENGINE_VIDEOS_DIR, self.output_name)
+        thumb = self._thumbnail_path()
         if rec is None:
             # The step never began in this journal, so a file there is an
             # earlier run's (--fresh) or someone's: keep it under NAME.vN.
@@ -466,28 +505,188 @@ class _Row:
                 raise self._fail_step(STEP_DOWNLOAD, exc) from None
             if kept is not None:
                 self.svc.log.event("video_kept", row_id=self.rid, previous=kept.name)
+        if thumb is not None and (rec is None or rec.error_code == "input_changed"):
+            # Same for the thumbnail; a redone row's earlier one goes with its video.
+            try:
+                keep_earlier(thumb)
+            except OSError as exc:
+                self.svc.log.event("thumbnail", row_id=self.rid, error=str(exc))
+                thumb = None
         # Committed before the file can appear: a crash after its rename then
         # finds this step begun, and the file is known to be this row's own.
         self.journal.flush()
-        client = self.svc.client
         async with self._busy("download"), self.svc.limits.downloads.slot(Priority.FINISH):
             await self.svc.reached(self.rid, "download:start")
-            try:
-                result = await self._retrying(
-                    STEP_DOWNLOAD, lambda: client.download(url, target), Priority.FINISH
-                )
-            except RunAborted:
-                raise
-            except Exception as exc:
-                # No .part to clean up: the client removes it on every failure.
-                raise self._fail_step(STEP_DOWNLOAD, exc) from None
+            result = await self._get_video(url, target)
+            extra = await self._get_thumbnail(thumb) if thumb is not None else {}
         rel = f"{ENGINE_VIDEOS_DIR}/{self.output_name}"
         self.journal.update_row(
             self.rid, {"mp4_path": rel, "bytes": result.size, "sha256": result.sha256}
         )
         self.journal.finish_step(
-            self.rid, STEP_DOWNLOAD, "completed", result={"bytes": result.size}
+            self.rid, STEP_DOWNLOAD, "completed", result={"bytes": result.size, **extra}
         )
+
+    async def _get_video(self, url: str, target: Path) -> DownloadResult:
+        client = self.svc.client
+        try:
+            result: DownloadResult = await self._retrying(
+                STEP_DOWNLOAD, lambda: client.download(url, target), Priority.FINISH
+            )
+        except RunAborted:
+            raise
+        except Exception as exc:
+            # No .part to clean up: the client removes it on every failure.
+            raise self._fail_step(STEP_DOWNLOAD, exc) from None
+        return result
+
+    def _thumbnail_path(self) -> Path | None:
+        """Where the thumbnail goes (None: it cannot go there safely; logged)."""
+        try:
+            return safe_join(self.svc.out_dir, ENGINE_VIDEOS_DIR, thumbnail_name(self.output_name))
+        except UnsafePathError as exc:
+            self.svc.log.event("thumbnail", row_id=self.rid, error=str(exc))
+            return None
+
+    async def _thumbnail_src(self) -> str | None:
+        """The render's thumbnail URL: noted at render time, else read from GEN."""
+        row = self.journal.row(self.rid)
+        render = self.journal.step(self.rid, STEP_RENDER)
+        gen_id = render.remote_id if render is not None else None
+        extra = row.extra if row is not None else {}
+        if gen_id is not None and extra.get("thumbnail_of") == gen_id:
+            src = extra.get("thumbnail_src")
+            return src if isinstance(src, str) else None
+        if gen_id is None:
+            return None
+        # Rendered before a crash that came before the note: one free read.
+        done: Generation = await self._retrying(
+            STEP_DOWNLOAD, lambda: self.svc.client.generations.get(gen_id), Priority.FINISH
+        )
+        src = _thumbnail_url(done)
+        self.journal.update_row(self.rid, {"thumbnail_src": src, "thumbnail_of": gen_id})
+        return src
+
+    async def _get_thumbnail(self, thumb: Path) -> dict[str, Any]:
+        """Download the thumbnail; what the download step records of it ({} if none).
+
+        Never fails the row: a thumbnail that cannot be had is a log line.
+        """
+        try:
+            src = await self._thumbnail_src()
+            if src is None:
+                return {}
+            got = await self.svc.client.download(src, thumb)
+        except RunAborted:
+            raise
+        except Exception as exc:
+            self.svc.log.event("thumbnail", row_id=self.rid, error=str(exc) or repr(exc))
+            return {}
+        return {
+            "thumbnail": f"{ENGINE_VIDEOS_DIR}/{thumb.name}",
+            "thumbnail_bytes": got.size,
+            "thumbnail_sha256": got.sha256,
+        }
+
+    # -- store (--videos-to) -------------------------------------------------------
+    async def _store(self, store: VideoStore) -> None:
+        """The video (and thumbnail) into the object store; the local copy removed.
+
+        Journaled as its own step, and each object is looked up before it is
+        sent: a kill between an upload and its record costs a HEAD, not an
+        upload.  The local copy goes only after every object is verified,
+        before the step is recorded — a rerun then finds the objects by their
+        checksums.
+        """
+        rec = self._begin(STEP_STORE)
+        if rec is not None and rec.status == "completed":
+            return
+        row = self.journal.row(self.rid)
+        download = self.journal.step(self.rid, STEP_DOWNLOAD)
+        fields = row.fields if row is not None else {}
+        got = download.result if download is not None and download.result else {}
+        video = safe_join(self.svc.out_dir, ENGINE_VIDEOS_DIR, self.output_name)
+        thumb_rel = got.get("thumbnail")
+        thumb = self._thumbnail_path() if thumb_rel else None
+        placed: dict[str, str | None] = {"video_url": None, "thumbnail_url": None}
+        sent: list[str] = []
+        async with self._busy("store"), self.svc.limits.uploads.slot(Priority.FINISH):
+            await self.svc.reached(self.rid, "store:start")
+            url = await self._put(store, video, self.output_name, fields)
+            placed["video_url"], sent = url.url, ([url.url] if url.uploaded else [])
+            if thumb is not None:
+                try:
+                    t = await self._retrying(
+                        STEP_STORE,
+                        lambda: store.aplace(
+                            thumb,
+                            thumb.name,
+                            int(got["thumbnail_bytes"]),
+                            str(got["thumbnail_sha256"]),
+                        ),
+                        Priority.FINISH,
+                    )
+                except RunAborted:
+                    raise
+                except Exception as exc:  # a thumbnail never fails the row
+                    self.svc.log.event("thumbnail", row_id=self.rid, error=str(exc))
+                else:
+                    placed["thumbnail_url"] = t.url
+                    if t.uploaded:
+                        sent.append(t.url)
+                    if t.kept:
+                        self.svc.log.event("object_kept", row_id=self.rid, previous=t.kept)
+        await self.svc.reached(self.rid, "store:verified")
+        if not store.keep_local:
+            # A thumbnail that did not reach the store stays (the results say where).
+            uploaded = [video] + ([thumb] if thumb and placed["thumbnail_url"] else [])
+            for path in uploaded:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            self.journal.update_row(self.rid, {"mp4_path": None})
+        self.journal.finish_step(
+            self.rid, STEP_STORE, "completed", result={**placed, "kept_local": store.keep_local}
+        )
+        self.svc.log.event(
+            "stored", row_id=self.rid, video_url=placed["video_url"], uploaded=len(sent)
+        )
+
+    async def _put(
+        self, store: VideoStore, video: Path, name: str, fields: Mapping[str, Any]
+    ) -> Placed:
+        """The video into the store; a local copy gone (removed after an earlier
+        upload that was not recorded, and the object since lost) is downloaded again."""
+        size, sha = fields.get("bytes"), fields.get("sha256")
+        for again in (False, True):
+            try:
+                if size is None or sha is None:
+                    raise LocalCopyMissing("no size or sha256 recorded for the video")
+                placed: Placed = await self._retrying(
+                    STEP_STORE,
+                    functools.partial(store.aplace, video, name, int(size), str(sha)),
+                    Priority.FINISH,
+                )
+            except RunAborted:
+                raise
+            except LocalCopyMissing:
+                if again or self.render_url is None:
+                    raise self._fail_step(
+                        STEP_STORE, RequestValidationError("the local video is gone")
+                    ) from None
+                async with self.svc.limits.downloads.slot(Priority.FINISH):
+                    result = await self._get_video(self.render_url, video)
+                size, sha = result.size, result.sha256
+                self.journal.update_row(self.rid, {"bytes": size, "sha256": sha})
+                continue
+            except StoreUnusable as exc:
+                self.journal.finish_step(self.rid, STEP_STORE, "failed", error_code="store_refused")
+                raise RowEnd("failed", f"store: {exc}", "store_refused") from None
+            except Exception as exc:
+                raise self._fail_step(STEP_STORE, exc) from None
+            if placed.kept:
+                self.svc.log.event("object_kept", row_id=self.rid, previous=placed.kept)
+            return placed
+        raise AssertionError("unreachable")
 
     # -- publish -----------------------------------------------------------------
     async def _publish(self) -> None:
@@ -582,12 +781,19 @@ class _Row:
         self.journal.update_row(self.rid, {"idea_status": status})
 
 
+def _thumbnail_url(done: Generation) -> str | None:
+    """The thumbnail GEN gave with a render's output (None: none)."""
+    out = done.output_resources[0] if done.output_resources else None
+    return out.thumbnail_url if out is not None else None
+
+
 async def run_row(
     svc: RowServices,
     row: InputRow,
     plan: RowPlan,
     output_name: str,
     credits: RowReservation | None = None,
+    store: VideoStore | None = None,
 ) -> str:
     """Run one row's pipeline to its terminal status (journaled).
 
@@ -596,8 +802,10 @@ async def run_row(
     from it.  The caller closes it when the row ends.  Without one, each
     POST reserves from the ledger on its own.
 
+    ``store``: ``--videos-to``'s object store (None: videos stay in videos/).
+
     Returns the status (``"pending"`` for a row suspended by an outage).
     Raises :class:`~genbatch.engine.failures.RunAborted` (401): the row is
     left ``running`` in the journal, so the next run resumes it.
     """
-    return await _Row(svc, row, plan, output_name, credits).run()
+    return await _Row(svc, row, plan, output_name, credits, store).run()

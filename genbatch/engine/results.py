@@ -8,6 +8,11 @@ spreadsheets).  :func:`write_table` writes them — and the agents' tables
 (ideas, runs, research, train, agents apply) — each to a temporary name
 then renamed, so a reader never sees half a table.
 
+Where each video is: ``mp4_path`` (local, under ``videos/``; empty once
+``--videos-to`` moved it), ``video_url`` (its object in the store),
+``thumbnail`` (the render's thumbnail beside the MP4, empty when there was
+none to be had) and ``thumbnail_url``.
+
 CSV cells are escaped against formula injection (OWASP "CSV injection"): a
 text cell beginning with ``= + - @`` (or a tab / carriage return) gets a
 leading ``'`` so a spreadsheet shows it instead of evaluating it.  Reasons
@@ -45,7 +50,16 @@ __all__ = [
 
 #: Step groups reported as ``seconds_<group>``; a journal step belongs to the
 #: group named before its first ``:`` (``generate:broll`` -> ``generate``).
-STEP_GROUPS: Final = ("clone", "fill", "upload", "generate", "render", "download", "publish")
+STEP_GROUPS: Final = (
+    "clone",
+    "fill",
+    "upload",
+    "generate",
+    "render",
+    "download",
+    "store",
+    "publish",
+)
 
 _SCHEMA: Final[dict[str, type[pl.DataType]]] = {
     "row_id": pl.String,
@@ -58,6 +72,9 @@ _SCHEMA: Final[dict[str, type[pl.DataType]]] = {
     "generation_ids": pl.String,
     "render_url": pl.String,
     "mp4_path": pl.String,
+    "video_url": pl.String,
+    "thumbnail": pl.String,
+    "thumbnail_url": pl.String,
     "bytes": pl.Int64,
     "sha256": pl.String,
     "credits": pl.Float64,
@@ -130,6 +147,7 @@ def result_row(row: RowRecord, steps: Mapping[str, StepRecord]) -> dict[str, Any
         "generation_ids": json.dumps(gen_ids, sort_keys=True) if gen_ids else None,
         "render_url": _str(fields.get("render_url")),
         "mp4_path": _str(fields.get("mp4_path")),
+        **_placed(steps),
         "bytes": fields.get("bytes"),
         "sha256": _str(fields.get("sha256")),
         "credits": round(credits, 6),
@@ -142,6 +160,28 @@ def result_row(row: RowRecord, steps: Mapping[str, StepRecord]) -> dict[str, Any
         out[f"seconds_{group}"] = _span(by_group.get(group, ()))
     out["seconds_total"] = total
     return out
+
+
+def _placed(steps: Mapping[str, StepRecord]) -> dict[str, str | None]:
+    """Where the video and its thumbnail are: object URLs (``--videos-to``) and the
+    local thumbnail, from the download and store steps' results (a redone row's
+    are cleared with its steps, so an earlier video's never shows)."""
+    download = steps.get("download")
+    store = steps.get("store")
+    got = download.result if download is not None and isinstance(download.result, dict) else {}
+    put = (
+        store.result
+        if store is not None and store.status == "completed" and isinstance(store.result, dict)
+        else {}
+    )
+    thumbnail = _str(got.get("thumbnail"))
+    if put.get("thumbnail_url") and not put.get("kept_local"):
+        thumbnail = None  # uploaded, and the local copy removed
+    return {
+        "video_url": _str(put.get("video_url")),
+        "thumbnail": thumbnail,
+        "thumbnail_url": _str(put.get("thumbnail_url")),
+    }
 
 
 def _str(value: object) -> str | None:

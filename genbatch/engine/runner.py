@@ -60,6 +60,7 @@ from genbatch.engine.journal import (
 )
 from genbatch.engine.limits import ENGINE_ROWS_IN_FLIGHT, Limits, Priority, RateGate
 from genbatch.engine.naming import NameAllocator, UnsafePathError, keep_earlier, safe_join
+from genbatch.engine.objectstore import VideoStore
 from genbatch.engine.paid import remaining_credits
 from genbatch.engine.pipeline import ENGINE_VIDEOS_DIR, run_row
 from genbatch.engine.plan import (
@@ -113,6 +114,8 @@ class RunOptions:
     fresh: bool = False
     limit: int | None = None
     progress: bool = True
+    #: Where each video goes once downloaded (``--videos-to``; None: OUT/videos/).
+    videos_to: VideoStore | None = None
     #: Test hook: awaited at journal milestones (crash tests time kills with it).
     milestone: Callable[[str, str], Awaitable[None]] | None = None
     #: Test hook: told of every send (``("send", route, None)``, just past the
@@ -671,7 +674,7 @@ class _Run:
     ) -> None:
         began = time.monotonic()
         try:
-            status = await run_row(svc, row, plan, name, hold)
+            status = await run_row(svc, row, plan, name, hold, self.opts.videos_to)
             self.counts.add(status)
             if self.tuner is not None and status == "completed":
                 self.tuner.row_finished(time.monotonic() - began)

@@ -94,7 +94,8 @@ def test_request_counts_equal_the_ledger(bench: tuple[dict[str, Any], Path]) -> 
     assert req["by_route"] == by_route
     assert req["total"] == sum(by_route.values()) == req["client_reported"]
     assert req["api"] == api_requests(by_route)
-    assert req["cdn"] == by_route["GET /cdn/{folder}/{name}"] == ROWS
+    # Each row's MP4 and its thumbnail.
+    assert req["cdn"] == by_route["GET /cdn/{folder}/{name}"] == 2 * ROWS
     assert sum(req["by_status"].values()) == req["total"]
     assert report["rate_limited"]["ledger"] == ledger["requests"]["by_status"].get("429", 0)
     assert report["rate_limited"]["client_reported"] == report["rate_limited"]["ledger"]

@@ -358,6 +358,10 @@ def _i4(
             continue  # planted by a hostile-names case; I6 checks it was not followed
         if p.name.endswith(".part"):
             continue
+        if p.name.endswith(".jpg"):  # the render's thumbnail, beside its MP4
+            if final and not p.read_bytes().startswith(b"\xff\xd8\xff"):
+                raise _fail("I4", f"{p.name} is not a JPEG")
+            continue
         if not p.name.endswith(".mp4"):
             raise _fail("I4", f"unexpected file in videos/: {p.name!r}")
         data = p.read_bytes()

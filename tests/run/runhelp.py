@@ -173,7 +173,9 @@ def check_invariants(
     # I4: no partial file; every MP4 is the size and hash the table says.
     videos = out / "videos"
     names = sorted(p.name for p in videos.iterdir()) if videos.exists() else []
-    assert not [n for n in names if not n.endswith(".mp4")], names
+    assert not [n for n in names if not n.endswith((".mp4", ".jpg"))], names
+    for thumb in {r["thumbnail"] for r in rows if r.get("thumbnail")}:
+        assert (out / thumb).read_bytes()[:3] == b"\xff\xd8\xff", thumb
     for r in rows:
         if r["status"] == "completed" and r["mp4_path"]:
             path = out / r["mp4_path"]

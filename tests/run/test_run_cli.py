@@ -395,7 +395,7 @@ def test_a_changed_row_or_template_is_redone_and_the_old_video_kept(tmp_path: Pa
     # Another template for the same table: every row's recipe changed.
     other = run("tiktok-text-driven")
     assert other["identity"]["redone"] == 2 and other["identity"]["kept"] == 0
-    assert sorted(p.name for p in videos.iterdir()) == [
+    assert sorted(p.name for p in videos.glob("*.mp4")) == [
         "a1.mp4",
         "a1.v1.mp4",
         "a1.v2.mp4",
