@@ -28,10 +28,7 @@ import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
-
-from rich.console import Console
-from rich.table import Table as RichTable
+from typing import TYPE_CHECKING, Any, Final
 
 from genbatch._constants import CLIENT_ENV_API_KEY
 from genbatch.cli import UsageError
@@ -43,10 +40,13 @@ from genbatch.cli.target import (
     target,
 )
 from genbatch.cli.text import count
-from genbatch.engine.journal import journal_table
 from genbatch.engine.limits import ENGINE_RATE_CEILING
-from genbatch.engine.objectstore import VideoStore
-from genbatch.engine.runner import RunOptions, RunSummary, execute
+
+if TYPE_CHECKING:  # loaded when a run starts, not for --help
+    from rich.console import Console
+
+    from genbatch.engine.objectstore import VideoStore
+    from genbatch.engine.runner import RunOptions, RunSummary
 
 __all__ = ["add_table_args", "print_summary", "register", "run_options"]
 
@@ -57,6 +57,8 @@ __all__ = ["add_table_args", "print_summary", "register", "run_options"]
 def default_out(table: Path) -> Path:
     """``outputs/<table name>/``, unless another table's run is there (two
     ``ideas.csv`` in different folders): then ``outputs/<name>-<path hash>/``."""
+    from genbatch.engine.journal import journal_table
+
     stem = table.stem or "run"
     base = Path(ENGINE_DEFAULT_OUT_ROOT) / stem
     owner = journal_table(base)
@@ -74,10 +76,14 @@ def video_store(args: argparse.Namespace) -> VideoStore | None:
         if args.keep_local:
             raise UsageError("--keep-local goes with --videos-to (videos are local anyway)")
         return None
+    from genbatch.engine.objectstore import VideoStore
+
     return VideoStore(args.videos_to, keep_local=args.keep_local)
 
 
 async def _run(args: argparse.Namespace, store: VideoStore | None) -> RunSummary:
+    from genbatch.engine.runner import execute
+
     if store is not None:
         await store.acheck()  # before any call to GEN: a bad bucket costs nothing
     async with target(args) as t:
@@ -101,6 +107,8 @@ async def _run(args: argparse.Namespace, store: VideoStore | None) -> RunSummary
 
 def run_options(t: Target, **choices: Any) -> RunOptions:
     """The run the flags ask for, against the API ``t`` names."""
+    from genbatch.engine.runner import RunOptions
+
     return RunOptions(
         api_key=t.api_key,
         api_url=t.api_url,
@@ -115,6 +123,9 @@ def print_summary(
     summary: RunSummary, console: Console | None = None, store: VideoStore | None = None
 ) -> None:
     """The end-of-run table and where everything is (``store``: ``--videos-to``)."""
+    from rich.console import Console
+    from rich.table import Table as RichTable
+
     console = console or Console()
     table = RichTable(
         title=f"genbatch run {summary.run_id}" + (" (resumed)" if summary.resumed else "")
@@ -123,15 +134,15 @@ def print_summary(
         table.add_column(name, justify="right")
     c = summary.counts
     table.add_row(
-        str(summary.total),
-        str(c.get("completed", 0)),
-        str(c.get("failed", 0)),
-        str(c.get("skipped", 0)),
-        str(c.get("pending", 0)),
-        f"{summary.credits:g}",
-        str(summary.requests),
-        str(summary.rate_limited),
-        f"{summary.seconds:.1f}",
+        f"{summary.total:,}",
+        f"{c.get('completed', 0):,}",
+        f"{c.get('failed', 0):,}",
+        f"{c.get('skipped', 0):,}",
+        f"{c.get('pending', 0):,}",
+        f"{summary.credits:,.0f}" if summary.credits.is_integer() else f"{summary.credits:,.2f}",
+        f"{summary.requests:,}",
+        f"{summary.rate_limited:,}",
+        f"{summary.seconds:,.1f}",
     )
     console.print(table)
     if summary.rate:
@@ -233,8 +244,18 @@ def register(subparsers: Any) -> None:
         json_help="print a JSON summary on stdout",
     )
     p.add_argument("--out", type=Path, metavar="DIR", help="output dir (default outputs/<table>/)")
-    p.add_argument("--max-concurrency", type=int, metavar="N", help="rows in flight at once")
-    p.add_argument("--max-credits", type=float, metavar="C", help="never spend more than C credits")
+    p.add_argument(
+        "--max-concurrency",
+        type=int,
+        metavar="N",
+        help="rows in flight at once (default: sized from the measured rate and row time)",
+    )
+    p.add_argument(
+        "--max-credits",
+        type=float,
+        metavar="C",
+        help="never spend more than C credits (default: the workspace balance)",
+    )
     p.add_argument("--fresh", action="store_true", help="start a new run instead of resuming")
     p.add_argument(
         "--videos-to",
