@@ -26,8 +26,13 @@ def test_quick_start_is_the_two_make_commands() -> None:
     assert commands == ["make demo", "make test"]
 
 
+def _block(marker: str) -> str:
+    (block,) = [b for b in _python_blocks() if marker in b]
+    return block
+
+
 async def test_client_example_runs_verbatim(sim: SimServer, tmp_path: Path) -> None:
-    (block,) = _python_blocks()
+    block = _block("GenClient")
     script = tmp_path / "example.py"
     script.write_text(block, encoding="utf-8")
     env = {
@@ -53,3 +58,21 @@ async def test_client_example_runs_verbatim(sim: SimServer, tmp_path: Path) -> N
     assert manifest is not None
     assert "The $2 taco at 2am." in str(manifest)
     assert "k1" not in out.decode() + err.decode()
+
+
+async def test_notebook_example_runs_verbatim(tmp_path: Path) -> None:
+    script = tmp_path / "frame.py"
+    script.write_text(_block("run_frame"), encoding="utf-8")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(script),
+        cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode == 0, err.decode()
+    results = (tmp_path / "outputs" / "tacos" / "results.csv").read_text()
+    assert results.count(",completed,") == 2
+    videos = sorted(p.name for p in (tmp_path / "outputs" / "tacos" / "videos").glob("*.mp4"))
+    assert videos == ["taco-01.mp4", "taco-02.mp4"]
