@@ -32,6 +32,19 @@ FAST = {
 SimFactory = Callable[..., Awaitable[SimServer]]
 
 
+@pytest.fixture(autouse=True)
+def _private_sim_state(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every test's `--sim` commands keep their world in a dir of the test's own.
+
+    ``--sim`` keeps its world between commands (genbatch/cli/target.py), by default
+    under the current dir: without this, tests would share (and leave behind) one
+    world.  Set in ``os.environ``, so CLI subprocesses started with it inherit it.
+    """
+    monkeypatch.setenv("GENBATCH_SIM_STATE", str(tmp_path_factory.mktemp("sim-state")))
+
+
 @pytest.fixture
 async def sim_factory() -> AsyncIterator[SimFactory]:
     """Start simulators with ``FAST`` settings overridden by keyword; all closed at teardown."""

@@ -3,6 +3,11 @@
 Runs ``inputs/demo.csv`` exactly as ``genbatch run inputs/demo.csv --sim
 --fresh --out outputs/demo`` would, then says where the videos and the
 result table are.  It is the quickest proof that a fresh clone works.
+
+Its simulator is private and fresh every time: no state dir (``open_target``
+without ``sim_state``), so the demo neither depends on the world the user's
+own ``--sim`` commands keep in ``.genbatch/sim/`` nor adds to it.  A demo
+run is always ``--fresh``, so a kept world would give it nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ __all__ = ["register"]
 
 
 async def _demo_run(args: argparse.Namespace) -> RunSummary:
-    async with open_target(sim=True, sim_time_scale=args.sim_time_scale) as t:
+    # sim_state=None: a fresh world of its own (module docstring).
+    async with open_target(sim=True, sim_time_scale=args.sim_time_scale, sim_state=None) as t:
         return await execute(
             run_options(
                 t,

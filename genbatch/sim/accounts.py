@@ -8,7 +8,7 @@ are recorded as events so tests can check that nothing is paid twice.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Final
+from typing import Any, Final
 
 from genbatch._constants import SIM_DEMO_API_KEY, SIM_DEMO_USER_ID, SIM_DEMO_WORKSPACE_ID
 from genbatch.sim.entities import (
@@ -55,9 +55,25 @@ class Accounts:
             self.users[uid] = User(uid, name, f"user{uid}@example.com", [wid])
             self.workspaces[wid] = Workspace(wid, wname, uid, float(balance), now)
             self.keys[key] = uid
+        #: Keys the config gave (not seeded, not minted): never written to a saved state.
+        self.given_keys: set[str] = set()
+        self.add_keys(api_keys)
+
+    def add_keys(self, api_keys: Iterable[str]) -> None:
+        """Accept ``api_keys`` as the demo user's (``--api-key``, a reloaded world's config)."""
         # ASSUMPTION: every --api-key is the demo user (docs/sim-assumptions.md, "keys").
         for key in api_keys:
+            if key not in self.keys:
+                self.given_keys.add(key)
             self.keys[key] = SIM_DEMO_USER_ID
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a saved world keeps (genbatch/sim/state.py): everything but the given keys,
+        which the next config gives again, so no key a user passed is written to disk."""
+        state = self.__dict__.copy()
+        state["keys"] = {k: v for k, v in self.keys.items() if k not in self.given_keys}
+        state["given_keys"] = set()
+        return state
 
     # ------------------------------------------------------------------ access
     def user_for_key(self, api_key: str) -> User | None:

@@ -10,7 +10,6 @@ drains on every request and every ledger read.
 from __future__ import annotations
 
 import heapq
-import itertools
 import random
 import time
 from collections.abc import Mapping
@@ -108,10 +107,11 @@ class DueQueue:
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, tuple[str, int]]] = []
-        self._seq = itertools.count()
+        self._seq = 0  # ties in due time pop in push order; an int, so the queue pickles
 
     def push(self, due: float, key: tuple[str, int]) -> None:
-        heapq.heappush(self._heap, (due, next(self._seq), key))
+        self._seq += 1
+        heapq.heappush(self._heap, (due, self._seq, key))
 
     @property
     def next_due(self) -> float:

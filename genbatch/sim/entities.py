@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import functools
 import hashlib
-import itertools
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -155,13 +154,13 @@ class Shared:
         self.cdn: dict[str, CdnObject] = {}
         #: Key of signed blob ids and presigned storage URLs (stable per seed).
         self.secret = hashlib.sha256(f"genbatch-sim-{seed}".encode()).digest()
-        self._ids: dict[str, itertools.count[int]] = {}
+        #: The last id handed out per kind (plain ints: the world pickles, sim/state.py).
+        self._ids: dict[str, int] = {}
 
     def next_id(self, kind: str) -> int:
-        counter = self._ids.get(kind)
-        if counter is None:
-            counter = self._ids[kind] = itertools.count(ID_START.get(kind, 1))
-        return next(counter)
+        ident = self._ids.get(kind, ID_START.get(kind, 1) - 1) + 1
+        self._ids[kind] = ident
+        return ident
 
     def url(self, cdn_key: str) -> str:
         return f"{self.base_url}/cdn/{cdn_key}"

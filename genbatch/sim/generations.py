@@ -100,6 +100,12 @@ class Generations:
         self.job_cap: int | None = None
         self._slots: dict[int, list[float]] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a saved world keeps: not the listener (the webhooks, remade on restore)."""
+        state = self.__dict__.copy()
+        state["on_status"] = None
+        return state
+
     def set_job_cap(self, job_cap: int | None) -> None:
         """Cap running generations per workspace from now on (None: no cap).
 

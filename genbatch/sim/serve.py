@@ -10,6 +10,10 @@ In-process use (tests, ``genbatch run --sim``)::
 
 The two hosts are two ports of one process sharing one world, so a call sent
 to the wrong host fails as it would against GEN (genbatch/sim/app.py).
+
+``SimServer(config, state_dir=DIR)`` keeps its world in ``DIR`` (genbatch/sim/state.py):
+loaded on start when one was saved there, saved while it runs and on close, one
+process at a time.  Without it the world lives and dies with the server.
 """
 
 from __future__ import annotations
@@ -28,21 +32,38 @@ from aiohttp import web
 from genbatch._constants import CLIENT_ENV_AGENT_URL, CLIENT_ENV_API_URL, SIM_DEMO_API_KEY
 from genbatch.sim.app import HOST_PORTS, create_app
 from genbatch.sim.config import SimConfig
+from genbatch.sim.state import StateDir, autosave, stop_autosave
 from genbatch.sim.world import World
 
 
 class SimServer:
     """A running simulator: the API host on ``config.port``, the agent host on
-    ``config.agent_port``, both on ``config.host`` (port 0: a free port)."""
+    ``config.agent_port``, both on ``config.host`` (port 0: a free port).
 
-    def __init__(self, config: SimConfig | None = None) -> None:
+    ``state_dir``: keep the world there (module docstring); its files go to
+    ``state_dir/data``, so ``config.data_dir`` must be None.  ``start`` raises
+    :class:`~genbatch.sim.state.SimStateError` when another process holds the dir
+    or its saved world cannot be read; :attr:`state_created` says whether this
+    server started the dir's world afresh.
+    """
+
+    def __init__(self, config: SimConfig | None = None, *, state_dir: Path | None = None) -> None:
         self.config = config or SimConfig()
         self._runner: web.AppRunner | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.port = 0
         self.agent_port = 0
+        self.state = StateDir(state_dir) if state_dir is not None else None
+        self.state_created = False
+        self._saving = False  # the world is the state dir's: save it on close
+        self._autosave: asyncio.Task[None] | None = None
         data_dir = self.config.data_dir
-        if data_dir is None:
+        if self.state is not None:
+            if data_dir is not None:
+                raise ValueError("give a SimServer data_dir or state_dir, not both")
+            self.state.check()
+            data_dir = self.state.data_dir
+        elif data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="genbatch-sim-")
             data_dir = Path(self._tmp.name)
         self.world = World.from_config(self.config, data_dir)
@@ -78,29 +99,66 @@ class SimServer:
         return {int(a[1]) for a in addrs}
 
     async def start(self) -> SimServer:
+        saved: bytes | None = None
+        if self.state is not None:
+            self.state.acquire()
+            try:
+                saved = self.state.read(self.world) if self.state.exists() else None
+            except BaseException:
+                self.state.release()
+                raise
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await self._runner.setup()
         try:
+            await self._runner.setup()
             api_ports = await self._bind(self.config.port)
             agent_ports = await self._bind(self.config.agent_port)
+            # No await from here on: no request is served before the split is known
+            # and the saved world (its URLs rebuilt on this port) is in place.
+            self.app[HOST_PORTS].agent.update(agent_ports)
+            self.port = min(api_ports)
+            self.agent_port = min(agent_ports)
+            self.world.base_url = self.url  # CDN and upload URLs: always the API host
+            if self.state is not None:
+                self._keep(saved)
         except BaseException:
             await self.close()
             raise
-        # No await from here on: no request is served before the split is known.
-        self.app[HOST_PORTS].agent.update(agent_ports)
-        self.port = min(api_ports)
-        self.agent_port = min(agent_ports)
-        self.world.base_url = self.url  # CDN and upload URLs: always the API host
         return self
 
+    def _keep(self, saved: bytes | None) -> None:
+        """Serve the state dir's world (``saved``) or start it there, and keep it saved."""
+        assert self.state is not None
+        if saved is not None:
+            self.state.load(self.world, saved)
+            self.world.webhooks.rearm()
+        else:
+            self.state.save(self.world)  # the dir shows a world from the first moment
+            self.state_created = True
+        self._saving = True
+        self._autosave = asyncio.get_running_loop().create_task(
+            autosave(self.state, self.world), name="genbatch-sim-autosave"
+        )
+
     async def close(self) -> None:
-        self.world.webhooks.close()  # no timer or delivery outlives the server
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._tmp is not None:
-            self._tmp.cleanup()
-            self._tmp = None
+        """Stop serving; with a state dir, save the world (always, even when cancelled)."""
+        try:
+            await stop_autosave(self._autosave)
+            self._autosave = None
+            self.world.webhooks.close()  # no timer or delivery outlives the server
+            if self._runner is not None:
+                await self._runner.cleanup()
+                self._runner = None
+        finally:
+            if self.state is not None:
+                try:
+                    if self._saving:
+                        self._saving = False
+                        self.state.save(self.world)
+                finally:
+                    self.state.release()
+            if self._tmp is not None:
+                self._tmp.cleanup()
+                self._tmp = None
 
     async def __aenter__(self) -> SimServer:
         return await self.start()

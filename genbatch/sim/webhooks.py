@@ -167,6 +167,13 @@ class Webhooks:
         if status == "pending":
             self._arm(gen)
 
+    def rearm(self) -> None:
+        """Arm the timers of every unfinished, watched generation: after a world was
+        reloaded (genbatch/sim/state.py), its receivers still hear those jobs end."""
+        for gen in self._world.gens.generations.values():
+            if gen.final is None and self.url_for(gen) is not None:
+                self._arm(gen)
+
     def _arm(self, gen: Generation) -> None:
         loop = asyncio.get_running_loop()
         for i, at in enumerate((gen.pending_until, gen.due_at)):

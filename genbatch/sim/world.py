@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from genbatch.sim.accounts import Accounts
 from genbatch.sim.agentstore import AgentStore
@@ -37,6 +37,27 @@ from genbatch.sim.sheets import Sheets
 from genbatch.sim.webhooks import Webhooks
 
 log = logging.getLogger("genbatch.sim")
+
+#: What a saved world is made of (:meth:`World.snapshot`, genbatch/sim/state.py).  The
+#: rest of a World is how it serves (time scale, latency, rate, faults, prices, job cap,
+#: keys): the config of the process serving it decides those.
+WORLD_STATE: Final = (
+    "seed",
+    "start_credits",
+    "data_dir",
+    "clock",
+    "due",
+    "counters",
+    "idempotent",
+    "shared",
+    "accounts",
+    "agent_store",
+    "assets",
+    "sheets",
+    "gens",
+    "jobs",
+    "chat",
+)
 
 
 class World:
@@ -151,6 +172,50 @@ class World:
             self.capacity.reset()
         self.faults.reseed()
         self._init_state(base_url=self.base_url)
+
+    # ------------------------------------------------------------------ saved state
+    def snapshot(self) -> dict[str, Any]:
+        """The state genbatch/sim/state.py saves: stores, clock, due queue, ledger.
+
+        Answers still being made (an Idempotency-Key's future) and the webhooks
+        (timers, tasks) stay out; the stores leave out what they cannot keep.
+        """
+        state = {name: getattr(self, name) for name in WORLD_STATE}
+        state["idempotent"] = {k: v for k, v in self.idempotent.items() if isinstance(v, tuple)}
+        return state
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Become a saved world (:meth:`snapshot`), served with this world's settings.
+
+        Jobs keep their wall-clock times, so what came due while nobody served
+        the world settles on the first request.  Time scale, latency, rate,
+        faults, prices, job cap and keys are this world's (its config's): a
+        later ``--sim-time-scale`` sets the speed of the jobs started from now
+        on.  Files of the saved world's data dir are found in this one's, which
+        may be the same dir moved.
+        """
+        base_url, old_data = self.base_url, Path(state["data_dir"])
+        for name in WORLD_STATE:
+            if name != "data_dir":
+                setattr(self, name, state[name])
+        self.shared.base_url = base_url
+        self.shared.faults = self.faults
+        self.clock.time_scale = self.time_scale
+        self.clock.ranges = dict(self.latency)
+        self.gens.prices = self.prices
+        self.gens.set_job_cap(self.job_cap)
+        self.accounts.add_keys(self.api_keys)
+        self.storms = {}  # monotonic times of another process
+        if self.bucket is not None:
+            self.bucket.reset()
+        if self.capacity is not None:
+            self.capacity.reset()
+        for obj in self.shared.cdn.values():
+            if obj.path is not None and obj.path.is_relative_to(old_data):
+                obj.path = self.data_dir / obj.path.relative_to(old_data)
+        self.webhooks.close()
+        self.webhooks = Webhooks(self)
+        self.gens.on_status = self.webhooks.generation_status
 
     # ------------------------------------------------------------------ limits
     def set_rate(self, rate: float | None) -> None:
