@@ -265,7 +265,8 @@ def cmd_ideas(args: argparse.Namespace) -> int:
             print(f"{report.rejected} rejected idea(s) left out of the table")
         if ideas_paths:
             parquet, csv_path = ideas_paths
-            print(f"ideas: {parquet}  ({csv_path.name}); next: genbatch run {parquet}")
+            sim = " --sim" if args.sim else ""
+            print(f"ideas: {parquet}  ({csv_path.name}); next: genbatch run {parquet}{sim}")
         print(f"runs:  {runs_csv}")
     return 0 if report.ok else 1
 

@@ -158,6 +158,7 @@ def drop_connection(request: web.Request) -> web.Response:
 
 def _quota(rate: float) -> str:
     """A rate as RateLimit-Policy writes it: ``60``, ``2.5`` (never ``6e+01``)."""
+    rate = float(rate)  # a Python caller may configure an int
     return str(int(rate)) if rate.is_integer() else repr(rate)
 
 
