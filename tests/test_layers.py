@@ -18,18 +18,24 @@ import genbatch
 
 PACKAGE = Path(genbatch.__file__).parent
 
+_EVERY_LAYER = frozenset(
+    {"client", "engine", "cli", "sim", "agents", "bench", "report", "notebook"}
+)
 #: layer → the genbatch layers it must never import.
 FORBIDDEN: dict[str, frozenset[str]] = {
-    "client": frozenset({"engine", "cli", "sim", "agents", "bench"}),
-    "sim": frozenset({"client", "engine", "cli", "agents", "bench"}),
-    "engine": frozenset({"cli", "sim", "agents", "bench"}),
-    "agents": frozenset({"cli", "sim", "bench"}),
-    "bench": frozenset({"cli", "agents", "sim"}),
+    "client": frozenset({"engine", "cli", "sim", "agents", "bench", "report", "notebook"}),
+    "sim": frozenset({"client", "engine", "cli", "agents", "bench", "report", "notebook"}),
+    "engine": frozenset({"cli", "sim", "agents", "bench", "report", "notebook"}),
+    "agents": frozenset({"cli", "sim", "bench", "report", "notebook"}),
+    "bench": frozenset({"cli", "agents", "sim", "report", "notebook"}),
+    "report": frozenset({"cli", "sim", "agents"}),
+    "notebook": frozenset({"cli", "agents", "bench"}),
     # Modules every layer shares sit below all of them.
-    "errors": frozenset({"client", "engine", "cli", "sim", "agents", "bench"}),
-    "settings": frozenset({"client", "engine", "cli", "sim", "agents", "bench"}),
-    "cards": frozenset({"client", "engine", "cli", "sim", "agents", "bench"}),
-    "_constants": frozenset({"client", "engine", "cli", "sim", "agents", "bench"}),
+    "errors": _EVERY_LAYER,
+    "settings": _EVERY_LAYER,
+    "cards": _EVERY_LAYER,
+    "_constants": _EVERY_LAYER,
+    "_lazy": _EVERY_LAYER,
 }
 #: bench drives a simulator process: the launcher and its config are the parts of sim it uses.
 ALLOWED: dict[str, frozenset[str]] = {

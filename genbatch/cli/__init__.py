@@ -24,17 +24,41 @@ from genbatch.errors import AuthenticationError, GenError, InputError
 
 __all__ = ["EXIT_INTERRUPTED", "UsageError", "build_parser", "fail", "main"]
 
+#: Every command: the module that registers it and its one line in ``genbatch --help``,
+#: in the order the help lists them.  ``genbatch CMD …`` imports only CMD's module,
+#: so a command's ``--help`` costs what that command needs (a test checks this
+#: table against what each module registers).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "sim": (
+        "genbatch.cli.sim",
+        "run the offline GEN simulator (API host and agent host on two ports)",
+    ),
+    "run": ("genbatch.cli.run", "turn every row of a table into a video (resumable)"),
+    "plan": (
+        "genbatch.cli.plan",
+        "validate a table and estimate credits, requests and time (spends nothing)",
+    ),
+    "status": ("genbatch.cli.status", "rows by state of a run's output dir"),
+    "templates": ("genbatch.cli.templates", "list the templates you can clone"),
+    "demo": ("genbatch.cli.demo", "run the bundled demo table against the built-in simulator"),
+    "agents": ("genbatch.cli.journey", "set up many agents from a table (Agent Core)"),
+    "ideas": (
+        "genbatch.cli.journey",
+        "ask many agents for ideas; write one table row per idea (a run input)",
+    ),
+    "research": ("genbatch.cli.journey", "standalone research for one or more agents and topics"),
+    "train": ("genbatch.cli.journey", "train_social scraping jobs in bulk from a table of sources"),
+    "bench": (
+        "genbatch.cli.bench",
+        "measure throughput against a simulator, or analyse a finished run (--from)",
+    ),
+    "report": (
+        "genbatch.cli.report",
+        "write OUT_DIR/report.html: every video, failures by reason, the timeline",
+    ),
+}
 #: Modules that contribute subcommands, in the order `--help` lists them.
-COMMAND_MODULES: tuple[str, ...] = (
-    "genbatch.cli.sim",
-    "genbatch.cli.run",
-    "genbatch.cli.plan",
-    "genbatch.cli.status",
-    "genbatch.cli.templates",
-    "genbatch.cli.demo",
-    "genbatch.cli.journey",
-    "genbatch.cli.bench",
-)
+COMMAND_MODULES: tuple[str, ...] = tuple(dict.fromkeys(m for m, _ in COMMANDS.values()))
 #: The conventional status of a process stopped by Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
 #: ... and of one whose reader closed the pipe (128 + SIGPIPE), as a shell reports it.
@@ -45,15 +69,25 @@ class UsageError(InputError):
     """A flag or flag combination that cannot work."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``: only the named command's module is imported (every
+    command's, when ``argv`` is None); without a command, one line per command."""
     parser = argparse.ArgumentParser(
         prog="genbatch",
         description="Turn a table of video ideas into GEN videos, in bulk.",
     )
     parser.add_argument("--version", action="version", version=f"genbatch {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    if argv is None:
+        for module in COMMAND_MODULES:
+            importlib.import_module(module).register(sub)
+        return parser
+    chosen = next((w for w in argv if not w.startswith("-")), None)
+    if chosen in COMMANDS:
+        importlib.import_module(COMMANDS[chosen][0]).register(sub)
+    else:
+        for name, (_, summary) in COMMANDS.items():
+            sub.add_parser(name, help=summary)
     return parser
 
 
@@ -84,8 +118,8 @@ def _command_parser(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words)
     args, extras = parser.parse_known_args(words)
     if extras:
         # An unknown option: say it with the usage of the command it was given to.

@@ -211,15 +211,30 @@ def hints(reasons: Mapping[str, int]) -> list[str]:
     return lines or ["rerun the same command to retry them"]
 
 
+def _report(out_dir: Path) -> str | None:
+    """OUT/report.html for the run just ended; a report that cannot be made is
+    said on stderr and never changes the run's exit code."""
+    from genbatch.report import ReportError, write_report
+
+    try:
+        return str(write_report(out_dir))
+    except (ReportError, OSError) as exc:
+        print(f"genbatch: report not written: {exc}", file=sys.stderr)
+        return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be >= 0")
     store = video_store(args)
     summary = asyncio.run(_run(args, store))
+    report = _report(summary.out_dir)
     if args.json:
-        print(json.dumps(summary.to_json(), indent=2))
+        print(json.dumps({**summary.to_json(), "report": report}, indent=2))
     else:
         print_summary(summary, store=store)
+        if report is not None:
+            print(f"report:  {report}")
     if summary.aborted:
         print(f"genbatch: {summary.aborted}; check {CLIENT_ENV_API_KEY}", file=sys.stderr)
     return summary.exit_code
