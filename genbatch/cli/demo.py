@@ -15,12 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from genbatch.cli import UsageError
 from genbatch.cli.run import print_summary, run_options
 from genbatch.cli.target import ENGINE_SIM_TIME_SCALE, open_target
-from genbatch.engine.runner import RunSummary, execute
+
+if TYPE_CHECKING:
+    from genbatch.engine.runner import RunSummary
 
 #: `genbatch demo`: the bundled table and where its outputs go.
 ENGINE_DEMO_TABLE: Final = "inputs/demo.csv"
@@ -30,6 +32,8 @@ __all__ = ["register"]
 
 
 async def _demo_run(args: argparse.Namespace) -> RunSummary:
+    from genbatch.engine.runner import execute  # the engine: not for --help
+
     # sim_state=None: a fresh world of its own (module docstring).
     async with open_target(sim=True, sim_time_scale=args.sim_time_scale, sim_state=None) as t:
         return await execute(

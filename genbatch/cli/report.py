@@ -11,12 +11,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from genbatch.report import write_report
-
 __all__ = ["register"]
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from genbatch.report import write_report  # polars, the analysis: not for --help
+
     print(write_report(args.dir))
     return 0
 

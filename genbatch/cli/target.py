@@ -25,7 +25,6 @@ from typing import Final
 
 from genbatch._constants import CLIENT_ENV_API_KEY, SIM_DEMO_AGENT_ID, SIM_DEMO_API_KEY
 from genbatch.errors import GenError, InputError
-from genbatch.settings import Settings
 
 #: Where `genbatch run TABLE` writes when --out is not given: outputs/<table stem>/.
 ENGINE_DEFAULT_OUT_ROOT: Final = "outputs"
@@ -171,6 +170,8 @@ async def open_target(
             await server.close()
         return
     try:
+        from genbatch.settings import Settings  # pydantic: not for --help
+
         settings = Settings.from_env(api_url=base_url, agent_url=agent_url or base_url)
     except ValueError as exc:
         raise InputError(f"bad --base-url/--agent-url: {exc}") from None

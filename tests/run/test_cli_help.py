@@ -54,3 +54,30 @@ def test_help_fits_80_columns(path: tuple[str, ...]) -> None:
     assert done.returncode == 0, done.stderr
     long = [line for line in done.stdout.splitlines() if len(line) > 80]
     assert long == [] and "usage:" in done.stdout
+
+
+def test_the_command_table_says_what_each_module_registers() -> None:
+    from genbatch.cli import COMMANDS
+
+    registered = {}
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            registered = {a.dest: a.help for a in action._choices_actions}
+    assert registered == {name: summary for name, (_, summary) in COMMANDS.items()}
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "genbatch")
+def test_help_loads_no_http_stack_models_or_dataframes(path: tuple[str, ...]) -> None:
+    """A command imports what it needs when it runs, not to print its help."""
+    probe = (
+        "import sys\n"
+        "from genbatch.cli import main\n"
+        "try:\n"
+        f"    main({[*path, '--help']!r})\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('polars', 'pydantic', 'aiohttp', 'genbatch.engine.runner')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stderr.strip().splitlines()[-1] == "[]", done.stderr
