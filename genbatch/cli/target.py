@@ -154,8 +154,9 @@ async def open_target(
         try:
             if server.state_created:
                 print(
-                    f"genbatch: --sim keeps its simulator's world in {sim_state} for the next "
-                    f"--sim command; start over with `rm -r {shlex.quote(str(sim_state))}`",
+                    f"genbatch: --sim keeps its simulator's world in {sim_state}\n"
+                    "  for the next --sim command; start over with "
+                    f"`rm -r {shlex.quote(str(sim_state))}`",
                     file=sys.stderr,
                 )
             yield Target(
