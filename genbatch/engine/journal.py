@@ -12,14 +12,18 @@ exactly those for the pipeline to reconcile (read the cell's latest
 generation; re-send only when nothing was created — with the *same*
 idempotency key, derived from run, row, step and attempt).
 
-Durability choice.  WAL mode, and ``synchronous`` per transaction:
+Durability choice.  WAL mode with ``synchronous=FULL`` (every commit
+fsyncs the WAL), and few commits:
 
-* intents commit with ``synchronous=FULL``: the WAL is fsynced before
-  :meth:`record_intent` returns, so even a power cut cannot lose the record
-  of money about to be spent;
+* an intent is committed before :meth:`record_intent` returns (or
+  :meth:`intent`'s await ends), so even a power cut cannot lose the record
+  of money about to be spent.  On the event loop, :meth:`intent`
+  group-commits: the intents written in one loop iteration share one commit
+  (with the batched writes before them) instead of one fsync each — the
+  POSTs they guard all wait for it;
 * everything else is written inside one open transaction (each call checks
   the row's state before it writes, so a refused call leaves nothing
-  behind) and committed with ``NORMAL`` in batches: before the next intent, every
+  behind) and committed in batches: before the next intent, every
   ``ENGINE_JOURNAL_BATCH_WRITES`` writes or ``ENGINE_JOURNAL_BATCH_SECONDS``,
   at :meth:`Journal.flush` (the runner calls it every tick) and at close.  A
   commit per call cost more CPU than the HTTP request it recorded.  A
@@ -57,6 +61,7 @@ run never leaves a stale lock behind.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import errno
 import fcntl
@@ -365,6 +370,8 @@ class Journal:
         #: stays bounded by the rows in flight; an ended row is dropped).
         self._statuses: dict[str, str] = {}
         self._batch_since = 0.0
+        #: Set while intents written in this loop iteration await their fsync.
+        self._sync: asyncio.Future[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------
     @classmethod
@@ -407,7 +414,7 @@ class Journal:
             conn = sqlite3.connect(path, isolation_level=None)
             try:
                 conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA synchronous=FULL")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.executescript(_SCHEMA)
                 _migrate(conn)
@@ -475,17 +482,13 @@ class Journal:
         conn = self._db
         if durable:
             self.flush()
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield conn
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-            finally:
-                conn.execute("PRAGMA synchronous=NORMAL")
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
             return
         if not self._batch_writes:
             conn.execute("BEGIN IMMEDIATE")
@@ -505,6 +508,34 @@ class Journal:
         if self._batch_writes:
             self._batch_writes = 0
             self._db.execute("COMMIT")
+
+    def _sync_now(self) -> None:
+        waiting, self._sync = self._sync, None
+        if waiting is None:
+            return
+        try:
+            if self._conn is not None:  # else close() committed it
+                self.flush()
+        except BaseException as exc:
+            if not waiting.done():
+                waiting.set_exception(exc)
+            raise
+        if not waiting.done():
+            waiting.set_result(None)
+
+    async def intent(self, row_id: str, step: str, *, retry: bool = False) -> Intent:
+        """:meth:`record_intent`, group-committed: written into the open batch,
+        which is committed (the WAL fsynced) with every intent of this loop
+        iteration before the await ends.  The POST goes out only after it."""
+        if self._sync is None:
+            loop = asyncio.get_running_loop()
+            self._sync = loop.create_future()
+            loop.call_soon(self._sync_now)
+        waiting = self._sync
+        with self._tx():
+            found = self._write_intent(row_id, step, retry=retry)
+        await asyncio.shield(waiting)
+        return found
 
     # -- runs --------------------------------------------------------------
     @property
@@ -715,33 +746,36 @@ class Journal:
 
         Without ``retry`` an existing intent is returned unchanged (resend
         after a crash: same key).  With ``retry`` (the previous attempt
-        failed) a new attempt with a new key replaces it.  Committed with
-        ``synchronous=FULL`` before returning.
+        failed) a new attempt with a new key replaces it.  Committed (the WAL
+        fsynced) before returning.
         """
         with self._tx(durable=True):
-            self._status(row_id)
-            found = self._db.execute(
-                "SELECT attempt, idempotency_key, remote_id, intent_at FROM steps "
-                "WHERE run_id = ? AND row_id = ? AND step = ?",
-                (self.run_id, row_id, step),
-            ).fetchone()
-            if found is not None and found[3] is not None and not retry:
-                return Intent(row_id, step, found[0], found[1], found[2])
-            attempt = (found[0] if found is not None else 0) + 1
-            key = idempotency_key(self.run_id, row_id, step, attempt)
-            now = self._clock()
-            self._db.execute(
-                "INSERT INTO steps (run_id, row_id, step, attempt, idempotency_key, status, "
-                "started_at, intent_at) VALUES (?, ?, ?, ?, ?, 'intent', ?, ?) "
-                "ON CONFLICT (run_id, row_id, step) DO UPDATE SET attempt = excluded.attempt, "
-                "idempotency_key = excluded.idempotency_key, status = 'intent', "
-                "remote_id = NULL, remote_at = NULL, finished_at = NULL, error_code = NULL, "
-                "result = NULL, sent_at = NULL, done_after = NULL, done_by = NULL, "
-                "done_at = NULL, intent_at = excluded.intent_at, "
-                "started_at = COALESCE(started_at, excluded.started_at)",
-                (self.run_id, row_id, step, attempt, key, now, now),
-            )
-            return Intent(row_id, step, attempt, key, None)
+            return self._write_intent(row_id, step, retry=retry)
+
+    def _write_intent(self, row_id: str, step: str, *, retry: bool) -> Intent:
+        self._status(row_id)
+        found = self._db.execute(
+            "SELECT attempt, idempotency_key, remote_id, intent_at FROM steps "
+            "WHERE run_id = ? AND row_id = ? AND step = ?",
+            (self.run_id, row_id, step),
+        ).fetchone()
+        if found is not None and found[3] is not None and not retry:
+            return Intent(row_id, step, found[0], found[1], found[2])
+        attempt = (found[0] if found is not None else 0) + 1
+        key = idempotency_key(self.run_id, row_id, step, attempt)
+        now = self._clock()
+        self._db.execute(
+            "INSERT INTO steps (run_id, row_id, step, attempt, idempotency_key, status, "
+            "started_at, intent_at) VALUES (?, ?, ?, ?, ?, 'intent', ?, ?) "
+            "ON CONFLICT (run_id, row_id, step) DO UPDATE SET attempt = excluded.attempt, "
+            "idempotency_key = excluded.idempotency_key, status = 'intent', "
+            "remote_id = NULL, remote_at = NULL, finished_at = NULL, error_code = NULL, "
+            "result = NULL, sent_at = NULL, done_after = NULL, done_by = NULL, "
+            "done_at = NULL, intent_at = excluded.intent_at, "
+            "started_at = COALESCE(started_at, excluded.started_at)",
+            (self.run_id, row_id, step, attempt, key, now, now),
+        )
+        return Intent(row_id, step, attempt, key, None)
 
     def record_remote_id(
         self, row_id: str, step: str, remote_id: str | int, *, sent_at: float | None = None

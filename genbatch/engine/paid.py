@@ -163,7 +163,7 @@ class PaidPosts:
             if gen_id is None:
                 reservation = await self._reserve(step, kind, card)
                 if resend_key is None:
-                    intent = self.journal.record_intent(self.rid, step, retry=new_attempt)
+                    intent = await self.journal.intent(self.rid, step, retry=new_attempt)
                     resend_key = intent.idempotency_key
                 await svc.reached(self.rid, f"{step}:intent")
                 try:

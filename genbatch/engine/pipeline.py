@@ -272,7 +272,7 @@ class _Row:
                     Priority.START,
                 )
             else:
-                intent = self.journal.record_intent(
+                intent = await self.journal.intent(
                     self.rid, STEP_CLONE, retry=rec is not None and rec.done
                 )
                 await self.svc.reached(self.rid, "clone_intent")
@@ -358,7 +358,7 @@ class _Row:
         if not path.is_file():
             err = RequestValidationError(f"asset {asset.path!r} for {asset.cell} is not a file")
             raise self._fail_step(step, err)
-        intent = self.journal.record_intent(self.rid, step, retry=rec is not None and rec.done)
+        intent = await self.journal.intent(self.rid, step, retry=rec is not None and rec.done)
         client = self.svc.client
         async with self._busy("upload"), self.svc.limits.uploads.slot(Priority.CONTINUE):
             try:
@@ -705,7 +705,7 @@ class _Row:
         async with self._busy("publish"):
             if job_id is None:
                 await self._idea("publishing")
-                intent = self.journal.record_intent(
+                intent = await self.journal.intent(
                     self.rid, STEP_PUBLISH, retry=rec is not None and rec.done
                 )
                 data = plan.data(self.render_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import sqlite3
@@ -410,14 +411,34 @@ def test_planted_symlinks_are_refused(tmp_path: Path) -> None:
     assert victim.read_text() == "keep"
 
 
-def test_durable_intent_uses_full_sync(journal: Journal) -> None:
+def test_every_commit_fsyncs_the_wal(journal: Journal) -> None:
     journal.add_rows(["a"])
     journal.record_intent("a", "render")
-    # After the durable transaction the connection is back to NORMAL.
     (mode,) = journal._db.execute("PRAGMA synchronous").fetchone()
-    assert mode == 1  # NORMAL
+    assert mode == 2  # FULL: commits are few (batches, intent groups), each durable
     (jm,) = journal._db.execute("PRAGMA journal_mode").fetchone()
     assert jm == "wal"
+
+
+async def test_intents_of_one_loop_iteration_share_one_commit(journal: Journal) -> None:
+    journal.add_rows([f"r{i}" for i in range(20)])
+    journal.flush()
+    statements: list[str] = []
+    journal._db.set_trace_callback(statements.append)
+    intents = await asyncio.gather(*(journal.intent(f"r{i}", "render") for i in range(20)))
+    journal._db.set_trace_callback(None)
+    assert len({i.idempotency_key for i in intents}) == 20
+    assert [q for q in statements if q.strip().upper() == "COMMIT"] == ["COMMIT"]
+    # Committed before the awaits ended: another connection sees all 20.
+    other = sqlite3.connect(journal.path)
+    try:
+        (n,) = other.execute("SELECT count(*) FROM steps WHERE intent_at IS NOT NULL").fetchone()
+    finally:
+        other.close()
+    assert n == 20
+    # The same intent again is the same key (a resend after a crash).
+    again = await journal.intent("r3", "render")
+    assert again.idempotency_key == intents[3].idempotency_key
 
 
 def test_many_rows_register_quickly(journal: Journal) -> None:
