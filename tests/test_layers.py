@@ -19,17 +19,22 @@ import genbatch
 PACKAGE = Path(genbatch.__file__).parent
 
 _EVERY_LAYER = frozenset(
-    {"client", "engine", "cli", "sim", "agents", "bench", "report", "notebook"}
+    {"client", "engine", "cli", "sim", "agents", "bench", "report", "notebook", "distributed"}
 )
 #: layer → the genbatch layers it must never import.
 FORBIDDEN: dict[str, frozenset[str]] = {
-    "client": frozenset({"engine", "cli", "sim", "agents", "bench", "report", "notebook"}),
-    "sim": frozenset({"client", "engine", "cli", "agents", "bench", "report", "notebook"}),
-    "engine": frozenset({"cli", "sim", "agents", "bench", "report", "notebook"}),
-    "agents": frozenset({"cli", "sim", "bench", "report", "notebook"}),
-    "bench": frozenset({"cli", "agents", "sim", "report", "notebook"}),
-    "report": frozenset({"cli", "sim", "agents"}),
-    "notebook": frozenset({"cli", "agents", "bench"}),
+    "client": frozenset(
+        {"engine", "cli", "sim", "agents", "bench", "report", "notebook", "distributed"}
+    ),
+    "sim": frozenset(
+        {"client", "engine", "cli", "agents", "bench", "report", "notebook", "distributed"}
+    ),
+    "engine": frozenset({"cli", "sim", "agents", "bench", "report", "notebook", "distributed"}),
+    "agents": frozenset({"cli", "sim", "bench", "report", "notebook", "distributed"}),
+    "bench": frozenset({"cli", "agents", "sim", "report", "notebook", "distributed"}),
+    "report": frozenset({"cli", "sim", "agents", "distributed"}),
+    "notebook": frozenset({"cli", "agents", "bench", "distributed"}),
+    "distributed": frozenset({"cli", "sim", "agents", "bench", "report", "notebook"}),
     # Modules every layer shares sit below all of them.
     "errors": _EVERY_LAYER,
     "settings": _EVERY_LAYER,

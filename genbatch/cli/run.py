@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 from genbatch._constants import CLIENT_ENV_API_KEY
 from genbatch.cli import UsageError
 from genbatch.cli.options import add_table_args
+from genbatch.cli.shards import add_ray_args, run_sharded, wants_ray
 from genbatch.cli.target import (
     ENGINE_DEFAULT_OUT_ROOT,
     Target,
@@ -226,6 +227,8 @@ def _report(out_dir: Path) -> str | None:
 def cmd_run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 0:
         raise UsageError("--limit must be >= 0")
+    if wants_ray(args):
+        return run_sharded(args)
     store = video_store(args)
     summary = asyncio.run(_run(args, store))
     report = _report(summary.out_dir)
@@ -287,4 +290,5 @@ def register(subparsers: Any) -> None:
         "upload is verified)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    add_ray_args(p)
     p.set_defaults(func=cmd_run)

@@ -14,6 +14,25 @@ __all__ = ["register"]
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from genbatch.distributed.merge import sharded_status  # polars: not for --help
+
+    sharded = sharded_status(Path(args.dir))
+    if sharded is not None:  # genbatch run --ray: one journal per shard
+        if args.json:
+            data: dict[str, Any] = {
+                "sharded": True,
+                "state": "live" if sharded.live else "idle",
+                "pid": sharded.live,
+                "counts": sharded.counts,
+                "shards": [
+                    {"shard": s.index, "key": s.key, "counts": s.counts, "live": s.live}
+                    for s in sharded.shards
+                ],
+            }
+            print(json.dumps(data, indent=2))
+        else:
+            print("\n".join(sharded.lines()))
+        return 0 if sharded.counts.get("completed", 0) == sum(sharded.counts.values()) else 1
     with Journal.open(args.dir, read_only=True) as journal:
         counts = journal.counts()
         credits = journal.credits_total()

@@ -24,26 +24,42 @@ paid POST.  The :class:`CreditLedger` turns estimates into reservations:
 
 Everything runs on the event loop thread and no method awaits between a check
 and its update, so the ledger is race-free without locks.
+
+Shared budget (``genbatch run --ray``): a ledger given a :class:`CreditSource`
+is one of several processes spending one ``--max-credits``.  The source's
+owner holds the cap; this ledger holds an *allowance* out of it and grants
+locally while its charges and holds fit the allowance.  When they do not, it
+asks for more (the owner may add a spare: rows admitted together then cost
+one call), and gives back what it does not hold whenever a row ends or it was
+refused — an idle process must not sit on credits another one waits for.
+A request is refused for good, as here, only when what all processes have
+*charged* leaves no room for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from genbatch.errors import InputError
 
 #: Package-data pricing table (genbatch/recipes/), user-overridable.
 ENGINE_PRICING_FILE: Final = "pricing.toml"
+#: A ledger with a shared budget asks its source again after this many seconds
+#: when the allowance it needs is held by other processes.
+ENGINE_CREDIT_RETRY_SECONDS: Final = 0.1
 
 __all__ = [
+    "CreditGrant",
     "CreditLedger",
+    "CreditSource",
     "CreditsRefused",
     "LedgerSnapshot",
     "Pricing",
@@ -147,6 +163,36 @@ class CreditsRefused(RuntimeError):
     def __init__(self, reason: Literal["budget", "balance", "exhausted"], message: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class CreditGrant:
+    """The owner of a shared cap to one of its users.
+
+    ``allowance``: what this user may have charged and held in all;
+    ``elsewhere``: what the other users have charged (as last heard);
+    ``seq``: grows with every answer to this user (a late answer is stale).
+    """
+
+    allowance: float
+    elsewhere: float
+    seq: int = 0
+
+
+class CreditSource(Protocol):
+    """The owner of a shared ``--max-credits``, as one of its users reaches it."""
+
+    async def credits(self, want: float, charged: float, reserved: float) -> CreditGrant:
+        """Raise this user's allowance by ``want`` (all or nothing, maybe a spare more)."""
+        ...
+
+    async def give_back(self, amount: float, charged: float) -> CreditGrant:
+        """Lower this user's allowance by ``amount`` (never below ``charged``).
+
+        By an amount, not to a level: a grant in flight at the same time is
+        neither lost nor counted twice, whichever the owner takes first.
+        """
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,19 +313,42 @@ class RowReservation:
             ledger._reserved = max(0.0, ledger._reserved - self.held)
             self.held = 0.0
             ledger._notify()
+            ledger._tidy()
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<RowReservation {self.tag!r} {self.held:g} {state}>"
 
 
+class _Closed(RuntimeError):
+    """The ledger's run ended (no more calls to its source)."""
+
+
 class CreditLedger:
     """Budget and balance accounting for one run (see the module docstring)."""
 
-    def __init__(self, *, max_credits: float | None = None, balance: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_credits: float | None = None,
+        balance: float | None = None,
+        source: CreditSource | None = None,
+    ) -> None:
         if max_credits is not None and max_credits < 0:
             raise ValueError("max_credits must be >= 0")
         self.max_credits = max_credits
+        # A shared cap (see the module docstring): only with a cap to share.
+        self._source = source if max_credits is not None else None
+        self._allowance = 0.0
+        self._elsewhere = 0.0
+        self._asking: asyncio.Task[None] | None = None
+        self._giving: asyncio.Task[None] | None = None
+        # One call to the source at a time: answers then come back in order, and
+        # what is being given back is off the local allowance before it is sent.
+        self._calls = asyncio.Lock()
+        self._seq = -1
+        self._reported = 0.0  # charges the source last heard of
+        self._lost: BaseException | None = None
         self._charged = 0.0
         self._reserved = 0.0
         self._in_flight = 0
@@ -353,19 +422,25 @@ class CreditLedger:
         if self._exhausted is not None:
             return CreditsRefused("exhausted", self._exhausted)
         if self.max_credits is not None:
-            if self._charged + amount > self.max_credits + 1e-9:
+            spent = self._charged + self._elsewhere
+            if spent + amount > self.max_credits + 1e-9:
                 # "left": what in-flight holds leave, the figure a user recognises.
-                spare = max(0.0, self.max_credits - self._charged - self._reserved)
+                spare = max(0.0, self.max_credits - spent - self._reserved)
                 return CreditsRefused(
                     "budget",
                     f"insufficient credits: needs {amount:g}, {spare:g} left of "
                     f"--max-credits {self.max_credits:g}"
                     if row
-                    else f"budget exhausted: {self._charged:g} of --max-credits "
+                    else f"budget exhausted: {spent:g} of --max-credits "
                     f"{self.max_credits:g} spent, next step needs {amount:g}",
                 )
             if self._charged + self._reserved + amount > self.max_credits + 1e-9:
                 return "wait"
+            if (
+                self._source is not None
+                and self._charged + self._reserved + amount > self._allowance + 1e-9
+            ):
+                return "wait"  # the allowance is short: :meth:`_ask` for more
         left = self.balance_left()
         if left is not None:
             if left + self._reserved < amount - 1e-9:
@@ -396,7 +471,7 @@ class CreditLedger:
                 held = max(0.0, amount)
                 self._reserved += held
                 return RowReservation(self, held, tag)
-            await self._changed.wait()
+            await self._wait_for(amount)
 
     def try_reserve(self, amount: float, tag: str = "") -> Reservation | None:
         """Reserve now, or ``None`` if it must wait; raises if it never fits."""
@@ -420,7 +495,7 @@ class CreditLedger:
             reservation = self.try_reserve(amount, tag)
             if reservation is not None:
                 return reservation
-            await self._changed.wait()
+            await self._wait_for(amount)
 
     def _settle(self, amount: float, charged: float) -> None:
         self._reserved = max(0.0, self._reserved - amount)
@@ -432,3 +507,96 @@ class CreditLedger:
         # Wake every waiter to re-check; a fresh event for the next round.
         self._changed.set()
         self._changed = asyncio.Event()
+
+    # -- a shared cap ------------------------------------------------------------
+    async def _wait_for(self, amount: float) -> None:
+        """Wait for the next change; with a shared cap, ask for the allowance first."""
+        if self._lost is not None:
+            raise self._lost
+        changed = self._changed
+        short = self._charged + self._reserved + amount - self._allowance
+        if self._source is not None and short > 1e-9 and self._asking is None:
+            self._asking = asyncio.ensure_future(self._ask(short))
+        await changed.wait()
+        if self._lost is not None:
+            raise self._lost
+
+    async def _ask(self, short: float) -> None:
+        source = self._source
+        assert source is not None
+        try:
+            async with self._calls:
+                need = self._charged + self._reserved + short
+                self._reported = self._charged
+                self._heard(await source.credits(short, self._charged, self._reserved))
+                denied = self._allowance + 1e-9 < need
+                if denied:
+                    # Held elsewhere: give back the spare here (another user may
+                    # wait for it), ask again soon.
+                    await self._give_back(source)
+            if denied:
+                await asyncio.sleep(ENGINE_CREDIT_RETRY_SECONDS)
+        except Exception as exc:
+            self._lost = exc
+        finally:
+            self._asking = None
+            self._notify()
+
+    async def _give_back(self, source: CreditSource, spare: float | None = None) -> None:
+        """Give back ``spare`` (default: what is not held) and tell the charges;
+        under ``_calls``."""
+        amount = max(0.0, self._spare() if spare is None else spare)
+        if amount <= 1e-9 and self._charged == self._reported:
+            return
+        self._allowance -= amount  # not to be granted here while it travels
+        self._reported = self._charged
+        self._heard(await source.give_back(amount, self._charged))
+
+    def _spare(self) -> float:
+        """The allowance this ledger does not hold (charged or reserved)."""
+        return max(0.0, self._allowance - self._charged - self._reserved)
+
+    def _heard(self, grant: CreditGrant) -> None:
+        if grant.seq < self._seq:
+            return  # overtaken by a later answer
+        self._seq = grant.seq
+        self._allowance = grant.allowance
+        self._elsewhere = grant.elsewhere
+
+    def _tidy(self) -> None:
+        """A row ended: give back the allowance it no longer holds, and tell what it
+        cost (the others' refusals count on every user's charges)."""
+        source = self._source
+        if source is None or self._giving is not None or self._lost is not None:
+            return
+        if self._spare() <= 1e-9 and self._charged == self._reported:
+            return
+
+        async def give() -> None:
+            try:
+                async with self._calls:
+                    await self._give_back(source)
+            except Exception as exc:
+                self._lost = exc
+            finally:
+                self._giving = None
+                self._notify()
+            self._tidy()  # rows that ended while this call travelled
+
+        self._giving = asyncio.ensure_future(give())
+
+    async def aclose(self) -> None:
+        """The run ended: give every allowance back (a no-op without a shared cap)."""
+        source = self._source
+        if source is None:
+            return
+        self._lost = self._lost or _Closed()  # no more asking or tidying
+        for task in (self._asking, self._giving):
+            if task is not None:  # let it land: a grant cut off here would be lost
+                with contextlib.suppress(Exception):
+                    await task
+        if isinstance(self._lost, _Closed):
+            with contextlib.suppress(Exception):
+                async with self._calls:
+                    # Holds end with the run: all but what was charged goes back.
+                    await self._give_back(source, max(0.0, self._allowance - self._charged))

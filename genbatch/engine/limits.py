@@ -21,6 +21,11 @@ rate gate, so a task never holds a rate token while it waits for a cap::
   delivered; the rate then climbs back with time.  Waiters pass in
   priority order.
 
+* :class:`LeasedRateGate` — a rate gate for one of several processes that
+  share one API key's limit (``genbatch run --ray``): the shared gate lives
+  elsewhere (a :class:`TokenSource`); this one spends tokens leased from it in
+  batches, paced at its share, and reports what the server answered.
+
 Priorities (:class:`Priority`): finishing work first — learning a job's
 outcome, downloads, renders — then the next step of a started row, and only
 then a new row.  The first videos land early and in-flight state stays small.
@@ -29,6 +34,7 @@ then a new row.  The first videos land early and in-flight state stays small.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 from collections import deque
@@ -110,12 +116,29 @@ ENGINE_CAP_UPLOADS: Final = 4
 ENGINE_CAP_DOWNLOADS: Final = 8
 
 
+#: A leased gate asks for this many seconds of its share per lease (the shared
+#: gate takes batch / rate seconds to issue it, so the next lease is asked for
+#: while half of this one is left) ...
+ENGINE_LEASE_SECONDS: Final = 0.5
+#: ... and for at least MIN, at most MAX tokens: few enough calls to the owner
+#: at any rate, never a batch that lasts seconds at a low one.
+ENGINE_LEASE_MIN: Final = 4
+ENGINE_LEASE_MAX: Final = 256
+#: Light-answer latencies one report carries at most (a sample is enough).
+ENGINE_LEASE_LATENCIES: Final = 64
+
 __all__ = [
     "ConcurrencyCap",
     "Gate",
+    "GateReport",
+    "Lease",
+    "LeasedRateGate",
     "Limits",
     "Priority",
     "RateGate",
+    "SharedSourceLost",
+    "SharedState",
+    "TokenSource",
     "through",
 ]
 
@@ -681,8 +704,293 @@ class RateGate:
             until = self._now() + max(0.0, reset_after)
             self._paused_until = max(self._paused_until, until)
 
+    async def aclose(self) -> None:
+        """Give back what the gate holds (nothing, for a gate of one process's own)."""
+
     def __repr__(self) -> str:
         return f"<RateGate {self.name!r} {self._rate:.2f}/{self.max_rate:.2f} rps {self._source}>"
+
+
+# --------------------------------------------------------------------------
+# One key's rate shared by several processes (genbatch run --ray)
+# --------------------------------------------------------------------------
+class SharedSourceLost(Exception):
+    """Mixed into what a :class:`TokenSource` or credit source raises when its
+    owner is gone for good: the run stops (rows stay resumable), saying this."""
+
+
+@dataclass(frozen=True, slots=True)
+class SharedState:
+    """What the owner of a shared rate tells each of its users.
+
+    ``pause``: seconds from now nobody sends (a 429's Retry-After), relative
+    so that clocks of other machines do not matter.  ``version`` grows with
+    every change a watcher must see (a pause, a new rate).
+    """
+
+    share: float
+    rate: float
+    source: str
+    ceiling: float
+    pause: float = 0.0
+    users: int = 1
+    version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """Tokens granted (each one request's worth) and the state when granted."""
+
+    tokens: int
+    state: SharedState
+
+
+@dataclass(slots=True)
+class GateReport:
+    """What one user of a shared gate saw since its last report.
+
+    The owner adapts its rate on it exactly as a process's own gate adapts on
+    each answer: successes (with light-answer latencies), 5xx and dropped
+    connections, 429s (``(retry_after, elapsed)`` each), a published limit.
+    ``hungry``: callers waited for tokens (the user could use more share).
+    """
+
+    ok: int = 0
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list)
+    limited: list[tuple[float | None, float]] = field(default_factory=list)
+    published: float | None = None
+    sent: int = 0
+    hungry: bool = False
+
+    def empty(self) -> bool:
+        return not (self.ok or self.errors or self.limited or self.sent or self.hungry) and (
+            self.published is None
+        )
+
+
+class TokenSource(Protocol):
+    """The owner of a shared rate, as one of its users reaches it."""
+
+    async def lease(self, want: int, report: GateReport) -> Lease:
+        """Up to ``want`` tokens (issued at the shared rate), after taking ``report``."""
+        ...
+
+    async def report(self, report: GateReport) -> SharedState:
+        """Take ``report`` now (a 429, a published limit: everyone must know)."""
+        ...
+
+    async def watch(self, version: int) -> SharedState:
+        """The state once its version is past ``version`` (a long poll)."""
+        ...
+
+    async def give_back(self, tokens: int, report: GateReport) -> None:
+        """Tokens leased and not spent, and the last report: this user is done."""
+        ...
+
+
+class LeasedRateGate(RateGate):
+    """A rate gate whose rate belongs to a gate shared with other processes.
+
+    The shared gate (one per API key, held by the :class:`TokenSource`'s
+    owner) does everything a :class:`RateGate` does — discovery, CUBIC, the
+    Retry-After pause — on what all its users report.  This one:
+
+    * spends tokens it leased in batches (``ENGINE_LEASE_SECONDS`` of its
+      share), asking for the next batch while half of one is left, so the
+      owner is not on any request's path;
+    * paces its sends at its *share* of the shared rate (the owner splits it
+      by demand), so tokens that arrive together leave spread out and the
+      users' sum never bunches above the shared rate;
+    * reports answers with each lease, and a 429 or a published limit at
+      once; a watcher applies every change of the shared state (a pause
+      stops this process's sends at once and drops the tokens it holds:
+      after a pause they would be a burst);
+    * gives back what it did not spend when it closes (:meth:`aclose`).
+
+    ``rate`` is the share (what the tuner and the poll hub size work by);
+    :meth:`describe` tells the shared rate.
+    """
+
+    def __init__(self, source: TokenSource, start: SharedState, *, name: str = "api") -> None:
+        ceiling = max(start.ceiling, ENGINE_RATE_MIN)
+        super().__init__(
+            min(max(start.share, ENGINE_RATE_MIN), ceiling), max_rate=ceiling, name=name
+        )
+        self._tokens_source = source
+        self._shared = start
+        self._tokens = 0
+        self._leasing: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
+        self._reporting: set[asyncio.Task[None]] = set()
+        self._report = GateReport()
+        self._published: float | None = None
+        self._failure: BaseException | None = None
+        self._closed = False
+
+    # -- what the engine reads -------------------------------------------------
+    @property
+    def source(self) -> str:
+        return self._shared.source
+
+    @property
+    def shared(self) -> SharedState:
+        """The shared gate's state as last heard."""
+        return self._shared
+
+    def describe(self) -> str:
+        label = {
+            "told": "(--rate)",
+            "header": "published by the server",
+            "probing": "probing",
+            "discovered": "discovered",
+            "ceiling": "ceiling (no limit seen)",
+        }.get(self._shared.source, self._shared.source)
+        rate = self._shared.rate
+        text = f"{rate:.0f}/s {label}" if rate >= 10 else f"{rate:.2g}/s {label}"
+        return f"{text}, shared by {self._shared.users}"
+
+    # -- tokens ----------------------------------------------------------------
+    def _batch(self) -> int:
+        want = round(self._rate * ENGINE_LEASE_SECONDS)
+        return max(ENGINE_LEASE_MIN, min(ENGINE_LEASE_MAX, want))
+
+    def _prefetch(self) -> None:
+        if self._closed or self._leasing is not None or self._failure is not None:
+            return
+        if self._tokens <= self._batch() // 2:
+            self._leasing = asyncio.ensure_future(self._lease())
+
+    async def _lease(self) -> None:
+        report, self._report = self._report, GateReport()
+        try:
+            lease = await self._tokens_source.lease(self._batch(), report)
+        except Exception as exc:
+            self._failure = exc  # every acquirer raises it (nobody awaits this task)
+            return
+        finally:
+            self._leasing = None
+        self._tokens += lease.tokens
+        self._apply(lease.state)
+        self._prefetch()
+
+    def _start(self) -> None:
+        if self._watching is None and not self._closed:
+            self._watching = asyncio.ensure_future(self._watch())
+
+    async def _watch(self) -> None:
+        while not self._closed:  # (a cancel can be lost in an awaited wait_for)
+            try:
+                state = await self._tokens_source.watch(self._shared.version)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failure = exc
+                return
+            self._apply(state)
+
+    def _apply(self, state: SharedState) -> None:
+        if state.version < self._shared.version:
+            return  # an answer overtaken by a newer one
+        self._shared = state
+        self.max_rate = max(state.ceiling, ENGINE_RATE_MIN)
+        self._set_rate(max(state.share, ENGINE_RATE_MIN))
+        if state.pause > 0:
+            until = self._now() + state.pause
+            if until > self._paused_until:
+                self._paused_until = until
+                self._tokens = 0  # spent after the pause they would be a burst
+
+    async def acquire(self, priority: int = Priority.CONTINUE) -> None:
+        self._start()
+        async with self._queue.slot(priority):
+            while True:
+                if self._failure is not None:
+                    raise self._failure
+                paused = await self._wait_pause()
+                if self._tokens <= 0:
+                    self._report.hungry = True
+                    self._prefetch()
+                    leasing = self._leasing
+                    if leasing is None:
+                        raise RuntimeError(f"rate gate {self.name!r} is closed")
+                    await asyncio.shield(leasing)
+                    continue
+                await self._limiter.acquire()
+                if await self._wait_pause() or paused:
+                    self._limiter.fill()
+                if self._tokens > 0:  # a pause may have dropped them meanwhile
+                    break
+            self._tokens -= 1
+            self._report.sent += 1
+            if self._queue._waiters:  # (same module) O(1), not the filtered count
+                self._report.hungry = True  # callers queue behind the pace: it could use more
+            self._prefetch()
+            self._record_send()
+        self.stats.acquired += 1
+        self.stats.by_priority[priority] = self.stats.by_priority.get(priority, 0) + 1
+
+    # -- what the server answered ---------------------------------------------
+    def on_success(self, latency: float | None = None) -> None:
+        report = self._report
+        report.ok += 1
+        if latency is not None and len(report.latencies) < ENGINE_LEASE_LATENCIES:
+            report.latencies.append(latency)
+
+    def on_error(self) -> None:
+        self._report.errors += 1
+
+    def on_published(self, rate: float) -> None:
+        if rate <= 0 or rate == self._published:
+            return
+        self._published = rate
+        self._report.published = rate
+        self._report_now()
+
+    def on_rate_limited(self, retry_after: float | None = None, *, elapsed: float = 0.0) -> None:
+        now = self._now()
+        wait = retry_after if retry_after is not None and retry_after >= 0 else None
+        until = now + (wait if wait is not None else ENGINE_RETRY_AFTER_DEFAULT)
+        self.stats.rate_limited += 1
+        if until > self._paused_until:
+            self.stats.paused_seconds += until - max(now, self._paused_until)
+            self._paused_until = until
+            self._tokens = 0
+        self._report.limited.append((retry_after, elapsed))
+        self._report_now()
+
+    def _report_now(self) -> None:
+        if self._closed:
+            return
+        report, self._report = self._report, GateReport()
+
+        async def send() -> None:
+            with contextlib.suppress(Exception):  # the next lease carries the news anyway
+                self._apply(await self._tokens_source.report(report))
+
+        task = asyncio.ensure_future(send())
+        self._reporting.add(task)
+        task.add_done_callback(self._reporting.discard)
+
+    async def aclose(self) -> None:
+        """Stop watching and give back the tokens not spent (with the last report)."""
+        if self._closed:
+            return
+        self._closed = True
+        tasks = [t for t in (self._leasing, self._watching, *self._reporting) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        tokens, self._tokens = self._tokens, 0
+        if self._failure is None:
+            with contextlib.suppress(Exception):
+                await self._tokens_source.give_back(tokens, self._report)
+
+    def __repr__(self) -> str:
+        return (
+            f"<LeasedRateGate {self.name!r} share {self._rate:.2f} of "
+            f"{self._shared.rate:.2f} rps, {self._tokens} tokens>"
+        )
 
 
 @dataclass(slots=True)

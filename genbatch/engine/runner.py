@@ -46,6 +46,7 @@ from genbatch.client.base import AttemptInfo
 from genbatch.client.routes import Route
 from genbatch.engine.credits import (
     CreditLedger,
+    CreditSource,
     CreditsRefused,
     Pricing,
     PricingError,
@@ -58,7 +59,16 @@ from genbatch.engine.journal import (
     Journal,
     JournalError,
 )
-from genbatch.engine.limits import ENGINE_ROWS_IN_FLIGHT, Limits, Priority, RateGate
+from genbatch.engine.limits import (
+    ENGINE_ROWS_IN_FLIGHT,
+    LeasedRateGate,
+    Limits,
+    Priority,
+    RateGate,
+    SharedSourceLost,
+    SharedState,
+    TokenSource,
+)
 from genbatch.engine.naming import NameAllocator, UnsafePathError, keep_earlier, safe_join
 from genbatch.engine.objectstore import VideoStore
 from genbatch.engine.paid import remaining_credits
@@ -82,17 +92,29 @@ from genbatch.engine.results import (
 )
 from genbatch.engine.rowplan import RowPlan, RowPlanError
 from genbatch.engine.services import PRIORITY, SENT_AT, RowServices
-from genbatch.engine.table import InputRow, RowError, Table
+from genbatch.engine.table import ENGINE_KEY_COLUMN, InputRow, RowError, Table
 from genbatch.engine.tuning import ENGINE_TUNE_ROWS_MAX, Tuner
 from genbatch.engine.watch import HubWatcher
 
 __all__ = [
     "RunOptions",
     "RunSummary",
+    "SharedBudget",
     "execute",
     "make_hooks",
     "make_limits",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class SharedBudget:
+    """The API key's rate and ``--max-credits`` when other processes spend them too
+    (``genbatch run --ray``): the API gate leases its tokens from ``tokens``
+    (starting from ``start``), the ledger its allowance from ``credits``."""
+
+    tokens: TokenSource
+    start: SharedState
+    credits: CreditSource | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +143,10 @@ class RunOptions:
     #: Test hook: told of every send (``("send", route, None)``, just past the
     #: rate gate) and every answer (``("done", route, info)``).
     observer: Callable[[str, Route, AttemptInfo | None], None] | None = None
+    #: A budget shared with other processes (None: this run's own gates and ledger).
+    shared: SharedBudget | None = None
+    #: Where a row's relative asset paths start (None: the table's folder).
+    assets_root: Path | None = None
 
 
 @dataclass(slots=True)
@@ -276,6 +302,12 @@ async def execute(opts: RunOptions) -> RunSummary:
         agent=opts.agent,
         pricing=opts.pricing,
     )
+    if opts.shared is None and table.distinct(ENGINE_KEY_COLUMN, 1):
+        raise StartError(
+            f"this table names an API key per row (its {ENGINE_KEY_COLUMN} column): run it "
+            "with --ray, which gives each key its own rate and budget, or drop the column "
+            "to run every row on GEN_API_KEY"
+        )
     journal = _open_journal(opts)
     try:
         _videos_dir(opts.out_dir)
@@ -371,6 +403,9 @@ class _Run:
         self.started = started
         self.limits = make_limits(opts.rate, opts.max_concurrency)
         self.ledger = CreditLedger(max_credits=opts.max_credits)
+        if opts.shared is not None:
+            self.limits.api = LeasedRateGate(opts.shared.tokens, opts.shared.start)
+            self.ledger = CreditLedger(max_credits=opts.max_credits, source=opts.shared.credits)
         self.counts = _Counts(table.row_count)
         self.names = NameAllocator()
         self.tasks: set[asyncio.Task[None]] = set()
@@ -465,7 +500,7 @@ class _Run:
                     pricing=self.pricing,
                     watcher=HubWatcher.for_rows(client, hub),
                     out_dir=opts.out_dir,
-                    assets_root=opts.table.resolve().parent,
+                    assets_root=opts.assets_root or opts.table.resolve().parent,
                     log=self.log,
                     milestone=opts.milestone,
                     busy=self.busy,
@@ -481,6 +516,8 @@ class _Run:
                         await self._stream(svc)
                 finally:
                     await self.tuner.stop()
+                    await self.limits.api.aclose()  # a shared budget gets back what
+                    await self.ledger.aclose()  # this run holds and did not spend
                     flusher.cancel()
                     await asyncio.gather(flusher, return_exceptions=True)
                     self.journal.flush()
@@ -659,6 +696,9 @@ class _Run:
             return None
         try:
             hold = await self.ledger.admit(need, key)
+        except SharedSourceLost as exc:
+            self._abort(str(exc))
+            return None
         except CreditsRefused as exc:
             if not (self.aborted or self.interrupted):
                 code = "max_credits" if exc.reason == "budget" else "insufficient_credits_for_job"
@@ -679,7 +719,8 @@ class _Run:
             if self.tuner is not None and status == "completed":
                 self.tuner.row_finished(time.monotonic() - began)
         except RunAborted as exc:
-            self._abort(f"the API key was refused (401): {exc}")
+            shared = isinstance(exc, SharedSourceLost)
+            self._abort(str(exc) if shared else f"the API key was refused (401): {exc}")
         except asyncio.CancelledError:
             pass  # SIGINT / abort: the journal keeps the row resumable
         except Exception as exc:  # a bug must not take the other rows down

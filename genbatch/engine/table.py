@@ -52,6 +52,7 @@ ENGINE_ROW_ID_MAX_CHARS: Final = 128
 ENGINE_VALUE_MAX_CHARS: Final = 20_000
 
 __all__ = [
+    "ENGINE_KEY_COLUMN",
     "RESERVED_COLUMNS",
     "InputRow",
     "RowError",
@@ -69,6 +70,10 @@ RESERVED_COLUMNS: tuple[str, ...] = (
     "idea_id",
     "publish_at",
 )
+#: A column naming, per row, the environment variable holding that row's API
+#: key (rows of many workspaces in one table): only a sharded run
+#: (``genbatch run --ray``) gives each key its own budget, so a plain run refuses it.
+ENGINE_KEY_COLUMN: Final = "api_key_env"
 _ID_COLUMNS = ("agent_id", "engine_id", "idea_id")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Spreadsheet formula triggers (OWASP CSV injection).  A leading "-" is only
