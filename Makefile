@@ -17,12 +17,16 @@ demo: $(STAMP)
 	$(BIN)/python -m genbatch demo
 
 # The suite, after the style and type gates CI must hold (ruff and mypy are pinned in pyproject).
+# Two workers, a test file each at a time (module fixtures such as the Ray cluster
+# start once): most of a test's time is waiting on simulated jobs, not CPU.
+PYTEST := $(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+
 test: lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(PYTEST)
 
 # The inner loop: the same gates, the suite without the fault matrix and the slow runs.
 check: lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not reliability and not slow"
+	$(PYTEST) -m "not reliability and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check genbatch tests benchmarks scripts

@@ -17,7 +17,7 @@ from genbatch.engine.plan import StartError
 
 def _recipe(tmp_path: Path, model: str, seconds: int) -> Path:
     """tiktok-vo-broll's default recipe with its b-roll card's model and duration."""
-    text = (resources.files("genbatch.recipes") / "tiktok-vo-broll.toml").read_text()
+    text = (resources.files("genbatch") / "recipes" / "tiktok-vo-broll.toml").read_text()
     assert 'model = "veo_3_fast"' in text and "duration = 5" in text
     path = tmp_path / f"{model}-{seconds}.toml"
     path.write_text(
