@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from genbatch.cli import UsageError
-from genbatch.cli.run import print_summary, run_options
+from genbatch.cli.run import print_summary, run_options, run_report
 from genbatch.cli.target import ENGINE_SIM_TIME_SCALE, open_target
 
 if TYPE_CHECKING:
@@ -57,7 +57,10 @@ def _demo(args: argparse.Namespace) -> int:
     summary = asyncio.run(_demo_run(args))
     print_summary(summary)
     out = Path(args.out)
+    report = run_report(out)
     print(f"\nThe demo's videos are in {out / 'videos'}/ and its table in {out / 'results.csv'}")
+    if report is not None:
+        print(f"Open {report} in a browser to see them all.")
     return summary.exit_code
 
 

@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # loaded when a run starts, not for --help
     from genbatch.engine.objectstore import VideoStore
     from genbatch.engine.runner import RunOptions, RunSummary
 
-__all__ = ["add_table_args", "print_summary", "register", "run_options"]
+__all__ = ["add_table_args", "print_summary", "register", "run_options", "run_report"]
 
 
 # --------------------------------------------------------------------------
@@ -212,7 +212,7 @@ def hints(reasons: Mapping[str, int]) -> list[str]:
     return lines or ["rerun the same command to retry them"]
 
 
-def _report(out_dir: Path) -> str | None:
+def run_report(out_dir: Path) -> str | None:
     """OUT/report.html for the run just ended; a report that cannot be made is
     said on stderr and never changes the run's exit code."""
     from genbatch.report import ReportError, write_report
@@ -231,7 +231,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_sharded(args)
     store = video_store(args)
     summary = asyncio.run(_run(args, store))
-    report = _report(summary.out_dir)
+    report = run_report(summary.out_dir)
     if args.json:
         print(json.dumps({**summary.to_json(), "report": report}, indent=2))
     else:

@@ -97,3 +97,7 @@ def test_demo_command_prints_where_things_are(tmp_path: Path) -> None:
     assert f"{out / 'videos'}" in proc.stdout
     assert f"{out / 'results.csv'}" in proc.stdout
     assert len(list((out / "videos").glob("*.mp4"))) == 12
+    # ... and the report that shows them all.
+    report = out / "report.html"
+    assert f"Open {report} in a browser" in proc.stdout
+    assert report.read_text(encoding="utf-8").count('class="card') >= 12
