@@ -212,9 +212,23 @@ def hints(reasons: Mapping[str, int]) -> list[str]:
     return lines or ["rerun the same command to retry them"]
 
 
-def run_report(out_dir: Path) -> str | None:
-    """OUT/report.html for the run just ended; a report that cannot be made is
-    said on stderr and never changes the run's exit code."""
+#: The largest run `genbatch run` writes report.html for by itself: the page
+#: holds every row (at 100,000 rows it is ~40 MB, and building it takes ~1.5 GB
+#: of memory, ten times what the run itself needs); past it,
+#: `genbatch report OUT` writes it on request.
+ENGINE_REPORT_AUTO_ROWS: Final = 20_000
+
+
+def run_report(out_dir: Path, rows: int = 0) -> str | None:
+    """OUT/report.html for the run just ended (``rows``: the run's size); a report
+    that cannot be made is said on stderr and never changes the run's exit code."""
+    if rows > ENGINE_REPORT_AUTO_ROWS:
+        print(
+            f"genbatch: report not written for {rows:,} rows (more than "
+            f"{ENGINE_REPORT_AUTO_ROWS:,}); `genbatch report {out_dir}` writes it",
+            file=sys.stderr,
+        )
+        return None
     from genbatch.report import ReportError, write_report
 
     try:
@@ -231,7 +245,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return run_sharded(args)
     store = video_store(args)
     summary = asyncio.run(_run(args, store))
-    report = run_report(summary.out_dir)
+    report = run_report(summary.out_dir, summary.total)
     if args.json:
         print(json.dumps({**summary.to_json(), "report": report}, indent=2))
     else:

@@ -51,3 +51,14 @@ def test_report_prints_the_path_of_the_page(
         ("script: empty", ["r1"]),
         ("not started (the run stopped first); rerun the same command", ["r2"]),
     ]
+
+
+def test_a_run_past_the_automatic_size_leaves_the_report_to_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from genbatch.cli.run import ENGINE_REPORT_AUTO_ROWS, run_report
+
+    assert run_report(tmp_path, ENGINE_REPORT_AUTO_ROWS + 1) is None
+    err = capsys.readouterr().err
+    assert f"genbatch report {tmp_path}" in err and "report not written for" in err
+    assert not (tmp_path / "report.html").exists()
