@@ -22,8 +22,11 @@ and URLs come from servers and tables we do not control.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +64,9 @@ STEP_GROUPS: Final = (
     "publish",
 )
 
+#: Result lines per batch when the tables are written (memory stays flat in the
+#: table's length: a batch is a few MB).
+ENGINE_RESULTS_BATCH: Final = 5_000
 _SCHEMA: Final[dict[str, type[pl.DataType]]] = {
     "row_id": pl.String,
     "status": pl.String,
@@ -236,15 +242,42 @@ def write_table(
 
 
 def write_results(journal: Journal, out_dir: Path) -> ResultFiles:
-    """Write ``results.parquet`` and ``results.csv`` into ``out_dir`` (atomically)."""
-    lines = list(iter_results(journal))
-    frame = (
-        pl.DataFrame(lines, schema=_SCHEMA, orient="row") if lines else pl.DataFrame(schema=_SCHEMA)
-    )
-    parquet, csv_path = write_table(
-        out_dir, frame, lines, parquet_name=ENGINE_RESULTS_PARQUET, csv_name=ENGINE_RESULTS_CSV
-    )
+    """Write ``results.parquet`` and ``results.csv`` into ``out_dir`` (atomically).
+
+    Streamed in batches of ``ENGINE_RESULTS_BATCH`` lines, so memory does not
+    grow with the table: the CSV is written line by line, the Parquet file
+    is sunk from per-batch parts (in a scratch dir inside ``out_dir``,
+    removed after)."""
+    parquet = safe_join(out_dir, ENGINE_RESULTS_PARQUET, companions=(".tmp",))
+    csv_path = safe_join(out_dir, ENGINE_RESULTS_CSV, companions=(".tmp",))
+    columns = list(_SCHEMA)
     counts: dict[str, int] = {}
-    for line in lines:
-        counts[line["status"]] = counts.get(line["status"], 0) + 1
-    return ResultFiles(parquet, csv_path, len(lines), counts)
+    rows = 0
+    scratch = Path(tempfile.mkdtemp(prefix=".results-", dir=out_dir))
+    try:
+        parts: list[Path] = []
+        csv_tmp = csv_path.with_name(csv_path.name + ".tmp")
+        with csv_tmp.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(columns)
+            lines = iter_results(journal)
+            while batch := list(itertools.islice(lines, ENGINE_RESULTS_BATCH)):
+                part = scratch / f"{len(parts):06d}.parquet"
+                pl.DataFrame(batch, schema=_SCHEMA, orient="row").write_parquet(part)
+                parts.append(part)
+                for line in batch:
+                    writer.writerow(
+                        ["" if line.get(c) is None else csv_escape(line[c]) for c in columns]
+                    )
+                    counts[line["status"]] = counts.get(line["status"], 0) + 1
+                rows += len(batch)
+        tmp = parquet.with_name(parquet.name + ".tmp")
+        if parts:
+            pl.scan_parquet(parts).sink_parquet(tmp)
+        else:
+            pl.DataFrame(schema=_SCHEMA).write_parquet(tmp)
+        os.replace(tmp, parquet)
+        os.replace(csv_tmp, csv_path)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return ResultFiles(parquet, csv_path, rows, counts)
