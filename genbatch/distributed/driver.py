@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
 import os
 import time
 from collections.abc import Callable
@@ -37,11 +35,10 @@ from genbatch.distributed.partition import (
 from genbatch.distributed.shard import Secret, ShardSpec, run_shard
 from genbatch.engine.journal import (
     ENGINE_JOURNAL_FILE,
-    ENGINE_LOCK_FILE,
     Journal,
     JournalError,
+    lock_out_dir,
 )
-from genbatch.engine.naming import UnsafePathError, open_nofollow, safe_join
 from genbatch.engine.pipeline import ENGINE_VIDEOS_DIR
 from genbatch.engine.plan import StartError, prepare
 from genbatch.engine.progress import ENGINE_RUN_LOG
@@ -173,28 +170,12 @@ def _check_out(out_dir: Path) -> None:
 
 
 def _lock(out_dir: Path) -> int:
-    """The output dir's lock (the file a single run takes, so ``genbatch status``
+    """The output dir's lock (the one a single run takes, so ``genbatch status``
     reads the driver as the live process)."""
     try:
-        fd = open_nofollow(
-            safe_join(out_dir, ENGINE_LOCK_FILE, companions=()), os.O_RDWR | os.O_CREAT, 0o644
-        )
-    except (UnsafePathError, OSError) as exc:
-        raise StartError(f"{out_dir}: cannot create the lock file: {exc}") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        if exc.errno in {errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES}:
-            raise StartError(
-                f"{out_dir} is in use by another genbatch process (pid {holder}); "
-                "wait for it to finish, or choose another --out"
-            ) from None
-        raise
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
+        return lock_out_dir(out_dir)
+    except JournalError as exc:
+        raise StartError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------

@@ -105,6 +105,7 @@ __all__ = [
     "idempotency_key",
     "journal_table",
     "live_holder",
+    "lock_out_dir",
 ]
 
 RowStatus = Literal["pending", "running", "completed", "failed", "skipped"]
@@ -405,7 +406,7 @@ class Journal:
             return cls(conn, path, run[0], True, None, clock)
 
         out.mkdir(parents=True, exist_ok=True)
-        lock_fd = _lock(out)
+        lock_fd = lock_out_dir(out)
         try:
             try:
                 path = safe_join(out, ENGINE_JOURNAL_FILE, companions=("-wal", "-shm", "-journal"))
@@ -921,8 +922,9 @@ def live_holder(out_dir: Path | str) -> int | None:
         os.close(fd)
 
 
-def _lock(out: Path) -> int:
-    """Take the directory's exclusive lock or raise :class:`JournalLocked`."""
+def lock_out_dir(out: Path) -> int:
+    """Take the output dir's exclusive lock (its fd, holding our pid) or raise
+    :class:`JournalLocked`; a sharded run's driver takes the same lock."""
     try:
         path = safe_join(out, ENGINE_LOCK_FILE, companions=())
         fd = open_nofollow(path, os.O_RDWR | os.O_CREAT, 0o644)
