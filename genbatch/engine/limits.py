@@ -285,6 +285,22 @@ class RateStats:
     by_priority: dict[int, int] = field(default_factory=dict)
 
 
+#: How :func:`describe_rate` names where a rate comes from.
+_RATE_SOURCES: Final = {
+    "told": "(--rate)",
+    "header": "published by the server",
+    "probing": "probing",
+    "discovered": "discovered",
+    "ceiling": "ceiling (no limit seen)",
+}
+
+
+def describe_rate(rate: float, source: str) -> str:
+    """``"58/s discovered"``: a rate and where it comes from, for people."""
+    label = _RATE_SOURCES.get(source, source)
+    return f"{rate:.0f}/s {label}" if rate >= 10 else f"{rate:.2g}/s {label}"
+
+
 class RateGate:
     """Adaptive per-host rate gate: CUBIC-like, in requests/second, on aiolimiter.
 
@@ -425,15 +441,7 @@ class RateGate:
 
     def describe(self) -> str:
         """``"58/s discovered"``: the rate and where it comes from, for people."""
-        label = {
-            "told": "(--rate)",
-            "header": "published by the server",
-            "probing": "probing",
-            "discovered": "discovered",
-            "ceiling": "ceiling (no limit seen)",
-        }[self._source]
-        rate = self._rate
-        return f"{rate:.0f}/s {label}" if rate >= 10 else f"{rate:.2g}/s {label}"
+        return describe_rate(self._rate, self._source)
 
     @property
     def waiting(self) -> int:
@@ -839,16 +847,8 @@ class LeasedRateGate(RateGate):
         return self._shared
 
     def describe(self) -> str:
-        label = {
-            "told": "(--rate)",
-            "header": "published by the server",
-            "probing": "probing",
-            "discovered": "discovered",
-            "ceiling": "ceiling (no limit seen)",
-        }.get(self._shared.source, self._shared.source)
-        rate = self._shared.rate
-        text = f"{rate:.0f}/s {label}" if rate >= 10 else f"{rate:.2g}/s {label}"
-        return f"{text}, shared by {self._shared.users}"
+        shared = self._shared
+        return f"{describe_rate(shared.rate, shared.source)}, shared by {shared.users}"
 
     # -- tokens ----------------------------------------------------------------
     def _batch(self) -> int:
