@@ -94,7 +94,7 @@ ENGINE_RATE_MARGIN: Final = 0.95
 #: A limit the server publishes is held at this fraction of it: requests
 #: bunch on the wire, and a bucket run at exactly its rate empties by chance
 #: into a 429 whose Retry-After stops every request for a second.
-ENGINE_RATE_HEADER_SHARE: Final = 0.95
+ENGINE_RATE_HEADER_SHARE: Final = 0.99
 #: Seconds for the rate to climb back to its anchor after a 429 (CUBIC's K);
 #: it then probes above: +ENGINE_RATE_PROBE of the anchor after another K.
 #: Each time a 429 pins the limit where the last one did (within
