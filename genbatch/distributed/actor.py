@@ -14,6 +14,7 @@ Ray is imported inside functions only: importing this module costs nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any, Final
 
 from genbatch.distributed.budget import KeyBudget
@@ -87,6 +88,13 @@ def budget_actor(rate: float | None, max_credits: float | None, name: str) -> An
     ).remote(rate, max_credits, name)
 
 
+def _cancel(ref: Any) -> None:
+    import ray
+
+    with contextlib.suppress(Exception):
+        ray.cancel(ref)
+
+
 class ActorSource:
     """One shard's handle on its key's budget actor (tokens and credits)."""
 
@@ -99,8 +107,15 @@ class ActorSource:
 
         delay = DISTRIBUTED_CALL_BACKOFF
         for attempt in range(DISTRIBUTED_CALL_TRIES):
+            ref = getattr(self._actor, method).remote(self.shard, *args)
             try:
-                return await getattr(self._actor, method).remote(self.shard, *args)
+                return await ref
+            except asyncio.CancelledError:
+                # A lease or watch abandoned (the shard closes): stop it in the
+                # actor too, or it keeps pacing tokens out to nobody and is
+                # retried against the actor once the driver has killed it.
+                _cancel(ref)
+                raise
             except RayError as exc:
                 if attempt + 1 >= DISTRIBUTED_CALL_TRIES:
                     raise BudgetLost(

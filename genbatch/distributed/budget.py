@@ -248,10 +248,17 @@ class KeyBudget:
             # One lease at a time passes the gate: batches leave whole, in turn,
             # rather than all finishing together at the end of a round.
             async with self._issuing:
-                for _ in range(want - got):
-                    await self.gate.acquire(Priority.CONTINUE)
-                    got += 1
-                    self.issued += 1
+                try:
+                    for _ in range(want - got):
+                        await self.gate.acquire(Priority.CONTINUE)
+                        got += 1
+                        self.issued += 1
+                except asyncio.CancelledError:
+                    # The shard closed while it waited: what passed the gate
+                    # is the other users' now.
+                    if got:
+                        self._refunds.append((time.monotonic(), got))
+                    raise
         user = self._user(shard)
         now = time.monotonic()
         user.seen = now

@@ -124,6 +124,27 @@ async def test_a_429_seen_by_one_user_pauses_every_user() -> None:
     await b.aclose()
 
 
+async def test_a_lease_abandoned_half_way_gives_its_tokens_to_the_others() -> None:
+    """A shard that closes while its lease waits at the key's gate: the lease
+    stops there, and the tokens that had passed go to the next lease at once."""
+    budget = KeyBudget(rate=20.0)
+    budget.register("a")
+    budget.register("b")
+    waiting = asyncio.ensure_future(budget.lease("a", 40, GateReport()))
+    await asyncio.sleep(0.5)  # ~10 tokens through the 20/s gate
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    issued = budget.issued
+    assert 5 <= issued <= 15, issued
+    started = time.monotonic()
+    lease = await budget.lease("b", issued, GateReport())
+    # Refunded, not paced again: no wait, and the gate issued nothing more.
+    assert lease.tokens == issued
+    assert time.monotonic() - started < 0.1
+    assert budget.issued == issued
+
+
 async def test_a_published_limit_reaches_the_shared_gate() -> None:
     budget = KeyBudget(rate=None)  # discover
     (a,) = gates(budget, 1)
