@@ -329,7 +329,7 @@ class Table:
         except (pl.exceptions.PolarsError, OSError) as exc:
             raise TableError(f"{path}: cannot read the table: {exc}") from None
         if fmt == "csv":
-            _check_csv_header(path)
+            _check_csv_shape(path)
         if "row_id" not in columns:
             raise TableError(
                 f"{path}: no 'row_id' column (found: {', '.join(columns) or 'none'}); "
@@ -462,16 +462,32 @@ def _scan(path: Path, fmt: Literal["csv", "parquet"]) -> pl.LazyFrame:
     return pl.scan_parquet(path)
 
 
-def _check_csv_header(path: Path) -> None:
-    """Refuse repeated column names (polars would silently rename them)."""
+def _check_csv_shape(path: Path) -> None:
+    """Refuse repeated column names (polars would silently rename them) and a
+    record with more fields than the header or an unclosed quote, naming its
+    line: polars would stop on it mid-run, after the rows before it had run."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
-            header = next(csv.reader(fh), [])
+            reader = csv.reader(fh, strict=True)
+            header = next(reader, [])
+            repeated = sorted(name for name, n in Counter(header).items() if n > 1)
+            if repeated:
+                raise TableError(f"{path}: repeated column name(s): {', '.join(repeated)}")
+            number = 0
+            try:
+                for number, record in enumerate(reader, start=1):
+                    if len(record) > len(header):
+                        raise TableError(
+                            f"{path}: line {reader.line_num} (row #{number}) has "
+                            f"{len(record)} fields, the header {len(header)}; "
+                            "quote a value that contains a comma"
+                        )
+            except csv.Error as exc:
+                raise TableError(
+                    f"{path}: line {reader.line_num} (row #{number + 1}) cannot be read: {exc}"
+                ) from None
     except UnicodeDecodeError:
         raise TableError(f"{path}: the file is not UTF-8 text") from None
-    repeated = sorted(name for name, n in Counter(header).items() if n > 1)
-    if repeated:
-        raise TableError(f"{path}: repeated column name(s): {', '.join(repeated)}")
 
 
 def _check_row_ids(path: Path, lf: pl.LazyFrame) -> int:

@@ -114,6 +114,14 @@ def test_repeated_header_is_refused(tmp_path: Path) -> None:
         (b"row_id,agent_id,template\n", "t.csv", "no rows"),
         (b"row_id,agent_id,template\n1,\xff\xfe,t\n", "t.csv", "UTF-8|utf-8"),
         (b"row_id\n1\n", "t.xlsx", "unsupported"),
+        # A comma left unquoted: refused before anything runs, naming the line
+        # (polars would stop on it mid-run, when its batch is read).
+        (
+            b"row_id,agent_id,template,hook\na,1,t,x\nb,1,t,y,z\n",
+            "t.csv",
+            r"line 3 \(row #2\) has 5 fields, the header 4",
+        ),
+        (b'row_id,agent_id,template,hook\na,1,t,"open\n', "t.csv", "line 2 .*cannot be read"),
     ],
 )
 def test_unreadable_tables(tmp_path: Path, content: bytes, name: str, match: str) -> None:
