@@ -32,7 +32,7 @@ from genbatch.distributed.partition import (
     shard_dir,
     write_inputs,
 )
-from genbatch.distributed.shard import Secret, ShardSpec, run_shard
+from genbatch.distributed.shard import Secret, ShardSpec, run_shard, warm_worker
 from genbatch.engine.journal import (
     ENGINE_JOURNAL_FILE,
     Journal,
@@ -55,6 +55,8 @@ DISTRIBUTED_SHARD_CPUS: Final = 1.0
 DISTRIBUTED_PROGRESS_SECONDS: Final = 2.0
 #: Seconds a cancelled shard gets to stop before the driver moves on.
 DISTRIBUTED_CANCEL_SECONDS: Final = 10.0
+#: Longest wait for the key actors and warm shard workers before the shards go.
+DISTRIBUTED_WARM_SECONDS: Final = 60.0
 
 __all__ = [
     "DISTRIBUTED_SHARDS_DEFAULT",
@@ -112,7 +114,8 @@ class ShardedSummary:
 
     summary: RunSummary
     shards: list[ShardOutcome]
-    #: Seconds to start or join Ray (apart from the run's own time).
+    #: Seconds to start or join Ray, then to have the key actors up and the
+    #: shards' workers loaded (apart from the run's own time).
     ray_seconds: float
     #: Per key label: its budget actor's gate and credits at the end.
     budgets: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -210,11 +213,11 @@ async def run_sharded(run: ShardedRun) -> ShardedSummary:
             _fresh(run, part, inputs)
         # In this thread: Ray sets its signal handlers from the main thread only.
         conn = connect(run.address, cpus=max(len(part.shards), os.cpu_count() or 1))
-        outcomes, budgets, interrupted = await _run_shards(run, part, inputs, keys)
+        outcomes, budgets, interrupted, warm = await _run_shards(run, part, inputs, keys)
         results = await asyncio.to_thread(merge_results, out, row_ids(frame))
         summary = _summarise(run, part, outcomes, results, budgets, interrupted, started)
         return ShardedSummary(
-            summary, outcomes, conn.seconds, budgets, kept=part.kept, placed=part.placed
+            summary, outcomes, conn.seconds + warm, budgets, kept=part.kept, placed=part.placed
         )
     finally:
         if conn is not None:
@@ -257,10 +260,10 @@ def _spec(run: ShardedRun, index: int, key: str, table: Path, limit: int | None)
 
 async def _run_shards(
     run: ShardedRun, part: Partition, inputs: dict[int, Path], keys: dict[str, str]
-) -> tuple[list[ShardOutcome], dict[str, dict[str, Any]], bool]:
+) -> tuple[list[ShardOutcome], dict[str, dict[str, Any]], bool, float]:
     import ray
 
-    actors = {label: budget_actor(run.rate, run.max_credits, label) for label in part.labels()}
+    actors, warm_seconds = await _start(run, part)
     task = ray.remote(run_shard).options(
         num_cpus=run.shard_cpus,
         max_retries=run.retries,
@@ -303,7 +306,34 @@ async def _run_shards(
             budgets[label] = await asyncio.wait_for(actor.summary.remote(), 10.0)
         with contextlib.suppress(Exception):
             ray.kill(actor)
-    return [outcomes[i] for i in sorted(outcomes)], budgets, interrupted
+    return [outcomes[i] for i in sorted(outcomes)], budgets, interrupted, warm_seconds
+
+
+async def _start(run: ShardedRun, part: Partition) -> tuple[dict[str, Any], float]:
+    """Each key's budget actor, and the shards' imports done in as many workers,
+    waited for (at most ``DISTRIBUTED_WARM_SECONDS``: only a head start; a busy
+    cluster's shards queue as they would anyway).  Ray's start-up, not the
+    run's: a shard taken by a warm worker starts at once.  The actors, and the
+    seconds it took."""
+    import ray
+
+    started = time.monotonic()
+    actors = {label: budget_actor(run.rate, run.max_credits, label) for label in part.labels()}
+    warm = ray.remote(warm_worker).options(num_cpus=run.shard_cpus, scheduling_strategy="SPREAD")
+    refs = [a.__ray_ready__.remote() for a in actors.values()]
+    refs += [warm.remote() for _ in part.shards]
+    waits = [asyncio.ensure_future(_result(ref)) for ref in refs]
+    try:
+        await asyncio.wait(waits, timeout=DISTRIBUTED_WARM_SECONDS)
+    except BaseException:  # ^C while Ray starts: leave no actor behind
+        for actor in actors.values():
+            with contextlib.suppress(Exception):
+                ray.kill(actor)
+        raise
+    finally:
+        for fut in waits:
+            fut.cancel()
+    return actors, time.monotonic() - started
 
 
 async def _result(ref: Any) -> dict[str, Any] | BaseException:

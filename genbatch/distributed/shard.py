@@ -33,7 +33,14 @@ from genbatch.errors import GenError
 #: Beside each shard's journal: which process runs it now.
 DISTRIBUTED_WORKER_FILE: Final = "worker.json"
 
-__all__ = ["DISTRIBUTED_WORKER_FILE", "Secret", "ShardSpec", "run_shard", "shard_main"]
+__all__ = [
+    "DISTRIBUTED_WORKER_FILE",
+    "Secret",
+    "ShardSpec",
+    "run_shard",
+    "shard_main",
+    "warm_worker",
+]
 
 
 class Secret:
@@ -138,3 +145,10 @@ async def shard_main(spec: ShardSpec, key: Secret, actor: Any) -> dict[str, Any]
 def run_shard(spec: ShardSpec, key: Secret, actor: Any) -> dict[str, Any]:
     """The Ray task's body: one event loop for the shard's run."""
     return asyncio.run(shard_main(spec, key, actor))
+
+
+def warm_worker() -> int:
+    """A Ray task that only loads this module (the engine, the client, their
+    imports) into a worker: run once per shard before the shards, the workers
+    that then take them start at once.  Its pid."""
+    return os.getpid()

@@ -115,6 +115,9 @@ async def test_four_shards_keep_one_key_under_its_limit_and_its_credit_cap(
     # Every shard ran in its own worker, on both nodes.
     assert len({s.result["pid"] for s in result.shards if s.result}) == 4
     assert len({s.result["node"] for s in result.shards if s.result}) == 2
+    # Ray's part (the key's actor up, the shards' workers loaded) is told apart.
+    assert 0 < result.ray_seconds < summary.seconds
+    assert result.to_json()["ray_seconds"] == round(result.ray_seconds, 3)
     led = sim.ledger()
     rows = check_outputs(led, out, table)
     # The combined rate, as the simulator saw it: never above the limit over 2 s.
