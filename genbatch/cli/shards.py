@@ -78,8 +78,8 @@ def run_sharded(args: argparse.Namespace) -> int:
 
         print_summary(result.summary)
         print(
-            f"ray:     {len(result.shards)} shards, started or joined in "
-            f"{result.ray_seconds:.1f} s",
+            f"ray:     {len(result.shards)} shards; Ray, key actors and shard workers "
+            f"ready in {result.ray_seconds:.1f} s",
             flush=True,
         )
         for shard in result.shards:

@@ -115,7 +115,7 @@ class ShardedSummary:
     summary: RunSummary
     shards: list[ShardOutcome]
     #: Seconds to start or join Ray, then to have the key actors up and the
-    #: shards' workers loaded (apart from the run's own time).
+    #: shards' workers loaded (part of ``summary.seconds``, told apart).
     ray_seconds: float
     #: Per key label: its budget actor's gate and credits at the end.
     budgets: dict[str, dict[str, Any]] = field(default_factory=dict)
