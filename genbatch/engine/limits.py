@@ -80,9 +80,11 @@ ENGINE_RATE_DEFAULT: Final = 10.0
 #: covers one that is smaller).
 ENGINE_RATE_BURST: Final = 4.0
 #: ... and at most this many seconds of the gate's current rate (>= 1): a
-#: server bucket smaller than our burst 429s whatever our rate, and at low
-#: rates spacing costs nothing (timer lateness only matters at high rates).
-ENGINE_RATE_BURST_SECONDS: Final = 0.01
+#: server bucket smaller than our burst 429s whatever our rate.  Enough for a
+#: token or two at ~50-150/s, where a 1-token bucket lost ~10 % of the rate
+#: to late wake-ups (a millisecond late is a tenth of a 100/s spacing); below
+#: ~35/s a late timer costs little and the bucket stays at one.
+ENGINE_RATE_BURST_SECONDS: Final = 0.03
 #: Floor of the adaptive rate (requests/second) however many 429s arrive.
 ENGINE_RATE_MIN: Final = 0.5
 #: Multiplicative decrease of the measured send rate on a 429 when the
