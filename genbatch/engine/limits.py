@@ -49,10 +49,10 @@ from aiolimiter import AsyncLimiter
 #: Told nothing (no --rate), a gate starts here and discovers the limit.  GEN
 #: documents no limit today ("not currently enforced"), and recommends firing
 #: many generations at once: a start a plain script would beat is no politeness.
-ENGINE_RATE_START: Final = 20.0
+ENGINE_RATE_START: Final = 40.0
 #: ... doubling every this many seconds while its callers use the rate it has
 #: (slow start), until the first sign of overload or the ceiling.
-ENGINE_RATE_SLOW_START_STEP: Final = 0.25
+ENGINE_RATE_SLOW_START_STEP: Final = 0.2
 #: A gate "uses its rate" when it sent at least this share of it.
 ENGINE_RATE_SATURATED: Final = 0.8
 #: The polite ceiling per host when untold: never more requests/second to a
