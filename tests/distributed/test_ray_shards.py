@@ -184,6 +184,54 @@ async def test_a_shard_whose_worker_is_killed_is_retried_and_resumes(
     assert status.live is None
 
 
+@pytest.mark.slow
+async def test_an_interrupted_sharded_run_stops_and_the_same_run_resumes(
+    sim: Any, tmp_path: Path
+) -> None:
+    """^C in the driver (its task cancelled): the shards are cancelled and stop
+    with their rows resumable, the run says it was interrupted (exit 130); the
+    same run again finishes every row, none paid twice."""
+    rows_n = 160
+    table = vo_table(tmp_path / "t.csv", rows_n)
+    out = tmp_path / "out"
+
+    def completed() -> int:
+        done = 0
+        for k in range(2):
+            with contextlib.suppress(Exception):
+                journal = Journal.open(out / "shards" / str(k), read_only=True)
+                try:
+                    done += journal.counts()["completed"]
+                finally:
+                    journal.close()
+        return done
+
+    def api_calls() -> dict[str, int]:
+        routes = sim.ledger()["requests"]["by_route"]  # (its own reads are /_sim/)
+        return {r: n for r, n in routes.items() if " /v1/" in r or " /cdn/" in r}
+
+    run = asyncio.ensure_future(run_sharded(sharded(sim, table, out, shards=2)))
+    for _ in range(600):  # the journals are the only sign of progress: look every 0.1 s
+        if completed() >= 20 or run.done():
+            break
+        await asyncio.sleep(0.1)
+    assert not run.done(), "the run finished before it could be interrupted"
+    run.cancel()
+    first: ShardedSummary = await run
+    assert first.summary.interrupted and first.exit_code == 130, first.to_json()
+    assert first.summary.counts["completed"] < rows_n
+    # Nothing runs after the driver has returned: no call reaches the simulator.
+    before = api_calls()
+    await asyncio.sleep(1.0)
+    assert api_calls() == before
+
+    second = await run_sharded(sharded(sim, table, out, shards=2))
+    assert second.summary.counts["completed"] == rows_n, second.to_json()
+    assert second.exit_code == 0
+    assert sum(s.result["identity"]["kept"] for s in second.shards if s.result) >= 20
+    check_outputs(sim.ledger(), out, table)
+
+
 def _cli_words(address: str, *words: str) -> list[str]:
     """``genbatch run ... --ray ADDRESS``, for the real command line."""
     return ["run", *words, "--ray", address]
