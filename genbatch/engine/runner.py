@@ -91,7 +91,7 @@ from genbatch.engine.results import (
     write_results,
 )
 from genbatch.engine.rowplan import RowPlan, RowPlanError
-from genbatch.engine.services import PRIORITY, SENT_AT, RowServices
+from genbatch.engine.services import PRIORITY, ROW_CLOCK, SENT_AT, RowClock, RowServices
 from genbatch.engine.table import ENGINE_KEY_COLUMN, InputRow, RowError, Table
 from genbatch.engine.tuning import ENGINE_TUNE_ROWS_MAX, Tuner
 from genbatch.engine.watch import HubWatcher
@@ -234,6 +234,9 @@ def make_hooks(
     async def before(route: Route) -> None:
         await gate_of(route).acquire(PRIORITY.get())
         SENT_AT.set(time.time())
+        clock = ROW_CLOCK.get()
+        if clock is not None and clock.first_sent is None:
+            clock.first_sent = time.monotonic()
         if observer is not None:
             observer("send", route, None)
 
@@ -712,12 +715,13 @@ class _Run:
     async def _row(
         self, svc: RowServices, row: InputRow, plan: RowPlan, name: str, hold: RowReservation
     ) -> None:
-        began = time.monotonic()
+        clock = RowClock()
+        ROW_CLOCK.set(clock)
         try:
             status = await run_row(svc, row, plan, name, hold, self.opts.videos_to)
             self.counts.add(status)
-            if self.tuner is not None and status == "completed":
-                self.tuner.row_finished(time.monotonic() - began)
+            if self.tuner is not None and status == "completed" and clock.first_sent:
+                self.tuner.row_finished(time.monotonic() - clock.first_sent)
         except RunAborted as exc:
             shared = isinstance(exc, SharedSourceLost)
             self._abort(str(exc) if shared else f"the API key was refused (401): {exc}")

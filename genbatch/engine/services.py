@@ -43,8 +43,10 @@ __all__ = [
     "ENGINE_PUBLISH_WAIT_MAX",
     "ENGINE_STEP_RETRY_DELAY",
     "PRIORITY",
+    "ROW_CLOCK",
     "SENT_AT",
     "JobWatcher",
+    "RowClock",
     "RowServices",
 ]
 
@@ -56,6 +58,25 @@ PRIORITY: contextvars.ContextVar[int] = contextvars.ContextVar(
 #: the hook): a paid POST's journal entry says when it really went out.
 SENT_AT: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "genbatch_sent_at", default=None
+)
+
+
+class RowClock:
+    """When a row's first request cleared the rate gate (set once by the hook).
+
+    A row's time in service starts there, not at admission: the time it waited
+    for that first request is the queue the rows cap itself makes, and sizing
+    the cap by it (Little's law) would grow the queue it measures."""
+
+    __slots__ = ("first_sent",)
+
+    def __init__(self) -> None:
+        self.first_sent: float | None = None
+
+
+#: The current row's clock (each row task sets its own; its sub-tasks share it).
+ROW_CLOCK: contextvars.ContextVar[RowClock | None] = contextvars.ContextVar(
+    "genbatch_row_clock", default=None
 )
 
 

@@ -122,7 +122,8 @@ class Tuner:
 
     # -- what the run tells it ---------------------------------------------------
     def row_finished(self, seconds: float) -> None:
-        """A row that ran (admitted to finished) for ``seconds``."""
+        """A row that ran for ``seconds``, from its first request clearing the
+        gate to its end (not from admission: see ``services.RowClock``)."""
         self._finished += 1
         a = max(ENGINE_TUNE_SMOOTHING, 1.0 / self._finished)  # a plain mean at first
         d = self._duration

@@ -135,3 +135,38 @@ def test_without_a_queue_the_generations_cap_grows_by_what_came_back() -> None:
     assert seen[:2] == [64, 128]
     assert 138 <= seen[2] <= 139
     assert seen[3] == 2 * seen[2] and seen[4:] == [512, 512]
+
+
+async def test_a_rows_time_in_service_starts_when_its_first_request_clears_the_gate() -> None:
+    """What the tuner is fed: a row's clock starts once, when its first request
+    clears the rate gate, so the time rows queue for that first request (a
+    queue the rows cap itself makes) never inflates Little's law."""
+    import asyncio
+    import time
+
+    from genbatch.client.routes import GENERATIONS_GET
+    from genbatch.engine.runner import make_hooks, make_limits
+    from genbatch.engine.services import ROW_CLOCK, RowClock
+
+    limits = make_limits(rate=20.0, rows_in_flight=None)
+    before = make_hooks(limits).before_attempt
+    assert before is not None
+
+    async def row() -> tuple[float, float | None, float | None]:
+        clock = RowClock()
+        ROW_CLOCK.set(clock)
+        began = time.monotonic()
+        await before(GENERATIONS_GET)
+        first = clock.first_sent
+        await before(GENERATIONS_GET)  # a later request does not move it
+        return began, first, clock.first_sent
+
+    rows = await asyncio.gather(*(row() for _ in range(8)))
+    firsts = sorted(f for _, f, _ in rows if f is not None)
+    assert len(firsts) == 8 and all(f == again for _, f, again in rows)
+    # Eight rows at 20/s: the last one's clock starts ~0.35 s after it began.
+    last_began = max(b for b, _, _ in rows)
+    assert firsts[-1] - last_began >= 0.25
+    # Outside a row nothing is marked.
+    assert ROW_CLOCK.get() is None
+    await before(GENERATIONS_GET)
