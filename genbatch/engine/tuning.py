@@ -7,8 +7,8 @@ value that holds for every server:
   rows started must supply ``rate x row duration / requests per row``
   requests per second of work.  Rows that are too few leave the gate idle
   while jobs run; too many only hold memory and credits.  The tuner measures
-  the three figures as the run goes (the gate's rate, the duration of rows
-  finished, requests per row) and sets the rows cap to that, times
+  the three figures as the run goes (the gate's rate, how long finished
+  rows took from their first request, requests per row) and sets the rows cap to that, times
   ``ENGINE_TUNE_HEADROOM``, within ``[ENGINE_TUNE_ROWS_MIN, max_rows]``
   (``--max-concurrency``, or ``ENGINE_TUNE_ROWS_MAX`` for memory).
 * **Generation jobs in flight** (the server's job capacity): a back end that
