@@ -181,6 +181,8 @@ async def test_capacity_makes_answers_queue(sim_factory: SimFactory) -> None:
     assert [s for s, _ in results] == [200] * 60
     times = sorted(t for _, t in results)
     assert total >= 60 / 200 * 0.95  # 0.3 s of service, whatever the client's speed
-    assert times[0] < 0.15 and times[-1] >= 0.28  # the first served at once, the last queued
+    # Served one after another: 59 services of 5 ms lie between the first answer
+    # and the last, however late a busy machine lets the first one go out.
+    assert times[-1] - times[0] >= 0.28
     assert times[-1] - times[len(times) // 2] >= 0.1  # they climb
     assert ledger["config"]["capacity"] == 200.0
