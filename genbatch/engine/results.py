@@ -210,6 +210,11 @@ class ResultFiles:
     counts: Mapping[str, int]
 
 
+def _csv_cells(row: Mapping[str, Any], columns: Iterable[str]) -> list[object]:
+    """One CSV line of ``row``: a missing or None cell empty, any other :func:`csv_escape`-d."""
+    return ["" if row.get(c) is None else csv_escape(row[c]) for c in columns]
+
+
 def write_table(
     directory: Path,
     frame: pl.DataFrame,
@@ -236,7 +241,7 @@ def write_table(
         writer = csv.writer(fh)
         writer.writerow(columns)
         for row in csv_rows:
-            writer.writerow(["" if row.get(c) is None else csv_escape(row[c]) for c in columns])
+            writer.writerow(_csv_cells(row, columns))
     os.replace(tmp, csv_path)
     return parquet, csv_path
 
@@ -266,9 +271,7 @@ def write_results(journal: Journal, out_dir: Path) -> ResultFiles:
                 pl.DataFrame(batch, schema=_SCHEMA, orient="row").write_parquet(part)
                 parts.append(part)
                 for line in batch:
-                    writer.writerow(
-                        ["" if line.get(c) is None else csv_escape(line[c]) for c in columns]
-                    )
+                    writer.writerow(_csv_cells(line, columns))
                     counts[line["status"]] = counts.get(line["status"], 0) + 1
                 rows += len(batch)
         tmp = parquet.with_name(parquet.name + ".tmp")
