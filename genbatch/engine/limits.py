@@ -38,7 +38,7 @@ import contextlib
 import heapq
 import itertools
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -154,6 +154,16 @@ class Priority(IntEnum):
     START = 3  # clone for a new row
 
 
+#: The end game (:class:`genbatch.engine.tuning.Tuner`): once every row left
+#: can be served within one row's time, the last rows' first steps pass ahead
+#: of other rows' last ones -- polls stay first -- so the final rows start
+#: sooner and the run does not end on one late row's chain of jobs.
+END_GAME_RANKS: Final[Mapping[int, float]] = {
+    Priority.CONTINUE: 0.5,
+    Priority.START: 0.6,
+}
+
+
 class Gate(Protocol):
     """Anything usable as ``async with gate.slot(priority):``."""
 
@@ -174,6 +184,8 @@ class ConcurrencyCap:
 
     Cancellation-safe: a waiter cancelled after being granted passes its
     slot on; one cancelled before is skipped lazily (no O(n) removal).
+    :meth:`reorder` changes the order between priorities live (the end
+    game: :data:`END_GAME_RANKS`).
     """
 
     def __init__(self, limit: int, name: str = "") -> None:
@@ -182,8 +194,9 @@ class ConcurrencyCap:
         self.name = name
         self._limit = limit
         self._in_use = 0
-        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiters: list[tuple[float, int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
+        self._ranks: dict[int, float] = {}
         #: Slots given back so far (a tuner clocks growth by it).
         self.released = 0
 
@@ -197,7 +210,7 @@ class ConcurrencyCap:
 
     @property
     def waiting(self) -> int:
-        return sum(1 for _, _, fut in self._waiters if not fut.done())
+        return sum(1 for *_, fut in self._waiters if not fut.done())
 
     def set_limit(self, limit: int) -> None:
         """Change the cap live (raising it admits waiters at once)."""
@@ -209,12 +222,20 @@ class ConcurrencyCap:
     def locked(self) -> bool:
         return self._in_use >= self._limit
 
+    def reorder(self, ranks: Mapping[int, float]) -> None:
+        """Serve priority ``p`` as if it were ``ranks[p]`` (others as themselves),
+        waiters already queued included."""
+        self._ranks = dict(ranks)
+        self._waiters = [(self._ranks.get(p, p), seq, p, fut) for _, seq, p, fut in self._waiters]
+        heapq.heapify(self._waiters)
+
     async def acquire(self, priority: int = Priority.CONTINUE) -> None:
         if self._in_use < self._limit and not self._waiters:
             self._in_use += 1
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._waiters, (priority, next(self._seq), fut))
+        rank = self._ranks.get(priority, priority)
+        heapq.heappush(self._waiters, (rank, next(self._seq), priority, fut))
         self._wake()
         try:
             await fut
@@ -232,7 +253,7 @@ class ConcurrencyCap:
 
     def _wake(self) -> None:
         while self._waiters and self._in_use < self._limit:
-            _, _, fut = heapq.heappop(self._waiters)
+            *_, fut = heapq.heappop(self._waiters)
             if fut.done():
                 continue  # cancelled while waiting
             self._in_use += 1
@@ -448,6 +469,10 @@ class RateGate:
     @property
     def waiting(self) -> int:
         return self._queue.waiting + self._queue.in_use
+
+    def reorder(self, ranks: Mapping[int, float]) -> None:
+        """Change the order its callers pass in (:meth:`ConcurrencyCap.reorder`)."""
+        self._queue.reorder(ranks)
 
     def paused_for(self) -> float:
         """Seconds until the current Retry-After pause ends (0 if none)."""

@@ -416,6 +416,7 @@ class _Run:
         self.interrupted = False
         self.client: GenClient | None = None
         self.tuner: Tuner | None = None
+        self._row_at = 0  # the table row being admitted (1-based)
         #: Steps in flight by group, shared with the rows (progress view).
         self.busy: dict[str, int] = {}
         #: Rows by what this run does with them: kept (completed, unchanged),
@@ -491,6 +492,8 @@ class _Run:
                     generations=self.limits.generations,
                     requests=lambda: client.stats.requests,
                     census=hub.census,
+                    remaining=self._rows_left,
+                    on_end_game=lambda left: self.log.event("end_game", rows_left=left),
                     max_rows=opts.max_concurrency or ENGINE_TUNE_ROWS_MAX,
                 )
                 self.tuner.start()
@@ -589,12 +592,21 @@ class _Run:
             for item, n in self._rows():
                 if self.aborted or self.interrupted:
                     break
+                self._row_at = n
                 await self._admit(svc, item, n)
             if self.tasks:
                 await asyncio.gather(*list(self.tasks), return_exceptions=True)
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signal.SIGINT)
+
+    def _rows_left(self) -> int:
+        """Rows of the table not started yet (the one waiting to be admitted
+        included; rows kept from an earlier run count too: an upper bound)."""
+        total = self.table.row_count
+        if self.opts.limit is not None:
+            total = min(total, self.opts.limit)
+        return max(0, total - self._row_at + 1)
 
     def _interrupt(self) -> None:
         # One graceful stop; the handler is removed, so a second ^C kills.

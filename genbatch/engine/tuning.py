@@ -20,6 +20,15 @@ value that holds for every server:
   server runs (plus a little, so it never idles); when the queue is gone and
   callers wait at the cap, it climbs back.
 
+**The end game.**  Once every row left in the table could be served within
+one row's time (their requests at the gate's rate), the tuner admits them
+all (within the rows cap's bounds) and lets their first steps pass ahead of
+other rows' renders and downloads (:data:`~genbatch.engine.limits.END_GAME_RANKS`;
+polls stay first, so no job is seen later): the last rows start sooner and
+the run ends closer to its rate bound instead of one row's chain of jobs
+after its last request.  Not when the server queues our jobs (more rows
+would only wait for its job slots).
+
 Told ``--max-concurrency``, the rows cap never exceeds it.  Every figure
 decays (an exponential average), so a server that changes pace is followed.
 """
@@ -35,7 +44,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final, Protocol
 
-from genbatch.engine.limits import ConcurrencyCap, RateGate
+from genbatch.engine.limits import END_GAME_RANKS, ConcurrencyCap, RateGate
 
 #: Seconds between two adjustments.
 ENGINE_TUNE_INTERVAL: Final = 1.0
@@ -98,6 +107,8 @@ class Tuner:
         generations: ConcurrencyCap,
         requests: Callable[[], int],
         census: Callable[[], Census] | None = None,
+        remaining: Callable[[], int] | None = None,
+        on_end_game: Callable[[int], None] | None = None,
         max_rows: int = ENGINE_TUNE_ROWS_MAX,
         max_generations: int | None = None,
     ) -> None:
@@ -106,6 +117,8 @@ class Tuner:
         self._gens = generations
         self._requests = requests
         self._census = census
+        self._remaining = remaining
+        self._on_end_game = on_end_game
         self.max_rows = max(1, max_rows)
         self.max_generations = max_generations or generations.limit
         self._duration: float | None = None
@@ -116,6 +129,8 @@ class Tuner:
         self._released_mark = generations.released
         #: The server queues our jobs (the generations cap follows its capacity).
         self.server_queue = False
+        #: The last rows are all admitted and their first steps go first.
+        self.end_game = False
         self._task: asyncio.Task[None] | None = None
         if census is not None:
             generations.set_limit(min(generations.limit, ENGINE_TUNE_GENERATIONS_START))
@@ -146,6 +161,7 @@ class Tuner:
             await asyncio.sleep(ENGINE_TUNE_GENERATIONS_INTERVAL)
             if n % every:
                 self._tune_generations()
+                self._check_end_game()
             else:
                 self.tick()
 
@@ -153,6 +169,23 @@ class Tuner:
         """One adjustment of both caps."""
         self._tune_generations()
         self._tune_rows()
+        self._check_end_game()
+
+    def _check_end_game(self) -> None:
+        if self.end_game or self._remaining is None or self.server_queue:
+            return
+        if self._finished < ENGINE_TUNE_MIN_SAMPLES or self._duration is None:
+            return
+        left = self._remaining()
+        per_row = self._per_row()
+        if per_row <= 0 or left * per_row > self._gate.rate * self._duration:
+            return
+        self.end_game = True
+        self._gate.reorder(END_GAME_RANKS)
+        rows = self._rows
+        rows.set_limit(min(self.max_rows, max(rows.limit, rows.in_use + left)))
+        if self._on_end_game is not None:
+            self._on_end_game(left)
 
     def _tune_rows(self) -> None:
         target = self.rows_target()
@@ -165,6 +198,8 @@ class Tuner:
                 grown = min(self.max_rows, math.ceil(rows.limit * ENGINE_TUNE_ROWS_GROWTH))
                 target = max(target or 0, grown)
         if target is not None:
+            if self.end_game:
+                target = max(target, self._rows.limit)  # the last rows are in
             if self.server_queue:
                 # More rows would only wait for job slots: hold at what runs.
                 target = min(target, max(self._rows.in_use, ENGINE_TUNE_ROWS_MIN))
@@ -175,11 +210,15 @@ class Tuner:
         if self._finished < ENGINE_TUNE_MIN_SAMPLES or self._duration is None:
             return None
         started = self._finished + self._rows.in_use
-        per_row = self._requests() / max(1.0, self._finished + 0.5 * self._rows.in_use)
+        per_row = self._per_row()
         if per_row <= 0 or started <= 0:
             return None
         need = ENGINE_TUNE_HEADROOM * self._gate.rate * self._duration / per_row
         return int(min(self.max_rows, max(ENGINE_TUNE_ROWS_MIN, math.ceil(need))))
+
+    def _per_row(self) -> float:
+        """Requests per row so far (rows in flight count as half done)."""
+        return self._requests() / max(1.0, self._finished + 0.5 * self._rows.in_use)
 
     def _tune_generations(self) -> None:
         if self._census is None:

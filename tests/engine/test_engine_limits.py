@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import pytest
 
 from genbatch.engine.limits import (
+    END_GAME_RANKS,
     ENGINE_RATE_HEADER_SHARE,
     ConcurrencyCap,
     Limits,
@@ -68,6 +69,28 @@ async def test_cap_serves_lower_priority_numbers_first_fifo_within() -> None:
     cap.release()
     await asyncio.gather(*tasks)
     assert order == ["poll1", "poll2", "finish", "cont", "start1"]
+
+
+async def test_the_end_game_order_puts_a_rows_first_steps_ahead_of_finishing_ones() -> None:
+    cap = ConcurrencyCap(1)
+    await cap.acquire()
+    order: list[str] = []
+
+    async def waiter(name: str, prio: int) -> None:
+        async with cap.slot(prio):
+            order.append(name)
+
+    queued = [("start1", 3), ("finish1", 1), ("cont1", 2), ("poll1", 0)]
+    tasks = [asyncio.create_task(waiter(n, p)) for n, p in queued]
+    await settle()
+    cap.reorder(END_GAME_RANKS)  # waiters already queued are reordered too
+    tasks += [asyncio.create_task(waiter(n, p)) for n, p in [("finish2", 1), ("start2", 3)]]
+    await settle()
+    cap.release()
+    await asyncio.gather(*tasks)
+    # Polls stay first; then the next steps of started rows, new rows, and
+    # only then renders and downloads.
+    assert order == ["poll1", "cont1", "start1", "start2", "finish1", "finish2"]
 
 
 async def test_cap_cancelled_waiters_do_not_leak_slots() -> None:

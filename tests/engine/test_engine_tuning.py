@@ -69,6 +69,83 @@ def test_a_slow_rate_needs_few_rows_but_never_below_the_floor() -> None:
     assert rows.limit == ENGINE_TUNE_ROWS_MIN
 
 
+class Left:
+    n = 1000
+
+    def __call__(self) -> int:
+        return self.n
+
+
+def test_the_end_game_admits_the_last_rows_once_they_fit_in_one_rows_time() -> None:
+    left, ended = Left(), list[int]()
+    t, rows, _, req, _ = tuner(rate=500.0, remaining=left, on_end_game=ended.append)
+    for _ in range(20):
+        t.row_finished(4.0)  # a row takes 4 s and 10 requests: at 500/s
+    req.n = 200  # the gate serves 200 rows' requests in one row's time
+    left.n = 201
+    t.tick()
+    assert not t.end_game and ended == []
+    limit = rows.limit
+    left.n = 200
+    t.tick()
+    assert t.end_game and ended == [200]
+    assert rows.limit == max(limit, rows.in_use + 200)  # all of them admitted
+    for _ in range(20):
+        t.row_finished(0.5)  # rows get quick: Little's law would shrink the cap
+    t.tick()
+    assert rows.limit >= 200  # the last rows stay admitted
+
+
+def test_the_end_game_respects_max_concurrency_and_a_server_queue() -> None:
+    left = Left()
+    t, rows, _, req, _ = tuner(rate=500.0, remaining=left, max_rows=64)
+    for _ in range(20):
+        t.row_finished(4.0)
+    req.n, left.n = 200, 150
+    t.tick()
+    assert t.end_game and rows.limit == 64  # --max-concurrency still holds
+    t2, _, _, req2, census = tuner(rate=500.0, remaining=left)
+    census.queued, census.running = 250, 50  # the server queues our jobs
+    t2.tick()
+    t2.tick()
+    assert t2.server_queue
+    for _ in range(20):
+        t2.row_finished(4.0)
+    req2.n, left.n = 200, 10
+    t2.tick()
+    assert not t2.end_game  # more rows would only wait for job slots
+
+
+async def test_in_the_end_game_the_gate_serves_new_rows_before_renders() -> None:
+    import asyncio
+
+    from genbatch.engine.limits import Priority
+
+    left = Left()
+    t, _, _, req, _ = tuner(rate=50.0, remaining=left)
+    gate = t._gate
+    order: list[str] = []
+
+    async def call(name: str, prio: int) -> None:
+        await gate.acquire(prio)
+        order.append(name)
+
+    await call("first", Priority.POLL)  # the bucket is full: the rest queue
+    calls = [("render", Priority.FINISH), ("render2", Priority.FINISH)]
+    calls += [("clone", Priority.START), ("poll", Priority.POLL)]
+    tasks = [asyncio.ensure_future(call(n, p)) for n, p in calls]
+    await asyncio.sleep(0)
+    for _ in range(ENGINE_TUNE_MIN_SAMPLES):
+        t.row_finished(2.0)
+    req.n, left.n = 40, 10
+    t.tick()
+    await asyncio.gather(*tasks)
+    # The first render reached the bucket first (nobody queued); then the
+    # poll, then the new row ahead of the render that queued before it.
+    assert t.end_game
+    assert order == ["first", "render", "poll", "clone", "render2"]
+
+
 def test_a_server_queue_brings_the_generations_cap_down_then_back() -> None:
     t, _rows, gens, _, census = tuner()
     assert gens.limit == ENGINE_TUNE_GENERATIONS_START  # slow start
