@@ -113,7 +113,9 @@ ENGINE_RETRY_AFTER_DEFAULT: Final = 1.0
 #: Caps on work in flight; rows-in-flight bounds memory however long the table.
 ENGINE_ROWS_IN_FLIGHT: Final = 256
 ENGINE_CAP_GENERATIONS: Final = 512
-ENGINE_CAP_RENDERS: Final = 128
+#: As many renders as generations: in the end game the last rows' renders
+#: come together, and a smaller cap would run them in waves of a render's time.
+ENGINE_CAP_RENDERS: Final = 512
 ENGINE_CAP_UPLOADS: Final = 4
 ENGINE_CAP_DOWNLOADS: Final = 8
 
@@ -155,7 +157,7 @@ class Priority(IntEnum):
 
 
 #: The end game (:class:`genbatch.engine.tuning.Tuner`): once every row left
-#: can be served within one row's time, the last rows' first steps pass ahead
+#: can be served within two rows' time, the last rows' first steps pass ahead
 #: of other rows' last ones -- polls stay first -- so the final rows start
 #: sooner and the run does not end on one late row's chain of jobs.
 END_GAME_RANKS: Final[Mapping[int, float]] = {

@@ -21,7 +21,7 @@ value that holds for every server:
   callers wait at the cap, it climbs back.
 
 **The end game.**  Once every row left in the table could be served within
-one row's time (their requests at the gate's rate), the tuner admits them
+two rows' time (their requests at the gate's rate), the tuner admits them
 all (within the rows cap's bounds) and lets their first steps pass ahead of
 other rows' renders and downloads (:data:`~genbatch.engine.limits.END_GAME_RANKS`;
 polls stay first, so no job is seen later): the last rows start sooner and
@@ -66,6 +66,10 @@ ENGINE_TUNE_MIN_SAMPLES: Final = 4
 #: ROWS_GROWTH a second: the rows are what holds the run back.
 ENGINE_TUNE_ROWS_UNDERUSED: Final = 0.9
 ENGINE_TUNE_ROWS_GROWTH: Final = 1.5
+#: The end game begins once the rows left need at most this many rows' time
+#: of the gate (their requests at its rate): one is too late for the last
+#: rows' first steps to get ahead, more than two parks renders for long.
+ENGINE_TUNE_END_GAME: Final = 2.0
 #: Weight of each new row duration in the running average.
 ENGINE_TUNE_SMOOTHING: Final = 0.05
 #: The server is queueing our jobs when at least this many (and this share of
@@ -178,7 +182,8 @@ class Tuner:
             return
         left = self._remaining()
         per_row = self._per_row()
-        if per_row <= 0 or left * per_row > self._gate.rate * self._duration:
+        budget = ENGINE_TUNE_END_GAME * self._gate.rate * self._duration
+        if per_row <= 0 or left * per_row > budget:
             return
         self.end_game = True
         self._gate.reorder(END_GAME_RANKS)

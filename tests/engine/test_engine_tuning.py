@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from genbatch.engine.limits import ConcurrencyCap, RateGate
 from genbatch.engine.tuning import (
+    ENGINE_TUNE_END_GAME,
     ENGINE_TUNE_GENERATIONS_START,
     ENGINE_TUNE_HEADROOM,
     ENGINE_TUNE_MIN_SAMPLES,
@@ -82,18 +83,19 @@ def test_the_end_game_admits_the_last_rows_once_they_fit_in_one_rows_time() -> N
     for _ in range(20):
         t.row_finished(4.0)  # a row takes 4 s and 10 requests: at 500/s
     req.n = 200  # the gate serves 200 rows' requests in one row's time
-    left.n = 201
+    fit = round(200 * ENGINE_TUNE_END_GAME)
+    left.n = fit + 1
     t.tick()
     assert not t.end_game and ended == []
     limit = rows.limit
-    left.n = 200
+    left.n = fit
     t.tick()
-    assert t.end_game and ended == [200]
-    assert rows.limit == max(limit, rows.in_use + 200)  # all of them admitted
+    assert t.end_game and ended == [fit]
+    assert rows.limit == max(limit, rows.in_use + fit)  # all of them admitted
     for _ in range(20):
         t.row_finished(0.5)  # rows get quick: Little's law would shrink the cap
     t.tick()
-    assert rows.limit >= 200  # the last rows stay admitted
+    assert rows.limit >= fit  # the last rows stay admitted
 
 
 def test_the_end_game_respects_max_concurrency_and_a_server_queue() -> None:
