@@ -416,7 +416,7 @@ class _Run:
         self.interrupted = False
         self.client: GenClient | None = None
         self.tuner: Tuner | None = None
-        self._row_at = 0  # the table row being admitted (1-based)
+        self._admitted = 0  # table rows through admission (started or ended)
         #: Steps in flight by group, shared with the rows (progress view).
         self.busy: dict[str, int] = {}
         #: Rows by what this run does with them: kept (completed, unchanged),
@@ -592,8 +592,8 @@ class _Run:
             for item, n in self._rows():
                 if self.aborted or self.interrupted:
                     break
-                self._row_at = n
                 await self._admit(svc, item, n)
+                self._admitted = n
             if self.tasks:
                 await asyncio.gather(*list(self.tasks), return_exceptions=True)
         finally:
@@ -601,12 +601,12 @@ class _Run:
                 loop.remove_signal_handler(signal.SIGINT)
 
     def _rows_left(self) -> int:
-        """Rows of the table not started yet (the one waiting to be admitted
+        """Rows of the table not admitted yet (the one waiting at the rows cap
         included; rows kept from an earlier run count too: an upper bound)."""
         total = self.table.row_count
         if self.opts.limit is not None:
             total = min(total, self.opts.limit)
-        return max(0, total - self._row_at + 1)
+        return max(0, total - self._admitted)
 
     def _interrupt(self) -> None:
         # One graceful stop; the handler is removed, so a second ^C kills.
