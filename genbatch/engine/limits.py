@@ -112,9 +112,13 @@ ENGINE_RATE_WINDOW: Final = 1.0
 ENGINE_RETRY_AFTER_DEFAULT: Final = 1.0
 #: Caps on work in flight; rows-in-flight bounds memory however long the table.
 ENGINE_ROWS_IN_FLIGHT: Final = 256
-ENGINE_CAP_GENERATIONS: Final = 512
-#: As many renders as generations: in the end game the last rows' renders
-#: come together, and a smaller cap would run them in waves of a render's time.
+#: Generation jobs at most (two a row at the rows' maximum): the tuner
+#: slow-starts it at 64, doubles it as probes are seen running, and brings it
+#: down to what a server runs when it queues our jobs.  At GEN's latencies
+#: (a video takes minutes) a run at 60 requests/s keeps ~1,000 jobs going.
+ENGINE_CAP_GENERATIONS: Final = 4096
+#: Renders at once: in the end game the last rows' renders come together, and
+#: a cap of 128 ran them in waves of one render's time.
 ENGINE_CAP_RENDERS: Final = 512
 ENGINE_CAP_UPLOADS: Final = 4
 ENGINE_CAP_DOWNLOADS: Final = 8

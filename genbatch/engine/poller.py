@@ -133,6 +133,9 @@ ENGINE_POLL_BACKOFF_FACTOR: Final = 1.6
 #: time, says nothing about it, so its polls space out to this x elapsed.
 ENGINE_POLL_QUEUED_STEP: Final = 1.0
 ENGINE_POLL_MAX_INTERVAL: Final = 30.0
+#: A probe (:meth:`PollHub.want_probes`) is first polled at this share of its
+#: kind's fastest completion, then at elapsed times x SCOUT_FACTOR.
+ENGINE_POLL_PROBE_FIRST: Final = 0.1
 #: Two polls of one job are at least MIN_STEP x its elapsed time apart, and
 #: never closer than MIN_INTERVAL seconds: a floor for sub-second jobs, low
 #: enough for a 60-140 ms job (text at sim time scale 0.02) to get its rungs.
@@ -202,6 +205,10 @@ class Census:
 
     queued: int
     running: int
+    #: Probes seen started by the server so far (:meth:`PollHub.want_probes`).
+    acks: int = 0
+    #: Probes not yet seen started.
+    probing: int = 0
 
 
 @dataclass(slots=True)
@@ -339,6 +346,7 @@ class _Job(Generic[T]):
         "phase",
         "planned",
         "polls",
+        "probe",
         "rung",
         "seq",
         "state",
@@ -377,6 +385,8 @@ class _Job(Generic[T]):
         self.seq = -1  # the live heap entry's sequence number
         self.last_miss: float | None = None
         self.interval = 0.0
+        #: Polled early until the server is seen running it (a probe).
+        self.probe = False
 
     def __call__(self, _future: asyncio.Future[T]) -> None:
         self.hub._release(self)
@@ -464,6 +474,9 @@ class PollHub:
         self._watching = 0
         self._queued = 0
         self._running = 0
+        self._probes_wanted = 0
+        self._probing = 0
+        self._acks = 0
         self._wall = 0.0  # wall clock - loop clock, taken once at start
         # The futures' done callbacks need no context: one empty one, not a copy each.
         self._context = contextvars.Context()
@@ -518,7 +531,18 @@ class PollHub:
 
     def census(self) -> Census:
         """Watched jobs whose last poll said ``pending`` / ``processing`` (O(1))."""
-        return Census(self._queued, self._running)
+        return Census(self._queued, self._running, self._acks, self._probing)
+
+    def want_probes(self, n: int) -> None:
+        """Make the next ``n`` jobs watched with ``probe=True`` probes.
+
+        A probe of a calibrated kind is polled early, at geometric steps from
+        a tenth of its kind's fastest completions, until it reads running (or
+        done): an *ack* (:attr:`Census.acks`) that the server runs what it was
+        given -- evidence a job cap's queue would withhold, at any latency,
+        long before the job completes.  Then it follows its ladder.
+        """
+        self._probes_wanted = max(self._probes_wanted, n)
 
     def stats(self) -> dict[str, KindStats]:
         """Per-kind snapshot (copies; safe to keep)."""
@@ -534,6 +558,7 @@ class PollHub:
         elapsed: float = 0.0,
         duration: Callable[[T], float | None] | None = None,
         on_resolved: Callable[[Bracket], None] | None = None,
+        probe: bool = False,
     ) -> asyncio.Future[T]:
         """Poll ``fetch(job_id)`` until ``done(result)``; the future gets the result.
 
@@ -543,7 +568,8 @@ class PollHub:
         an exact duration.  ``duration(result)``: seconds the finished job
         took by the server's clock (None: unknown), learned exactly instead of
         from the poll bracket.  ``on_resolved``: told the job's :class:`Bracket`
-        just before the future resolves.  Cancelling the future stops watching.
+        just before the future resolves.  ``probe``: it may serve as a probe
+        (:meth:`want_probes`).  Cancelling the future stops watching.
         """
         self._ensure_started()
         loop = asyncio.get_running_loop()
@@ -560,7 +586,13 @@ class PollHub:
             job.planned = False
             self._push(job, now)
         elif model.calibrated:
-            self._push(job, now + self._after(job, 0.0))
+            if probe and self._probes_wanted > 0:
+                self._probes_wanted -= 1
+                self._probing += 1
+                job.probe = True
+                self._push(job, now + self._jittered(self._probe_first(model)))
+            else:
+                self._push(job, now + self._after(job, 0.0))
         elif model.scouts < self._scouts:
             job.state = _SCOUT
             model.scouts += 1
@@ -579,6 +611,11 @@ class PollHub:
             bound = seeds.get(kind) or seeds.get(kind.partition(":")[0]) or ENGINE_POLL_SEED_DEFAULT
             model = self._models[kind] = _Model(kind, bound, self._scout_first)
         return model
+
+    def _probe_first(self, model: _Model) -> float:
+        """A probe's first look: a tenth of the kind's fastest completions (a
+        running job has left ``pending`` by then on any server we know)."""
+        return max(self._min, ENGINE_POLL_PROBE_FIRST * model.quantile(0.0))
 
     def _ladder(self) -> list[float]:
         """The rungs' quantiles for the current slack (busy: fewer, higher)."""
@@ -654,6 +691,9 @@ class PollHub:
     def _release(self, job: _Job[Any]) -> None:
         """The watcher's future is done (resolved, failed or cancelled): forget the job."""
         self._watching -= 1
+        if job.probe:
+            job.probe = False
+            self._probing -= 1
         self._set_phase(job, _UNKNOWN)
         was, job.state = job.state, _GONE
         model = job.model
@@ -761,6 +801,10 @@ class PollHub:
             return
         self._set_phase(job, _PHASES.get(str(_status(result)), _UNKNOWN))
         if finished:
+            if job.probe:  # done: it ran, so it was started
+                job.probe = False
+                self._probing -= 1
+                self._acks += 1
             try:
                 self._resolved(job, result, now)
             except Exception as exc:  # a bad duration/on_resolved callback
@@ -771,7 +815,16 @@ class PollHub:
         # Not done when the server answered, so not done when we asked.
         job.last_miss = sent - job.t0
         job.planned = True
-        self._push(job, job.t0 + self._after(job, now - job.t0))
+        e = now - job.t0
+        if job.probe:
+            if job.phase != _RUNNING:  # not started yet: look again soon
+                gap = max(self._min, (self._scout_factor - 1.0) * e)
+                self._push(job, job.t0 + e + self._jittered(gap))
+                return
+            job.probe = False
+            self._probing -= 1
+            self._acks += 1
+        self._push(job, job.t0 + self._after(job, e))
 
     def _resolved(self, job: _Job[Any], result: object, now: float) -> None:
         """Learn from a finished job and tell its bracket."""

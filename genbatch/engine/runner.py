@@ -492,6 +492,7 @@ class _Run:
                     generations=self.limits.generations,
                     requests=lambda: client.stats.requests,
                     census=hub.census,
+                    probe=hub.want_probes,
                     remaining=self._rows_left,
                     on_end_game=lambda left: self.log.event("end_game", rows_left=left),
                     max_rows=opts.max_concurrency or ENGINE_TUNE_ROWS_MAX,

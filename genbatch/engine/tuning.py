@@ -82,6 +82,9 @@ ENGINE_TUNE_PEAK_TICKS: Final = 8
 #: Then the generations cap is what the server runs x SLACK + EXTRA.
 ENGINE_TUNE_QUEUE_SLACK: Final = 1.1
 ENGINE_TUNE_QUEUE_EXTRA: Final = 2
+#: Jobs probed per round while callers wait at the generations cap (the
+#: poll hub polls them early until they read running: PollHub.want_probes).
+ENGINE_TUNE_PROBES: Final = 4
 #: Without a queue, a cap callers wait at grows by this factor per adjustment
 #: (fast: a cap under the server's capacity leaves it idle; too high, the
 #: queue shows again within a tick or two and the cap comes down).
@@ -99,6 +102,12 @@ class Census(Protocol):
     @property
     def running(self) -> int: ...
 
+    @property
+    def acks(self) -> int: ...
+
+    @property
+    def probing(self) -> int: ...
+
 
 class Tuner:
     """Adjusts the rows and generations caps once a second; see the module docstring."""
@@ -111,6 +120,7 @@ class Tuner:
         generations: ConcurrencyCap,
         requests: Callable[[], int],
         census: Callable[[], Census] | None = None,
+        probe: Callable[[int], None] | None = None,
         remaining: Callable[[], int] | None = None,
         on_end_game: Callable[[int], None] | None = None,
         max_rows: int = ENGINE_TUNE_ROWS_MAX,
@@ -121,6 +131,8 @@ class Tuner:
         self._gens = generations
         self._requests = requests
         self._census = census
+        self._probe = probe
+        self._acks_mark = 0
         self._remaining = remaining
         self._on_end_game = on_end_game
         self.max_rows = max(1, max_rows)
@@ -240,6 +252,10 @@ class Tuner:
             self._queue_ticks = 0
         gens = self._gens
         released, self._released_mark = self._released_mark, gens.released
+        acks = census.acks - self._acks_mark
+        self._acks_mark = census.acks
+        if self._probe is not None and gens.waiting and census.probing == 0 and queued == 0:
+            self._probe(ENGINE_TUNE_PROBES)  # the next round: are new jobs run?
         if self._queue_ticks >= ENGINE_TUNE_QUEUE_TICKS:
             cap = max(1, math.ceil(running * ENGINE_TUNE_QUEUE_SLACK) + ENGINE_TUNE_QUEUE_EXTRA)
             if cap < gens.limit:
@@ -248,9 +264,14 @@ class Tuner:
         elif queued == 0 and gens.waiting and gens.limit < self.max_generations:
             # Clocked by jobs that finished (TCP's slow start): a cap grows by
             # what came back, at most doubling, so a server's queue shows in
-            # the census before the cap has run far past its capacity.
+            # the census before the cap has run far past its capacity.  And
+            # by probes seen started: each stands for 1/PROBES of the cap,
+            # so a round of probes all running doubles it -- at GEN's real
+            # latencies jobs finish minutes after they start, a probe reads
+            # running within seconds, and a queued one never does.
             done = gens.released - released
-            grown = min(math.ceil(gens.limit * ENGINE_TUNE_GROWTH), gens.limit + done)
+            by_acks = math.ceil(acks * gens.limit / ENGINE_TUNE_PROBES)
+            grown = min(math.ceil(gens.limit * ENGINE_TUNE_GROWTH), gens.limit + done + by_acks)
             gens.set_limit(min(self.max_generations, max(gens.limit, grown)))
             if gens.limit >= self.max_generations:
                 self.server_queue = False

@@ -123,6 +123,7 @@ class HubWatcher:
             elapsed,
             duration=_took,
             on_resolved=None if on_bracket is None else seen.append,
+            probe=kind != "render",  # renders do not pass the generations cap
         )
         if on_bracket is not None and seen:
             exact = _took(gen) is not None
@@ -173,6 +174,7 @@ class HubWatcher:
         *,
         duration: Callable[[T], float | None] | None = None,
         on_resolved: Callable[[Bracket], None] | None = None,
+        probe: bool = False,
     ) -> T:
         fetch = _at_priority(get, self.priority)
         loop = asyncio.get_running_loop()
@@ -192,6 +194,7 @@ class HubWatcher:
                 elapsed=since,
                 duration=duration,
                 on_resolved=on_resolved,
+                probe=probe,
             )
 
         if self.attempts is None:

@@ -604,3 +604,62 @@ def test_a_job_queued_at_the_server_is_polled_sparsely() -> None:
     hidden = queue_run(report_pending=False)
     assert told <= 6.0, told
     assert told < 0.75 * hidden, (told, hidden)
+
+
+def test_probes_are_seen_started_long_before_they_finish_and_a_queued_one_never_acks() -> None:
+    """At GEN's real latencies a job finishes minutes after it starts; a probe
+    says within seconds whether the server runs new jobs (the generations
+    cap's slow start is clocked by it, tests/engine/test_engine_tuning.py)."""
+
+    async def main(loop: asyncio.AbstractEventLoop) -> dict[str, Any]:
+        runs_at: dict[str, float] = {}  # when the server starts running the job
+        ends_at: dict[str, float] = {}
+        polls: dict[str, list[float]] = {}
+
+        async def fetch(job_id: str) -> dict[str, str]:
+            now = loop.time()
+            polls.setdefault(job_id, []).append(now)
+            if now >= ends_at[job_id]:
+                return {"status": "completed"}
+            return {"status": "processing" if now >= runs_at[job_id] else "pending"}
+
+        def job(name: str, pending: float, duration: float) -> str:
+            now = loop.time()
+            runs_at[name], ends_at[name] = now + pending, now + duration
+            return name
+
+        async with PollHub(seed=3) as hub:
+            # Calibrate the kind: 100 s jobs, pending for their first 10 s.
+            warm = [hub.watch("video", job(f"w{i}", 10, 100 + i), fetch) for i in range(6)]
+            await asyncio.gather(*warm)
+            hub.want_probes(2)
+            t0 = loop.time()
+            new = [
+                hub.watch("video", job("p1", 10, 100), fetch, probe=True),
+                hub.watch("video", job("p2", 12, 100), fetch, probe=True),
+                hub.watch("video", job("plain", 10, 100), fetch, probe=True),  # none wanted
+                hub.watch("video", job("q", 10, 100), fetch),  # not a candidate
+            ]
+            await asyncio.sleep(30)
+            early = hub.census()
+            hub.want_probes(1)
+            queued = hub.watch("video", job("queued", 90, 180), fetch, probe=True)
+            await asyncio.sleep(60)
+            stuck = hub.census()
+            await asyncio.gather(*new, queued)
+            return {
+                "early": early,
+                "stuck": stuck,
+                "after": hub.census(),
+                "first": {k: v[0] - t0 for k, v in polls.items() if k in runs_at and v},
+                "queued_polls": len([t for t in polls["queued"] if t < t0 + 90]),
+            }
+
+    got = run_virtual(main)
+    early, stuck = got["early"], got["stuck"]
+    assert (early.acks, early.probing) == (2, 0)  # both seen running within 30 s of 100
+    assert got["first"]["p1"] < 10 and got["first"]["p2"] < 12  # looked at early
+    assert got["first"]["plain"] > 30 and got["first"]["q"] > 30  # on their ladder
+    assert (stuck.acks, stuck.probing) == (2, 1)  # queued for a minute: no ack
+    assert got["queued_polls"] <= 15  # probed at geometric steps, not hammered
+    assert got["after"].probing == 0 and got["after"].acks == 3  # it ran in the end

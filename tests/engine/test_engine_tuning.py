@@ -19,6 +19,8 @@ from genbatch.engine.tuning import (
 class Census:
     queued: int = 0
     running: int = 0
+    acks: int = 0
+    probing: int = 0
 
 
 class Requests:
@@ -249,3 +251,45 @@ async def test_a_rows_time_in_service_starts_when_its_first_request_clears_the_g
     # Outside a row nothing is marked.
     assert ROW_CLOCK.get() is None
     await before(GENERATIONS_GET)
+
+
+def test_probes_seen_running_double_the_generations_cap_long_before_jobs_finish() -> None:
+    import asyncio
+
+    from genbatch.engine.tuning import ENGINE_TUNE_PROBES
+
+    async def main() -> tuple[list[int], list[int]]:
+        asked: list[int] = []
+        t, _, gens, _, census = tuner(probe=asked.append)
+        seen = [gens.limit]
+        waiters = []
+        for _ in range(3):
+            while gens.in_use < gens.limit:  # callers use every slot, none finishes
+                await gens.acquire()
+            waiters.append(asyncio.ensure_future(gens.acquire()))  # and one more waits
+            await asyncio.sleep(0)
+            t.tick()  # nobody probed yet: a round is asked for, the cap holds
+            census.probing = ENGINE_TUNE_PROBES
+            seen.append(gens.limit)
+            census.acks += ENGINE_TUNE_PROBES  # ... and all seen running
+            census.probing = 0
+            t.tick()
+            seen.append(gens.limit)
+            await asyncio.sleep(0)
+        for w in waiters:
+            w.cancel()
+        return seen, asked
+
+    seen, asked = asyncio.run(main())
+    start = ENGINE_TUNE_GENERATIONS_START
+    assert seen == [start, start, 2 * start, 2 * start, 4 * start, 4 * start, 8 * start]
+    assert asked and set(asked) == {ENGINE_TUNE_PROBES}
+
+
+def test_probes_still_pending_do_not_grow_the_cap() -> None:
+    asked: list[int] = []
+    t, _, gens, _, census = tuner(probe=asked.append)
+    census.queued, census.probing = 3, ENGINE_TUNE_GENERATIONS_START  # none seen running
+    for _ in range(5):
+        t.tick()
+    assert gens.limit == ENGINE_TUNE_GENERATIONS_START and asked == []
