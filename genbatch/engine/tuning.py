@@ -254,7 +254,13 @@ class Tuner:
         released, self._released_mark = self._released_mark, gens.released
         acks = census.acks - self._acks_mark
         self._acks_mark = census.acks
-        if self._probe is not None and gens.waiting and census.probing == 0 and queued == 0:
+        if (
+            self._probe is not None
+            and gens.waiting
+            and not self._gate.waiting  # the gate, not this cap, holds the run back
+            and census.probing == 0
+            and queued == 0
+        ):
             self._probe(ENGINE_TUNE_PROBES)  # the next round: are new jobs run?
         if self._queue_ticks >= ENGINE_TUNE_QUEUE_TICKS:
             cap = max(1, math.ceil(running * ENGINE_TUNE_QUEUE_SLACK) + ENGINE_TUNE_QUEUE_EXTRA)

@@ -293,3 +293,26 @@ def test_probes_still_pending_do_not_grow_the_cap() -> None:
     for _ in range(5):
         t.tick()
     assert gens.limit == ENGINE_TUNE_GENERATIONS_START and asked == []
+
+
+async def test_no_probes_while_callers_queue_at_the_rate_gate() -> None:
+    import asyncio
+
+    from genbatch.engine.limits import Priority
+
+    asked: list[int] = []
+    t, _, gens, _, _ = tuner(rate=5.0, probe=asked.append)
+    gate = t._gate
+    while gens.in_use < gens.limit:
+        await gens.acquire()
+    waiter = asyncio.ensure_future(gens.acquire())  # callers wait at the cap ...
+    await gate.acquire(Priority.POLL)  # ... and at the gate: its bucket is spent
+    queued = [asyncio.ensure_future(gate.acquire(Priority.START)) for _ in range(3)]
+    await asyncio.sleep(0)
+    t.tick()
+    assert asked == []  # the gate holds the run back: polls would take its tokens
+    for task in (*queued, waiter):
+        task.cancel()
+    await asyncio.gather(*queued, waiter, return_exceptions=True)
+    t.tick()
+    assert asked == []  # nobody waits at the cap any more either
