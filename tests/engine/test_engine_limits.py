@@ -53,17 +53,24 @@ async def test_cap_is_never_exceeded() -> None:
     assert peak == 3 and done == 40 and cap.in_use == 0
 
 
-async def test_cap_serves_lower_priority_numbers_first_fifo_within() -> None:
-    cap = ConcurrencyCap(1)
-    await cap.acquire()
-    order: list[str] = []
+def wait_at(
+    cap: ConcurrencyCap, order: list[str], arrivals: list[tuple[str, int]]
+) -> list[asyncio.Task[None]]:
+    """One task per ``(name, priority)`` queued at ``cap``; served, it appends its name."""
 
     async def waiter(name: str, prio: int) -> None:
         async with cap.slot(prio):
             order.append(name)
 
+    return [asyncio.create_task(waiter(n, p)) for n, p in arrivals]
+
+
+async def test_cap_serves_lower_priority_numbers_first_fifo_within() -> None:
+    cap = ConcurrencyCap(1)
+    await cap.acquire()
+    order: list[str] = []
     arrivals = [("start1", 3), ("poll1", 0), ("cont", 2), ("finish", 1), ("poll2", 0)]
-    tasks = [asyncio.create_task(waiter(n, p)) for n, p in arrivals]
+    tasks = wait_at(cap, order, arrivals)
     await settle()
     assert cap.waiting == 5
     cap.release()
@@ -75,16 +82,10 @@ async def test_the_end_game_order_puts_a_rows_first_steps_ahead_of_finishing_one
     cap = ConcurrencyCap(1)
     await cap.acquire()
     order: list[str] = []
-
-    async def waiter(name: str, prio: int) -> None:
-        async with cap.slot(prio):
-            order.append(name)
-
-    queued = [("start1", 3), ("finish1", 1), ("cont1", 2), ("poll1", 0)]
-    tasks = [asyncio.create_task(waiter(n, p)) for n, p in queued]
+    tasks = wait_at(cap, order, [("start1", 3), ("finish1", 1), ("cont1", 2), ("poll1", 0)])
     await settle()
     cap.reorder(END_GAME_RANKS)  # waiters already queued are reordered too
-    tasks += [asyncio.create_task(waiter(n, p)) for n, p in [("finish2", 1), ("start2", 3)]]
+    tasks += wait_at(cap, order, [("finish2", 1), ("start2", 3)])
     await settle()
     cap.release()
     await asyncio.gather(*tasks)

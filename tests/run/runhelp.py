@@ -10,6 +10,7 @@ import csv
 import hashlib
 import os
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -132,6 +133,17 @@ def results(out: Path) -> list[dict[str, Any]]:
         ("'" + r if r[:1] in "=+-@" else r) for r in frame["row_id"].to_list()
     ]
     return frame.to_dicts()
+
+
+def peak_overlap(spans: Iterable[tuple[float, float | None]]) -> int:
+    """Most spans ``(start, end)`` open at once (``end`` None: still open)."""
+    spans = list(spans)
+    edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans if b is not None])
+    depth = peak = 0
+    for _, step in edges:
+        depth += step
+        peak = max(peak, depth)
+    return peak
 
 
 def table_ids(table: Path) -> list[str]:

@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from runhelp import SECRET_KEY, check_invariants, ledger, run_table, vo_table
+from runhelp import SECRET_KEY, check_invariants, ledger, peak_overlap, run_table, vo_table
 
 ROWS = 120
 MAX_ROWS = 40
@@ -26,12 +26,7 @@ def peak_rows_in_flight(journal: Path) -> int:
         spans = db.execute(
             "SELECT started_at, finished_at FROM rows WHERE started_at IS NOT NULL"
         ).fetchall()
-    edges = sorted([(s, 1) for s, _ in spans] + [(f, -1) for _, f in spans if f is not None])
-    depth = peak = 0
-    for _, step in edges:
-        depth += step
-        peak = max(peak, depth)
-    return peak
+    return peak_overlap(spans)
 
 
 async def test_the_last_rows_are_admitted_together_within_max_concurrency(

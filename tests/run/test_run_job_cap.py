@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from runhelp import SECRET_KEY, check_invariants, ledger, run_table, vo_table
+from runhelp import SECRET_KEY, check_invariants, ledger, peak_overlap, run_table, vo_table
 
 CAP = 50
 ROWS = 300
@@ -19,15 +19,11 @@ ROWS = 300
 
 def peak_queue(generations: list[dict[str, Any]]) -> int:
     """Most generations waiting in the server's queue at once (created, not started)."""
-    edges = []
-    for g in generations:
-        if g.get("started_at") is not None and g["started_at"] > g["created_at"]:
-            edges += [(g["created_at"], 1), (g["started_at"], -1)]
-    depth = peak = 0
-    for _, step in sorted(edges):
-        depth += step
-        peak = max(peak, depth)
-    return peak
+    return peak_overlap(
+        (g["created_at"], g["started_at"])
+        for g in generations
+        if g.get("started_at") is not None and g["started_at"] > g["created_at"]
+    )
 
 
 async def test_a_job_cap_of_50_does_not_get_hundreds_of_jobs_queued(
