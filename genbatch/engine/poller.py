@@ -688,12 +688,17 @@ class PollHub:
             self._running += 1
         job.phase = phase
 
-    def _release(self, job: _Job[Any]) -> None:
-        """The watcher's future is done (resolved, failed or cancelled): forget the job."""
-        self._watching -= 1
+    def _end_probe(self, job: _Job[Any], *, started: bool) -> None:
+        """A probe is no longer one; ``started``: the server was seen running it (an ack)."""
         if job.probe:
             job.probe = False
             self._probing -= 1
+            self._acks += started
+
+    def _release(self, job: _Job[Any]) -> None:
+        """The watcher's future is done (resolved, failed or cancelled): forget the job."""
+        self._watching -= 1
+        self._end_probe(job, started=False)
         self._set_phase(job, _UNKNOWN)
         was, job.state = job.state, _GONE
         model = job.model
@@ -801,10 +806,7 @@ class PollHub:
             return
         self._set_phase(job, _PHASES.get(str(_status(result)), _UNKNOWN))
         if finished:
-            if job.probe:  # done: it ran, so it was started
-                job.probe = False
-                self._probing -= 1
-                self._acks += 1
+            self._end_probe(job, started=True)  # done: it ran, so it was started
             try:
                 self._resolved(job, result, now)
             except Exception as exc:  # a bad duration/on_resolved callback
@@ -816,14 +818,11 @@ class PollHub:
         job.last_miss = sent - job.t0
         job.planned = True
         e = now - job.t0
-        if job.probe:
-            if job.phase != _RUNNING:  # not started yet: look again soon
-                gap = max(self._min, (self._scout_factor - 1.0) * e)
-                self._push(job, job.t0 + e + self._jittered(gap))
-                return
-            job.probe = False
-            self._probing -= 1
-            self._acks += 1
+        if job.probe and job.phase != _RUNNING:  # not started yet: look again soon
+            gap = max(self._min, (self._scout_factor - 1.0) * e)
+            self._push(job, job.t0 + e + self._jittered(gap))
+            return
+        self._end_probe(job, started=True)
         self._push(job, job.t0 + self._after(job, e))
 
     def _resolved(self, job: _Job[Any], result: object, now: float) -> None:
