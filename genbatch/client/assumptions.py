@@ -97,6 +97,10 @@ RATE_POLICY_HEADER: Final = "RateLimit-Policy"
 # completed, failed, stopped; user jobs pending, processing, completed, failed;
 # agent runs running, completed, failed, awaiting_approval.  Unknown statuses
 # are treated as "still running".
+# ASSUMPTION: a generation waiting in a workspace's queue reads pending and
+# one GEN is running reads processing: the engine's poll census counts a
+# server-side queue by it, and the generations cap grows when early-polled
+# jobs (probes) read processing.
 GENERATION_DONE: Final = frozenset({"completed"})
 GENERATION_FAILED: Final = frozenset({"failed", "stopped"})
 USER_JOB_DONE: Final = frozenset({"completed"})
