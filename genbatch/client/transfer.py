@@ -293,6 +293,25 @@ class _Sink:
             await self._pending
             self._pending = None
 
+    async def finish(self, part: Path, target: Path) -> None:
+        """Write the rest, fsync, close, rename ``part`` over ``target``, fsync the
+        directory — in one worker-thread hop: a small file's whole write costs two
+        (open, finish), not one per call."""
+        if self._pending is not None:
+            await self._pending
+            self._pending = None
+        data = b"".join(self._buf)
+        self._buf.clear()
+        self._buffered = 0
+        await asyncio.to_thread(self._finish, data, part, target)
+
+    def _finish(self, data: bytes, part: Path, target: Path) -> None:
+        if data:
+            self._write(data)
+        _fsync_close(self._f)
+        os.replace(part, target)
+        _fsync_dir(target.parent)
+
     async def restart(self) -> None:
         """Discard everything written (the server sent the whole body again)."""
         await self.flush()
@@ -354,7 +373,6 @@ async def download(
     rng = rng or random.Random()
     safe_url = redact_url(url)
     stats.calls += 1
-    await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
     f = await _open_part(part)
     sink = _Sink(f)
     expected: int | None = None
@@ -457,15 +475,24 @@ async def download(
                 raise err
             await asyncio.sleep(decision.delay)
             attempt += 1
-        await sink.flush()
-        await asyncio.to_thread(_fsync_close, f)
-        await asyncio.to_thread(os.replace, part, target)
-        await asyncio.to_thread(_fsync_dir, target.parent)
+        finishing = asyncio.ensure_future(sink.finish(part, target))
+        try:
+            await asyncio.shield(finishing)
+        except asyncio.CancelledError:
+            # The thread runs to its end either way: never close the file under it.
+            with contextlib.suppress(Exception):
+                await finishing
+            raise
         return DownloadResult(sink.written, sink.hexdigest())
     except BaseException:
         with contextlib.suppress(Exception):  # best effort; the original error matters
             await asyncio.shield(_discard(sink, f, part))
         raise
+
+
+def _open_new(part: Path) -> IO[bytes]:
+    part.parent.mkdir(parents=True, exist_ok=True)
+    return open(part, "wb")  # the caller closes it
 
 
 async def _open_part(part: Path) -> IO[bytes]:
@@ -475,7 +502,7 @@ async def _open_part(part: Path) -> IO[bytes]:
     task, so a cancel there would otherwise leave an open handle and a
     ``.part`` behind: wait for the thread, close, unlink, then re-raise.
     """
-    opening = asyncio.ensure_future(asyncio.to_thread(open, part, "wb"))
+    opening = asyncio.ensure_future(asyncio.to_thread(_open_new, part))
     try:
         return await asyncio.shield(opening)
     except asyncio.CancelledError:

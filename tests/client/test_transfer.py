@@ -13,6 +13,7 @@ import base64
 import errno
 import hashlib
 import os
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from genbatch.client import GenClient
+from genbatch.client import GenClient, transfer
 from genbatch.client.models import DirectUploadTarget
 from genbatch.client.retry import RetryPolicy
 from genbatch.client.transfer import download, md5_base64, md5_base64_sync, put_file
@@ -216,6 +217,36 @@ async def test_download_cancelled_while_opening_leaves_no_part_file(tmp_path: Pa
         os.close(reader)
     assert not part.exists()
     assert not dest.exists()
+
+
+async def test_download_cancelled_while_finishing_completes_the_file(
+    storage: tuple[Storage, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The last write, fsync, rename and directory fsync run in one thread hop; a
+    # cancel landing there waits for it (the file is never closed under the
+    # thread), so the name holds the whole body and no .part is left.
+    entered, release = threading.Event(), threading.Event()
+    real = transfer._fsync_dir
+
+    def held(path: Path) -> None:
+        entered.set()
+        release.wait(5)
+        real(path)
+
+    monkeypatch.setattr(transfer, "_fsync_dir", held)
+    _st, base = storage
+    dest = tmp_path / "out.mp4"
+    async with aiohttp.ClientSession() as s:
+        task = asyncio.create_task(download(s, base + "/blob", dest, policy=FAST))
+        assert await asyncio.to_thread(entered.wait, 5)
+        task.cancel()
+        await asyncio.sleep(0.05)
+        assert not task.done()  # still waiting for the thread
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert dest.read_bytes() == DATA
+    assert not (tmp_path / "out.mp4.part").exists()
 
 
 async def test_download_restarts_when_range_ignored(
