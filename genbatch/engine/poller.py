@@ -43,7 +43,9 @@ with no prior and no time scale:
   budget has slack, fewer and higher ones (``ENGINE_POLL_BUSY_LADDER``)
   when it is busy -- polls take tokens new work needs -- blended in
   between; each rung jittered in quantile space so jobs started together
-  spread out.  Past the last rung, intervals grow geometrically.  Two polls
+  spread out.  Past the last rung, intervals grow geometrically -- with
+  slack, up to twice the top rung's time, every 5 % of the kind's median
+  instead: the slowest jobs are the ones a run waits for last.  Two polls
   of a job are never closer than ``ENGINE_POLL_MIN_STEP`` x its elapsed time
   (and ``min_interval``), nor further apart than ``max_interval``.  Against
   durations spread +/-33 % this sees a job within ~8-9 % of its duration
@@ -128,6 +130,14 @@ ENGINE_POLL_WINDOW: Final = 128
 #: BACKOFF_FACTOR a poll, capped by MAX_INTERVAL seconds.
 ENGINE_POLL_STEP: Final = 0.1
 ENGINE_POLL_BACKOFF_FACTOR: Final = 1.6
+#: ... unless the rate budget has slack and no job is seen queued at the
+#: server: then, up to TAIL_SPAN x the top rung's time, a job past its rungs
+#: is polled every TAIL_STEP x its kind's median duration (blended with the
+#: back-off by slack).  The slowest jobs are the ones a run waits for last,
+#: and idle tokens cost nothing; behind a server queue elapsed times include
+#: the wait, so "past its rungs" says nothing there.
+ENGINE_POLL_TAIL_STEP: Final = 0.05
+ENGINE_POLL_TAIL_SPAN: Final = 2.0
 #: A job still ``pending`` past the first rung waits in the server's queue
 #: (a running job leaves ``pending`` early): the ladder, which models run
 #: time, says nothing about it, so its polls space out to this x elapsed.
@@ -617,10 +627,13 @@ class PollHub:
         running job has left ``pending`` by then on any server we know)."""
         return max(self._min, ENGINE_POLL_PROBE_FIRST * model.quantile(0.0))
 
-    def _ladder(self) -> list[float]:
-        """The rungs' quantiles for the current slack (busy: fewer, higher)."""
+    def _slack_weight(self) -> float:
+        """0 with the budget busy, 1 with slack, a blend in between."""
         lo, hi = ENGINE_POLL_SLACK_LOW, ENGINE_POLL_SLACK_HIGH
-        w = min(1.0, max(0.0, (self._measure_slack() - lo) / (hi - lo)))
+        return min(1.0, max(0.0, (self._measure_slack() - lo) / (hi - lo)))
+
+    def _ladder(self, w: float) -> list[float]:
+        """The rungs' quantiles for slack weight ``w`` (busy: fewer, higher)."""
         return [b + w * (s - b) for s, b in zip(self._ladder_slack, self._ladder_busy, strict=True)]
 
     def _after(self, job: _Job[Any], e: float) -> float:
@@ -629,7 +642,8 @@ class PollHub:
         model = job.model
         if model.calibrated:
             j = ENGINE_POLL_RUNG_JITTER
-            ladder = self._ladder()
+            w = self._slack_weight()
+            ladder = self._ladder(w)
             if job.phase == _QUEUED and e >= model.quantile(ladder[0]):
                 job.rung = len(ladder)  # queued: its run has not begun
                 job.interval = min(self._max, max(gap, ENGINE_POLL_QUEUED_STEP * e))
@@ -641,6 +655,13 @@ class PollHub:
                     job.interval = 0.0  # no back-off yet
                     return t
             interval = max(self._step * e, job.interval * self._factor)
+            if (
+                w > 0.0
+                and self._queued == 0  # a server queue stretches elapsed times: no tail
+                and e < ENGINE_POLL_TAIL_SPAN * model.quantile(ladder[-1])
+            ):
+                tight = ENGINE_POLL_TAIL_STEP * model.quantile(0.5)
+                interval = min(interval, w * tight + (1.0 - w) * interval)
         else:  # a scout, or a job let out of the park: geometric in elapsed time
             interval = (self._scout_factor - 1.0) * e
         job.interval = min(self._max, max(gap, interval))

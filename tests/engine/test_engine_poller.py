@@ -369,6 +369,29 @@ def test_a_busy_budget_climbs_fewer_higher_rungs(name: str, scale: float) -> Non
     assert median <= 0.25
 
 
+@pytest.mark.parametrize("scale", [1.0, 0.02])
+@pytest.mark.parametrize("name", ["video", "render"])
+def test_with_slack_the_slowest_jobs_are_seen_within_a_twentieth_of_the_median(
+    name: str, scale: float
+) -> None:
+    """Past its rungs a job is polled every 5 % of the kind's median duration
+    while tokens are idle (the run waits for its slowest jobs last); busy, the
+    back-off stays."""
+    low, high = (x * scale for x in RANGES[name])
+    median = (low + high) / 2
+    cut = low + 0.95 * (high - low)
+
+    def slowest(run: Run) -> list[Job]:
+        return [j for j in run.after(0.25) if j.duration >= cut]
+
+    idle = simulate(low, high, budget=Budget(0.0))
+    busy = simulate(low, high, budget=Budget(0.95))
+    assert max(j.delay for j in slowest(idle)) <= 0.06 * median
+    assert Run.polls_per_job(idle.after(0.25)) <= 3.0
+    assert max(j.delay for j in slowest(busy)) > 0.1 * median
+    assert Run.polls_per_job(busy.after(0.25)) <= 1.5
+
+
 def test_a_round_trip_delays_detection_by_about_half_of_it() -> None:
     """Polls answered 0.5 s after they are sent: the ladder still holds."""
     run = simulate(60, 120, budget=Budget(0.0), rtt=0.5)
