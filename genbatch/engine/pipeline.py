@@ -150,6 +150,8 @@ class _Row:
         #: "output:<cell>" / "upload:<cell>" -> resource id, for card refs.
         self.resources: dict[str, object] = {}
         self.render_url: str | None = None
+        #: The render URL was read from the journal: an earlier process's.
+        self._render_url_journaled = False
         #: Where ``--videos-to`` puts the video (None: it stays in videos/).
         self.store = store
 
@@ -454,6 +456,7 @@ class _Row:
         rec = self._begin(STEP_RENDER)
         if rec is not None and rec.status == "completed" and rec.result:
             self.render_url = rec.result.get("url")
+            self._render_url_journaled = True
             return
         cell_id = self._eng.cells[self.plan.render.cell]
         client = self.svc.client
@@ -489,8 +492,39 @@ class _Row:
         if self.store is not None:
             await self._store(self.store)
 
+    async def _refresh_render_url(self) -> None:
+        """Read the render again for its URL (one free read): a URL an earlier
+        process noted may no longer serve (a CDN link that expired, a restarted
+        ``--sim`` on another port).  On failure the noted one is tried."""
+        render = self.journal.step(self.rid, STEP_RENDER)
+        gen_id = render.remote_id if render is not None else None
+        if gen_id is None:
+            return
+        try:
+            done: Generation = await self._retrying(
+                STEP_DOWNLOAD, lambda: self.svc.client.generations.get(gen_id), Priority.FINISH
+            )
+        except RunAborted:
+            raise
+        except Exception as exc:
+            self.svc.log.event("render_url", row_id=self.rid, error=str(exc) or repr(exc))
+            return
+        if done.video_url:
+            self.render_url = done.video_url
+            self.journal.update_row(
+                self.rid,
+                {
+                    "render_url": done.video_url,
+                    "thumbnail_src": _thumbnail_url(done),
+                    "thumbnail_of": str(done.id),
+                },
+            )
+
     async def _fetch(self, rec: StepRecord | None) -> None:
         """The MP4 (and its thumbnail) into videos/, journaled."""
+        if self._render_url_journaled:
+            self._render_url_journaled = False
+            await self._refresh_render_url()
         url = self.render_url
         if url is None:
             raise RowEnd("failed", "no render URL to download", "no_output")
