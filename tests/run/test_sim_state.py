@@ -136,6 +136,48 @@ def test_ctrl_c_then_the_same_command_finishes_every_row(tmp_path: Path) -> None
     assert_paid_once(led, rows)
 
 
+LAUNCH = REPO / "tests" / "reliability" / "launch.py"
+
+
+@pytest.mark.slow  # two CLI subprocesses
+def test_a_row_stopped_before_its_download_fetches_from_the_new_port(tmp_path: Path) -> None:
+    # The first command stops (^C) while a row's render is done and its download
+    # not begun; the next `--sim` serves on another port, so the URL the first
+    # one noted leads nowhere: the row reads its render again for the URL.
+    table = vo_table(tmp_path / "t.csv", 6)
+    out = tmp_path / "o"
+    cmd = [sys.executable, str(LAUNCH), "run", str(table), "--sim"]
+    cmd += ["--template", "tiktok-vo-broll", "--out", str(out)]
+    halting = {**os.environ, "GENBATCH_TEST_HALT_AT": "download:start"}
+    proc = subprocess.Popen(cmd, env=halting, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    seen = []
+    try:
+        for raw in proc.stderr:
+            line = raw.decode("utf-8", "replace")
+            seen.append(line)
+            if line.startswith("GENBATCH-TEST-HALT"):
+                break
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rest = proc.communicate(timeout=60)[1].decode("utf-8", "replace")
+    assert proc.returncode == 130, "".join(seen) + rest
+    halted = next(ln for ln in seen if ln.startswith("GENBATCH-TEST-HALT"))
+    row_id = halted.split("row=", 1)[1].split()[0]
+    noted = next(r for r in results(out) if r["row_id"] == row_id)
+    assert noted["status"] == "pending"
+
+    env = {k: v for k, v in os.environ.items() if k != "GENBATCH_TEST_HALT_AT"}
+    again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+
+    assert again.returncode == 0, again.stderr
+    rows = results(out)
+    assert [r["status"] for r in rows] == ["completed"] * 6
+    assert (out / "videos" / f"{row_id}.mp4").stat().st_size > 0
+    assert "Cannot connect" not in (out / "run.log").read_text(encoding="utf-8")
+    assert_paid_once(saved_ledger(state_dir()), rows)
+
+
 def _journey_commands() -> list[list[str]]:
     """The sh block of the README's journey section, one argv per command."""
     section = README.read_text(encoding="utf-8").split("## From agents to published posts")[1]
