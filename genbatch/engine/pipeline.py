@@ -520,12 +520,16 @@ class _Row:
                 },
             )
 
-    async def _fetch(self, rec: StepRecord | None) -> None:
-        """The MP4 (and its thumbnail) into videos/, journaled."""
+    async def _current_render_url(self) -> str | None:
+        """The render's URL to download from: re-read once if an earlier process noted it."""
         if self._render_url_journaled:
             self._render_url_journaled = False
             await self._refresh_render_url()
-        url = self.render_url
+        return self.render_url
+
+    async def _fetch(self, rec: StepRecord | None) -> None:
+        """The MP4 (and its thumbnail) into videos/, journaled."""
+        url = await self._current_render_url()
         if url is None:
             raise RowEnd("failed", "no render URL to download", "no_output")
         target = safe_join(self.svc.out_dir, ENGINE_VIDEOS_DIR, self.output_name)
@@ -703,12 +707,13 @@ class _Row:
             except RunAborted:
                 raise
             except LocalCopyMissing:
-                if again or self.render_url is None:
+                url = None if again else await self._current_render_url()
+                if url is None:
                     raise self._fail_step(
                         STEP_STORE, RequestValidationError("the local video is gone")
                     ) from None
                 async with self.svc.limits.downloads.slot(Priority.FINISH):
-                    result = await self._get_video(self.render_url, video)
+                    result = await self._get_video(url, video)
                 size, sha = result.size, result.sha256
                 self.journal.update_row(self.rid, {"bytes": size, "sha256": sha})
                 continue
