@@ -479,9 +479,13 @@ async def download(
         try:
             await asyncio.shield(finishing)
         except asyncio.CancelledError:
-            # The thread runs to its end either way: never close the file under it.
-            with contextlib.suppress(Exception):
-                await finishing
+            # The thread runs to its end either way: never close the file under
+            # it, however many cancels come meanwhile.
+            while not finishing.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({finishing})
+            if not finishing.cancelled():
+                finishing.exception()  # retrieved: the cancel is what the caller hears
             raise
         return DownloadResult(sink.written, sink.hexdigest())
     except BaseException:
@@ -508,7 +512,8 @@ async def _open_part(part: Path) -> IO[bytes]:
     except asyncio.CancelledError:
         with contextlib.suppress(Exception):
             (await opening).close()
-        await asyncio.to_thread(part.unlink, missing_ok=True)
+        with contextlib.suppress(OSError):  # a parent that is not a directory: nothing made
+            await asyncio.to_thread(part.unlink, missing_ok=True)
         raise
 
 

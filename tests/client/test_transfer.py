@@ -242,6 +242,9 @@ async def test_download_cancelled_while_finishing_completes_the_file(
         task.cancel()
         await asyncio.sleep(0.05)
         assert not task.done()  # still waiting for the thread
+        task.cancel()  # and a second cancel does not cut the wait short
+        await asyncio.sleep(0.05)
+        assert not task.done()
         release.set()
         with pytest.raises(asyncio.CancelledError):
             await task
