@@ -44,8 +44,9 @@ with no prior and no time scale:
   when it is busy -- polls take tokens new work needs -- blended in
   between; each rung jittered in quantile space so jobs started together
   spread out.  Past the last rung, intervals grow geometrically -- with
-  slack, up to twice the top rung's time, every 5 % of the kind's median
-  instead: the slowest jobs are the ones a run waits for last.  Two polls
+  slack and no job seen queued, up to twice the top rung's time and at
+  most eight times, every 5 % of the kind's median instead: the slowest
+  jobs are the ones a run waits for last.  Two polls
   of a job are never closer than ``ENGINE_POLL_MIN_STEP`` x its elapsed time
   (and ``min_interval``), nor further apart than ``max_interval``.  Against
   durations spread +/-33 % this sees a job within ~8-9 % of its duration
@@ -138,6 +139,9 @@ ENGINE_POLL_BACKOFF_FACTOR: Final = 1.6
 #: the wait, so "past its rungs" says nothing there.
 ENGINE_POLL_TAIL_STEP: Final = 0.05
 ENGINE_POLL_TAIL_SPAN: Final = 2.0
+#: At most this many tail-cadence polls a job (a heavy-tailed kind's top
+#: rung may sit far above its median).
+ENGINE_POLL_TAIL_POLLS: Final = 8
 #: A job still ``pending`` past the first rung waits in the server's queue
 #: (a running job leaves ``pending`` early): the ladder, which models run
 #: time, says nothing about it, so its polls space out to this x elapsed.
@@ -361,6 +365,7 @@ class _Job(Generic[T]):
         "seq",
         "state",
         "t0",
+        "tail",
     )
 
     def __init__(
@@ -392,6 +397,7 @@ class _Job(Generic[T]):
         self.phase = _UNKNOWN
         self.polls = 0
         self.rung = 0  # ladder rungs passed (each is climbed once, whatever its jitter)
+        self.tail = 0  # polls at the tail cadence (ENGINE_POLL_TAIL_STEP) so far
         self.seq = -1  # the live heap entry's sequence number
         self.last_miss: float | None = None
         self.interval = 0.0
@@ -658,10 +664,13 @@ class PollHub:
             if (
                 w > 0.0
                 and self._queued == 0  # a server queue stretches elapsed times: no tail
+                and job.tail < ENGINE_POLL_TAIL_POLLS
                 and e < ENGINE_POLL_TAIL_SPAN * model.quantile(ladder[-1])
             ):
-                tight = ENGINE_POLL_TAIL_STEP * model.quantile(0.5)
-                interval = min(interval, w * tight + (1.0 - w) * interval)
+                tight = w * ENGINE_POLL_TAIL_STEP * model.quantile(0.5) + (1.0 - w) * interval
+                if tight < interval:
+                    interval = tight
+                    job.tail += 1
         else:  # a scout, or a job let out of the park: geometric in elapsed time
             interval = (self._scout_factor - 1.0) * e
         job.interval = min(self._max, max(gap, interval))

@@ -20,7 +20,15 @@ from typing import Any, TypeVar
 import pytest
 
 from genbatch.engine.limits import Priority, RateGate
-from genbatch.engine.poller import Bracket, Census, KindStats, PollHub, _Model, is_terminal
+from genbatch.engine.poller import (
+    ENGINE_POLL_TAIL_POLLS,
+    Bracket,
+    Census,
+    KindStats,
+    PollHub,
+    _Model,
+    is_terminal,
+)
 
 T = TypeVar("T")
 
@@ -390,6 +398,55 @@ def test_with_slack_the_slowest_jobs_are_seen_within_a_twentieth_of_the_median(
     assert Run.polls_per_job(idle.after(0.25)) <= 3.0
     assert max(j.delay for j in slowest(busy)) > 0.1 * median
     assert Run.polls_per_job(busy.after(0.25)) <= 1.5
+
+
+def tail_polls(*, queued: bool) -> list[float]:
+    """Poll times of a 400 s job of a kind learned at 60-120 s, with full slack;
+    ``queued``: another job of the kind reads ``pending`` all along."""
+
+    async def main(loop: asyncio.AbstractEventLoop) -> list[float]:
+        ends: dict[str, float] = {}
+        seen: dict[str, list[float]] = {}
+
+        async def fetch(job_id: str) -> dict[str, str]:
+            now = loop.time()
+            seen.setdefault(job_id, []).append(now)
+            if job_id == "stuck":
+                return {"status": "pending"}
+            return {"status": "completed" if now >= ends[job_id] else "processing"}
+
+        def job(name: str, duration: float) -> str:
+            ends[name] = loop.time() + duration
+            return name
+
+        async with PollHub(budget=Budget(0.0), seed=3) as hub:
+            warm = [hub.watch("video", job(f"w{i}", 60 + 6 * i), fetch) for i in range(11)]
+            await asyncio.gather(*warm)
+            stuck = hub.watch("video", "stuck", fetch) if queued else None
+            t0 = loop.time()
+            await hub.watch("video", job("slow", 400), fetch)
+            if stuck is not None:
+                stuck.cancel()
+        return [t - t0 for t in seen["slow"]]
+
+    return run_virtual(main)
+
+
+def test_the_tail_cadence_needs_no_queue_and_stops_after_eight_polls() -> None:
+    """Behind a server queue elapsed times say nothing of run time: no tail
+    cadence.  Without one, a job far slower than its kind gets at most
+    ``ENGINE_POLL_TAIL_POLLS`` of it, then backs off."""
+    free = tail_polls(queued=False)
+    held = tail_polls(queued=True)
+    window = (115.0, 230.0)  # past the top rung, up to twice its time
+
+    def within(polls: list[float]) -> int:
+        return sum(window[0] <= t <= window[1] for t in polls)
+
+    print(f"polls in the window: {within(free)} free, {within(held)} behind a queue")
+    assert within(held) <= 6
+    assert within(held) < within(free) <= ENGINE_POLL_TAIL_POLLS + 6
+    assert max(free) >= 400.0 and max(held) >= 400.0
 
 
 def test_a_round_trip_delays_detection_by_about_half_of_it() -> None:
