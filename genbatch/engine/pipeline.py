@@ -492,7 +492,7 @@ class _Row:
         if self.store is not None:
             await self._store(self.store)
 
-    async def _refresh_render_url(self) -> None:
+    async def _refresh_render_url(self, step: str) -> None:
         """Read the render again for its URL (one free read): a URL an earlier
         process noted may no longer serve (a CDN link that expired, a restarted
         ``--sim`` on another port).  On failure the noted one is tried."""
@@ -502,12 +502,13 @@ class _Row:
             return
         try:
             done: Generation = await self._retrying(
-                STEP_DOWNLOAD, lambda: self.svc.client.generations.get(gen_id), Priority.FINISH
+                step, lambda: self.svc.client.generations.get(gen_id), Priority.FINISH
             )
         except RunAborted:
             raise
         except Exception as exc:
-            self.svc.log.event("render_url", row_id=self.rid, error=str(exc) or repr(exc))
+            error = str(exc) or repr(exc)
+            self.svc.log.event("render_url", row_id=self.rid, step=step, error=error)
             return
         if done.video_url:
             self.render_url = done.video_url
@@ -520,16 +521,16 @@ class _Row:
                 },
             )
 
-    async def _current_render_url(self) -> str | None:
-        """The render's URL to download from: re-read once if an earlier process noted it."""
+    async def _current_render_url(self, step: str) -> str | None:
+        """The render's URL to fetch or publish: re-read once if an earlier run noted it."""
         if self._render_url_journaled:
             self._render_url_journaled = False
-            await self._refresh_render_url()
+            await self._refresh_render_url(step)
         return self.render_url
 
     async def _fetch(self, rec: StepRecord | None) -> None:
         """The MP4 (and its thumbnail) into videos/, journaled."""
-        url = await self._current_render_url()
+        url = await self._current_render_url(STEP_DOWNLOAD)
         if url is None:
             raise RowEnd("failed", "no render URL to download", "no_output")
         target = safe_join(self.svc.out_dir, ENGINE_VIDEOS_DIR, self.output_name)
@@ -707,7 +708,7 @@ class _Row:
             except RunAborted:
                 raise
             except LocalCopyMissing:
-                url = None if again else await self._current_render_url()
+                url = None if again else await self._current_render_url(STEP_STORE)
                 if url is None:
                     raise self._fail_step(
                         STEP_STORE, RequestValidationError("the local video is gone")
@@ -747,7 +748,9 @@ class _Row:
                 intent = await self.journal.intent(
                     self.rid, STEP_PUBLISH, retry=rec is not None and rec.done
                 )
-                data = plan.data(self.render_url)
+                url = await self._current_render_url(STEP_PUBLISH)
+                assert url is not None  # the noted URL stays when a re-read fails
+                data = plan.data(url)
                 try:
                     created = await self._retrying(
                         STEP_PUBLISH,
