@@ -473,6 +473,10 @@ class _Row:
             )
         if not done.video_url:
             raise RowEnd("failed", "render completed without an output URL", "no_output")
+        self._note_render(done)
+
+    def _note_render(self, done: Generation) -> None:
+        """Take the render's URL, and note it on the row with its thumbnail."""
         self.render_url = done.video_url
         self.journal.update_row(
             self.rid,
@@ -483,6 +487,11 @@ class _Row:
                 "thumbnail_of": str(done.id),
             },
         )
+
+    def _render_id(self) -> str | None:
+        """The generation id the journal holds for this row's render (None: none)."""
+        render = self.journal.step(self.rid, STEP_RENDER)
+        return render.remote_id if render is not None else None
 
     # -- download ----------------------------------------------------------------
     async def _download(self) -> None:
@@ -496,8 +505,7 @@ class _Row:
         """Read the render again for its URL (one free read): a URL an earlier
         process noted may no longer serve (a CDN link that expired, a restarted
         ``--sim`` on another port).  On failure the noted one is tried."""
-        render = self.journal.step(self.rid, STEP_RENDER)
-        gen_id = render.remote_id if render is not None else None
+        gen_id = self._render_id()
         if gen_id is None:
             return
         try:
@@ -511,15 +519,7 @@ class _Row:
             self.svc.log.event("render_url", row_id=self.rid, step=step, error=error)
             return
         if done.video_url:
-            self.render_url = done.video_url
-            self.journal.update_row(
-                self.rid,
-                {
-                    "render_url": done.video_url,
-                    "thumbnail_src": _thumbnail_url(done),
-                    "thumbnail_of": str(done.id),
-                },
-            )
+            self._note_render(done)
 
     async def _current_render_url(self, step: str) -> str | None:
         """The render's URL to fetch or publish: re-read once if an earlier run noted it."""
@@ -590,8 +590,7 @@ class _Row:
     async def _thumbnail_src(self) -> str | None:
         """The render's thumbnail URL: noted at render time, else read from GEN."""
         row = self.journal.row(self.rid)
-        render = self.journal.step(self.rid, STEP_RENDER)
-        gen_id = render.remote_id if render is not None else None
+        gen_id = self._render_id()
         extra = row.extra if row is not None else {}
         if gen_id is not None and extra.get("thumbnail_of") == gen_id:
             src = extra.get("thumbnail_src")
