@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import IO, Final, NamedTuple
+from typing import IO, Any, Final, NamedTuple
 
 import aiohttp
 
@@ -277,14 +277,19 @@ class _Sink:
         if self._buffered >= chunk:
             await self._hand_off()
 
-    async def _hand_off(self) -> None:
+    async def _drain(self) -> bytes:
+        """Wait for the write in flight; take what is buffered (b"" if nothing)."""
         if self._pending is not None:
             await self._pending
             self._pending = None
-        if self._buf:
-            data = self._buf[0] if len(self._buf) == 1 else b"".join(self._buf)
-            self._buf.clear()
-            self._buffered = 0
+        data = self._buf[0] if len(self._buf) == 1 else b"".join(self._buf)
+        self._buf.clear()
+        self._buffered = 0
+        return data
+
+    async def _hand_off(self) -> None:
+        data = await self._drain()
+        if data:
             self._pending = asyncio.get_running_loop().run_in_executor(None, self._write, data)
 
     async def flush(self) -> None:
@@ -297,12 +302,7 @@ class _Sink:
         """Write the rest, fsync, close, rename ``part`` over ``target``, fsync the
         directory — in one worker-thread hop: a small file's whole write costs two
         (open, finish), not one per call."""
-        if self._pending is not None:
-            await self._pending
-            self._pending = None
-        data = b"".join(self._buf)
-        self._buf.clear()
-        self._buffered = 0
+        data = await self._drain()
         await asyncio.to_thread(self._finish, data, part, target)
 
     def _finish(self, data: bytes, part: Path, target: Path) -> None:
@@ -479,19 +479,25 @@ async def download(
         try:
             await asyncio.shield(finishing)
         except asyncio.CancelledError:
-            # The thread runs to its end either way: never close the file under
-            # it, however many cancels come meanwhile.
-            while not finishing.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait({finishing})
-            if not finishing.cancelled():
-                finishing.exception()  # retrieved: the cancel is what the caller hears
+            # The thread runs to its end either way: never close the file under it.
+            await _outlast(finishing)
             raise
         return DownloadResult(sink.written, sink.hexdigest())
     except BaseException:
         with contextlib.suppress(Exception):  # best effort; the original error matters
             await asyncio.shield(_discard(sink, f, part))
         raise
+
+
+async def _outlast(work: asyncio.Future[Any]) -> None:
+    """Wait for ``work`` to end, however many cancels come meanwhile (a worker
+    thread cannot be stopped); its outcome is dropped: the cancel is what the
+    caller hears."""
+    while not work.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait({work})
+    if not work.cancelled():
+        work.exception()  # retrieved
 
 
 def _open_new(part: Path) -> IO[bytes]:
@@ -510,8 +516,10 @@ async def _open_part(part: Path) -> IO[bytes]:
     try:
         return await asyncio.shield(opening)
     except asyncio.CancelledError:
-        with contextlib.suppress(Exception):
-            (await opening).close()
+        await _outlast(opening)
+        if not opening.cancelled():
+            with contextlib.suppress(Exception):  # the open's own error, or the close's
+                opening.result().close()
         with contextlib.suppress(OSError):  # a parent that is not a directory: nothing made
             await asyncio.to_thread(part.unlink, missing_ok=True)
         raise
