@@ -23,6 +23,8 @@ from genbatch.sim.serve import SimServer
 
 #: A key long enough to be recognisable if it ever leaked into a file (I5).
 SECRET_KEY = "gb-test-secret-key-7f3a9c21d5e84b60"
+#: ``python -m genbatch`` with the tests' halt-at-a-milestone hook (see there).
+LAUNCH = Path(__file__).parents[1] / "reliability" / "launch.py"
 AGENT = str(SIM_DEMO_AGENT_ID)
 SCALE = 0.002
 ALIVE = ("completed", "pending", "processing")

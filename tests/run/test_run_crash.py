@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from runhelp import SECRET_KEY, check_invariants, ledger, results, vo_table
+from runhelp import LAUNCH, SECRET_KEY, check_invariants, ledger, results, vo_table
 
 from genbatch.sim.config import SimConfig
 from genbatch.sim.launch import SimProcess
@@ -27,7 +27,6 @@ from genbatch.sim.launch import SimProcess
 #: Subprocesses killed and rerun: seconds each, so outside `make check`.
 pytestmark = pytest.mark.slow
 
-LAUNCH = Path(__file__).parents[1] / "reliability" / "launch.py"
 SCALE = "0.002"
 RATE = "500"
 

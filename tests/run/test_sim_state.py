@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 import pytest
-from runhelp import AGENT, results, table_ids, vo_table, write_csv
+from runhelp import AGENT, LAUNCH, results, table_ids, vo_table, write_csv
 
 from genbatch import GenClient
 from genbatch.cli import main
@@ -134,9 +134,6 @@ def test_ctrl_c_then_the_same_command_finishes_every_row(tmp_path: Path) -> None
     led = saved_ledger(state_dir())
     assert {g["id"] for g in interrupted["generations"]} <= {g["id"] for g in led["generations"]}
     assert_paid_once(led, rows)
-
-
-LAUNCH = REPO / "tests" / "reliability" / "launch.py"
 
 
 @pytest.mark.slow  # two CLI subprocesses
