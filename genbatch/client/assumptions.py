@@ -224,3 +224,8 @@ STOP_ALREADY_OVER_CODES: Final = frozenset({"job_cannot_be_stopped", "validation
 # ASSUMPTION: API endpoints never redirect; a 3xx is reported as an error rather
 # than followed (following would forward X-API-Key to wherever it points).
 # CDN downloads carry no key and do follow redirects.
+
+# ASSUMPTION: a completed render read again (``GET /v1/generations/{id}``)
+# gives a URL that serves now; the one an earlier run noted may have expired.
+# A row resumed between its render and its download or publish reads the
+# render once more for it (docs/design.md §3), falling back to the noted one.
