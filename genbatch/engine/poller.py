@@ -50,7 +50,7 @@ with no prior and no time scale:
   of a job are never closer than ``ENGINE_POLL_MIN_STEP`` x its elapsed time
   (and ``min_interval``), nor further apart than ``max_interval``.  Against
   durations spread +/-33 % this sees a job within ~8-9 % of its duration
-  (median) at ~2.6 polls with slack, ~20 % at ~1.3 polls when busy (a
+  (median) at ~2.6 polls with slack, ~30 % at ~1.1 polls when busy (a
   saturated gate gains nothing from an earlier look; tests/engine/
   test_engine_poller.py, virtual clock).
 
@@ -114,14 +114,15 @@ ENGINE_POLL_SCOUT_FIRST: Final = 0.25
 ENGINE_POLL_SCOUT_FACTOR: Final = 1.5
 #: Rungs (quantiles of the learned completion times) a calibrated kind's jobs
 #: are polled at: with slack, four (a job is seen within ~a quarter of the
-#: spread: ~8 % of its duration at ~2.6 polls); busy, two high ones (~20 %
-#: at ~1.3 polls: with every token used a poll displaces new work, and an
+#: spread: ~8 % of its duration at ~2.6 polls); busy, two high ones (~30 %
+#: at ~1.1 polls: with every token used a poll displaces new work, and an
 #: earlier look finishes no row sooner -- its next request queues at the
-#: gate).  Equal length, blended by slack; repeated rungs count once.  The
-#: top rung is below 1 so it settles on its quantile (a rung above every job
-#: would learn nothing to bring it down).
+#: gate -- so one look a job for 93 % of them).  Equal length, blended by
+#: slack; repeated rungs count once.  The top rung is below 1 so it settles
+#: on its quantile (a rung above every job would learn nothing to bring it
+#: down).
 ENGINE_POLL_LADDER: Final = (0.25, 0.5, 0.75, 0.9)
-ENGINE_POLL_BUSY_LADDER: Final = (0.8, 0.93, 0.93, 0.93)
+ENGINE_POLL_BUSY_LADDER: Final = (0.93, 0.98, 0.98, 0.98)
 #: Each rung's quantile is moved by up to +/- this, so cohorts spread out and
 #: brackets do not all share the same ends.
 ENGINE_POLL_RUNG_JITTER: Final = 0.04

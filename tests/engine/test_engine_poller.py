@@ -364,7 +364,7 @@ def test_the_ladder_sees_jobs_within_a_tenth_of_their_duration_at_under_3_polls(
 @pytest.mark.parametrize("scale", [1.0, 0.02])
 @pytest.mark.parametrize("name", list(RANGES))
 def test_a_busy_budget_climbs_fewer_higher_rungs(name: str, scale: float) -> None:
-    """Every token used: ~1.3 polls a job, a later look (~20 % of the job).
+    """Every token used: ~1.1 polls a job, a later look (~30 % of the job).
 
     With the gate saturated an earlier look finishes no row sooner (its next
     request queues at the gate) and each poll displaces new work."""
@@ -373,8 +373,8 @@ def test_a_busy_budget_climbs_fewer_higher_rungs(name: str, scale: float) -> Non
     jobs = run.after(0.25)
     median, polls = Run.median_delay(jobs), Run.polls_per_job(jobs)
     print(f"{name} x{scale} busy: median delay {median:.1%} of the job, {polls:.2f} polls/job")
-    assert polls <= 1.5
-    assert median <= 0.25
+    assert polls <= 1.2
+    assert median <= 0.4
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.02])
