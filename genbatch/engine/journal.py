@@ -71,7 +71,7 @@ import os
 import secrets
 import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -865,6 +865,26 @@ class Journal:
                 ),
             )
         }
+
+    def steps_of(self, row_ids: Sequence[str]) -> dict[str, dict[str, StepRecord]]:
+        """:meth:`steps` of many rows in one query (a row with none is absent):
+        the result tables read a whole run, and a query per row was most of
+        their time."""
+        found: dict[str, dict[str, StepRecord]] = {}
+        if not row_ids:
+            return found
+        marks = ", ".join("?" * len(row_ids))
+        for rec in map(
+            _step,
+            self._db.execute(
+                f"SELECT {self._step_select} FROM steps "  # noqa: S608
+                f"WHERE run_id = ? AND row_id IN ({marks}) "
+                "ORDER BY row_id, COALESCE(started_at, intent_at, finished_at)",
+                (self.run_id, *row_ids),
+            ),
+        ):
+            found.setdefault(rec.row_id, {})[rec.step] = rec
+        return found
 
     def pending_intents(self) -> list[Intent]:
         """Intents with no remote id and no outcome: the crash-ambiguous POSTs."""

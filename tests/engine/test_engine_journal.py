@@ -165,6 +165,25 @@ def test_step_records_and_timings(tmp_path: Path) -> None:
         assert j.step("a", "nothing") is None
 
 
+def test_steps_of_many_rows_read_as_each_rows_own(tmp_path: Path) -> None:
+    """One query for many rows gives each row what :meth:`Journal.steps` gives it,
+    in the same order; a row with no step is absent."""
+    now = [1000.0]
+    with Journal.open(tmp_path, clock=lambda: now[0]) as j:
+        j.add_rows(["a", "b", "c"])
+        for row, steps in (("a", ["clone", "fill", "render"]), ("c", ["render", "clone"])):
+            for name in steps:
+                now[0] += 1.0
+                j.begin_step(row, name)
+                j.finish_step(row, name, "completed", result={"n": now[0]})
+        found = j.steps_of(["a", "b", "c"])
+        assert set(found) == {"a", "c"}
+        for row in ("a", "c"):
+            assert list(found[row].items()) == list(j.steps(row).items())
+        assert list(found["c"]) == ["render", "clone"]  # as begun, not by name
+        assert j.steps_of([]) == {}
+
+
 def test_timing_columns_round_trip(tmp_path: Path) -> None:
     now = [1000.0]
     with Journal.open(tmp_path, clock=lambda: now[0]) as j:
