@@ -323,6 +323,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
     conn.execute("COMMIT")
 
 
+#: Row ids per query of :meth:`Journal.steps_of` (SQLite bounds a statement's
+#: parameters: 999 on old builds).
+_STEPS_PER_QUERY: Final = 500
+
+
 def _step_columns(conn: sqlite3.Connection) -> str:
     """What to SELECT for a :class:`StepRecord`: NULL for columns an old journal lacks."""
     missing = set(_missing_timing_columns(conn))
@@ -860,30 +865,29 @@ class Journal:
                 _step,
                 self._db.execute(
                     f"SELECT {self._step_select} FROM steps WHERE run_id = ? AND row_id = ? "  # noqa: S608
-                    "ORDER BY COALESCE(started_at, intent_at, finished_at)",
+                    "ORDER BY COALESCE(started_at, intent_at, finished_at), step",
                     (self.run_id, row_id),
                 ),
             )
         }
 
     def steps_of(self, row_ids: Sequence[str]) -> dict[str, dict[str, StepRecord]]:
-        """:meth:`steps` of many rows in one query (a row with none is absent):
-        the result tables read a whole run, and a query per row was most of
-        their time."""
+        """:meth:`steps` of many rows, a few hundred per query (a row with none
+        is absent): the result tables read a whole run, a query a row."""
         found: dict[str, dict[str, StepRecord]] = {}
-        if not row_ids:
-            return found
-        marks = ", ".join("?" * len(row_ids))
-        for rec in map(
-            _step,
-            self._db.execute(
-                f"SELECT {self._step_select} FROM steps "  # noqa: S608
-                f"WHERE run_id = ? AND row_id IN ({marks}) "
-                "ORDER BY row_id, COALESCE(started_at, intent_at, finished_at)",
-                (self.run_id, *row_ids),
-            ),
-        ):
-            found.setdefault(rec.row_id, {})[rec.step] = rec
+        for at in range(0, len(row_ids), _STEPS_PER_QUERY):
+            ids = row_ids[at : at + _STEPS_PER_QUERY]
+            marks = ", ".join("?" * len(ids))
+            for rec in map(
+                _step,
+                self._db.execute(
+                    f"SELECT {self._step_select} FROM steps "  # noqa: S608
+                    f"WHERE run_id = ? AND row_id IN ({marks}) "
+                    "ORDER BY row_id, COALESCE(started_at, intent_at, finished_at), step",
+                    (self.run_id, *ids),
+                ),
+            ):
+                found.setdefault(rec.row_id, {})[rec.step] = rec
         return found
 
     def pending_intents(self) -> list[Intent]:

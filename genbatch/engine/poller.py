@@ -124,8 +124,10 @@ ENGINE_POLL_SCOUT_FACTOR: Final = 1.5
 ENGINE_POLL_LADDER: Final = (0.25, 0.5, 0.75, 0.9)
 ENGINE_POLL_BUSY_LADDER: Final = (0.93, 0.98, 0.98, 0.98)
 #: Each rung's quantile is moved by up to +/- this, so cohorts spread out and
-#: brackets do not all share the same ends.
+#: brackets do not all share the same ends -- but never above RUNG_MAX: a
+#: rung at the sample's maximum would not settle on a quantile.
 ENGINE_POLL_RUNG_JITTER: Final = 0.04
+ENGINE_POLL_RUNG_MAX: Final = 0.99
 #: Completion times kept per kind (a random sample of recent jobs).
 ENGINE_POLL_WINDOW: Final = 128
 #: Past the last rung the interval is at least STEP x elapsed and grows by
@@ -656,7 +658,8 @@ class PollHub:
                 job.interval = min(self._max, max(gap, ENGINE_POLL_QUEUED_STEP * e))
                 return e + self._jittered(job.interval)
             while job.rung < len(ladder):
-                t = model.quantile(ladder[job.rung] + self._rng.uniform(-j, j))
+                q = min(ENGINE_POLL_RUNG_MAX, ladder[job.rung] + self._rng.uniform(-j, j))
+                t = model.quantile(q)
                 job.rung += 1
                 if t >= e + gap:
                     job.interval = 0.0  # no back-off yet

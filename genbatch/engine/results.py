@@ -67,8 +67,7 @@ STEP_GROUPS: Final = (
 #: Result lines per batch when the tables are written (memory stays flat in the
 #: table's length: a batch is a few MB).
 ENGINE_RESULTS_BATCH: Final = 5_000
-#: Rows whose steps one journal query reads (well under SQLite's bound on a
-#: statement's parameters).
+#: Rows whose steps are read from the journal together.
 ENGINE_RESULTS_STEPS_BATCH: Final = 500
 _SCHEMA: Final[dict[str, type[pl.DataType]]] = {
     "row_id": pl.String,

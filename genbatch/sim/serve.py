@@ -213,22 +213,23 @@ def announcement(sim: SimServer) -> str:
     )
 
 
-def short_full_collections(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+def short_full_collections() -> Callable[[], None]:
     """Keep the garbage collector's full passes short; returns the undo.
 
     A simulator's world only grows during a batch (its ledger keeps every
-    generation), so each full collection walks more of it: hundreds of
-    milliseconds at 10,000 rows, while requests pile up in the sockets and
-    then reach the rate limiter at once -- 429s no client caused.  After each
-    full pass what survived it is frozen (:func:`gc.freeze`), so the next one
-    walks only what came since.  Cycles among frozen objects are never freed;
-    the world keeps nearly all it makes anyway.  For the ``genbatch sim``
-    process only: in-process, the collector is the host's.
+    generation), so each full collection walks more of it and stalls the
+    process longer (benchmarks/RESULTS.md, "The 429s at 10,000 rows"):
+    requests pile up in the sockets meanwhile and then reach the rate limiter
+    at once -- 429s no client caused.  What survives a full pass is frozen
+    (:func:`gc.freeze`) as it ends, so the next one walks only what came
+    since.  Cycles among frozen objects are never freed; the world keeps
+    nearly all it makes anyway.  For the ``genbatch sim`` process only:
+    in-process, the collector is the host's.
     """
 
     def after(phase: str, info: dict[str, int]) -> None:
-        if phase == "stop" and info["generation"] == 2 and not loop.is_closed():
-            loop.call_soon_threadsafe(gc.freeze)  # a collection may run in any thread
+        if phase == "stop" and info["generation"] == 2:
+            gc.freeze()  # the pass is over: its survivors, and only they, are frozen
 
     gc.callbacks.append(after)
 
@@ -247,7 +248,7 @@ async def serve_forever(config: SimConfig, announce: Callable[[str], None] = pri
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    undo = short_full_collections(loop)
+    undo = short_full_collections()
     try:
         async with SimServer(config) as sim:
             announce(announcement(sim))
