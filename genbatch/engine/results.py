@@ -67,8 +67,6 @@ STEP_GROUPS: Final = (
 #: Result lines per batch when the tables are written (memory stays flat in the
 #: table's length: a batch is a few MB).
 ENGINE_RESULTS_BATCH: Final = 5_000
-#: Rows whose steps are read from the journal together.
-ENGINE_RESULTS_STEPS_BATCH: Final = 500
 _SCHEMA: Final[dict[str, type[pl.DataType]]] = {
     "row_id": pl.String,
     "status": pl.String,
@@ -197,10 +195,10 @@ def _str(value: object) -> str | None:
 
 
 def iter_results(journal: Journal) -> Iterator[dict[str, Any]]:
-    """Result lines in table order, straight from the journal (their steps
-    read ``ENGINE_RESULTS_STEPS_BATCH`` rows at a time)."""
+    """Result lines in table order, straight from the journal (the steps of a
+    batch of rows read together)."""
     rows = journal.rows()
-    while batch := list(itertools.islice(rows, ENGINE_RESULTS_STEPS_BATCH)):
+    while batch := list(itertools.islice(rows, ENGINE_RESULTS_BATCH)):
         steps = journal.steps_of([row.row_id for row in batch])
         for row in batch:
             yield result_row(row, steps.get(row.row_id, {}))
